@@ -1,0 +1,25 @@
+"""CLI commands, one module each; every module exposes ``register(app)``.
+
+Commands stay thin: parse options, call the domain functions, hand results to ``tfcli.render``.
+Modules that need torch (``bench``) import it inside the command body, never at import time.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+COMMAND_MODULES = ("models", "show", "params", "flops", "kvcache", "compare", "bench")
+
+
+def register_all(app: typer.Typer) -> None:
+    """Register every command module that exists (modules land one issue at a time)."""
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"tfcli.commands.{name}")
+        except ModuleNotFoundError as err:
+            if err.name == f"tfcli.commands.{name}":
+                continue
+            raise
+        module.register(app)

@@ -1,0 +1,55 @@
+"""Errors raised by tfcli's domain code; the CLI turns each into one line and an exit code.
+
+Domain modules raise these instead of ``assert`` or bare exceptions so that bad input never
+shows a traceback (DESIGN.md section 7).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+EXIT_BAD_INPUT = 2
+"""Exit code for every kind of bad user input."""
+
+
+class TfcliError(Exception):
+    """Base class: a message for the user, an optional hint, and the process exit code."""
+
+    exit_code: int = EXIT_BAD_INPUT
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class SpecError(TfcliError):
+    """A model spec breaks an invariant or has an unknown or ill-typed key."""
+
+
+class LoadError(TfcliError):
+    """A MODEL argument cannot be read: missing file, bad YAML/JSON, unknown model_type."""
+
+
+class ModelNotFoundError(LoadError):
+    """A MODEL name matches no shipped spec, file or cached hub id."""
+
+
+class UsageError(TfcliError):
+    """A command-line value is out of range or does not parse (``--seq 0``, ``--budget x``)."""
+
+
+class BenchError(TfcliError):
+    """The benchmark cannot run as asked (missing torch, no CUDA, would not fit in memory)."""
+
+
+def did_you_mean(word: str, choices: Iterable[str], *, limit: int = 3) -> str | None:
+    """Return ``"did you mean a, b?"`` for the closest ``choices`` to ``word``, or None."""
+    matches = difflib.get_close_matches(word, list(choices), n=limit, cutoff=0.6)
+    if not matches:
+        return None
+    return "did you mean " + ", ".join(repr(m) for m in matches) + "?"
