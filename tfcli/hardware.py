@@ -1,0 +1,134 @@
+"""Hardware presets as data: dense peak FLOP/s per dtype, memory and bandwidth, with sources.
+
+Peaks are the vendors' dense tensor-core figures (no 2:4 sparsity), in FLOP/s; memory in
+bytes (HBM/GDDR capacities are binary: "80 GB" on a datasheet is 80 GiB of HBM); bandwidth
+in bytes/s (SI, as vendors quote it). Real kernels reach a fraction of these peaks: tfcli's
+roofline times are lower bounds, and ``tfcli bench`` measures the achieved fraction.
+
+Only the standard library is imported here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tfcli.errors import UsageError, did_you_mean
+from tfcli.units import GIB
+
+TERA = 10**12
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """One accelerator: dense peaks per dtype (FLOP/s), memory (bytes), bandwidth (bytes/s)."""
+
+    name: str
+    peak_flops: dict[str, float]
+    memory_bytes: int
+    bandwidth_bytes_per_s: float
+    source: str
+    aliases: tuple[str, ...] = field(default=())
+
+    def peak_for(self, dtype: str) -> float:
+        """Peak FLOP/s for ``dtype`` (fp16 falls back to bf16 and vice versa)."""
+        key = {"fp16": "bf16"}.get(dtype, dtype)
+        if key not in self.peak_flops:
+            raise UsageError(
+                f"{self.name} has no published {dtype} peak; known: {', '.join(self.peak_flops)}"
+            )
+        return self.peak_flops[key]
+
+
+def _tflops(**values: float) -> dict[str, float]:
+    return {k: v * TERA for k, v in values.items()}
+
+
+PRESETS: tuple[Hardware, ...] = (
+    Hardware(
+        name="H100 SXM",
+        peak_flops=_tflops(fp32=66.9, tf32=494.7, bf16=989.4, fp8=1978.9, int8=1978.9),
+        memory_bytes=80 * GIB,
+        bandwidth_bytes_per_s=3.35e12,
+        source="NVIDIA H100 Tensor Core GPU datasheet (SXM5, dense)",
+        aliases=("h100", "h100-sxm", "h100sxm", "h100-sxm5"),
+    ),
+    Hardware(
+        name="H200",
+        peak_flops=_tflops(fp32=66.9, tf32=494.7, bf16=989.4, fp8=1978.9, int8=1978.9),
+        memory_bytes=141 * 10**9,
+        bandwidth_bytes_per_s=4.8e12,
+        source="NVIDIA H200 Tensor Core GPU datasheet (SXM, dense); 141 GB as quoted",
+        aliases=("h200", "h200-sxm"),
+    ),
+    Hardware(
+        name="A100 80GB",
+        peak_flops=_tflops(fp32=19.5, tf32=156.0, bf16=312.0, int8=624.0),
+        memory_bytes=80 * GIB,
+        bandwidth_bytes_per_s=2.039e12,
+        source="NVIDIA A100 Tensor Core GPU datasheet (SXM 80GB, dense)",
+        aliases=("a100", "a100-80gb", "a100-sxm", "a100-80g"),
+    ),
+    Hardware(
+        name="L4",
+        peak_flops=_tflops(fp32=30.3, tf32=60.0, bf16=121.0, fp8=242.0, int8=242.0),
+        memory_bytes=24 * GIB,
+        bandwidth_bytes_per_s=300e9,
+        source="NVIDIA L4 Tensor Core GPU datasheet (dense = half the sparsity figures)",
+        aliases=("l4",),
+    ),
+    Hardware(
+        name="RTX 4090",
+        peak_flops=_tflops(fp32=82.6, bf16=165.2, fp8=330.3, int8=660.6),
+        memory_bytes=24 * GIB,
+        bandwidth_bytes_per_s=1008e9,
+        source="NVIDIA Ada Lovelace architecture whitepaper, GeForce RTX 4090 "
+        "(dense, FP32 accumulate for bf16/fp8)",
+        aliases=("rtx4090", "4090", "rtx-4090"),
+    ),
+    Hardware(
+        name="MI300X",
+        peak_flops=_tflops(fp32=163.4, tf32=653.7, bf16=1307.4, fp8=2614.9, int8=2614.9),
+        memory_bytes=192 * GIB,
+        bandwidth_bytes_per_s=5.3e12,
+        source="AMD Instinct MI300X accelerator datasheet (dense matrix)",
+        aliases=("mi300x", "mi300"),
+    ),
+)
+
+
+def _key(name: str) -> str:
+    return name.strip().lower().replace(" ", "-").replace("_", "-")
+
+
+def lookup_hardware(name: str) -> Hardware:
+    """The preset named ``name`` (case-insensitive, aliases allowed); UsageError otherwise."""
+    wanted = _key(name)
+    names: list[str] = []
+    for preset in PRESETS:
+        keys = {_key(preset.name), *(_key(a) for a in preset.aliases)}
+        names.extend(keys)
+        if wanted in keys or wanted.replace("-", "") in {k.replace("-", "") for k in keys}:
+            return preset
+    hint = did_you_mean(wanted, names)
+    raise UsageError(
+        f"unknown hardware {name!r}; presets: {', '.join(p.aliases[0] for p in PRESETS)}"
+        + (f" ({hint})" if hint else ""),
+        hint="or give --peak-tflops and --bandwidth",
+    )
+
+
+def custom_hardware(
+    *, peak_tflops: float, bandwidth_gb_per_s: float | None, dtype: str, memory_bytes: int = 0
+) -> Hardware:
+    """A user-described device: one dtype's peak (TFLOP/s) and bandwidth (GB/s, SI)."""
+    if peak_tflops <= 0:
+        raise UsageError(f"--peak-tflops must be positive, got {peak_tflops}")
+    if bandwidth_gb_per_s is not None and bandwidth_gb_per_s <= 0:
+        raise UsageError(f"--bandwidth must be positive, got {bandwidth_gb_per_s}")
+    return Hardware(
+        name="custom",
+        peak_flops={"bf16" if dtype == "fp16" else dtype: peak_tflops * TERA},
+        memory_bytes=memory_bytes,
+        bandwidth_bytes_per_s=(bandwidth_gb_per_s or 0.0) * 1e9,
+        source="--peak-tflops / --bandwidth",
+    )
