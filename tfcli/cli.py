@@ -11,7 +11,6 @@ import os
 import sys
 from typing import Annotated
 
-import click
 import typer
 
 from tfcli import __version__
@@ -55,6 +54,32 @@ def _root(
 register_all(app)
 
 
+def _usage_error_types() -> tuple[type[Exception], ...]:
+    """Click's usage errors: vendored inside typer (>= 0.29) or from click (older typer)."""
+    found: list[type[Exception]] = []
+    try:
+        from typer._click.exceptions import UsageError as VendoredUsageError
+
+        found.append(VendoredUsageError)
+    except ImportError:
+        pass
+    try:
+        from click.exceptions import UsageError as ClickUsageError
+
+        found.append(ClickUsageError)
+    except ImportError:
+        pass
+    return tuple(found)
+
+
+def _abort_types() -> tuple[type[BaseException], ...]:
+    found: list[type[BaseException]] = [KeyboardInterrupt]
+    abort = getattr(typer, "Abort", None)
+    if isinstance(abort, type):
+        found.append(abort)
+    return tuple(found)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; the single place where errors become exit codes."""
     try:
@@ -64,16 +89,14 @@ def main(argv: list[str] | None = None) -> None:
             raise
         print_error(err.message, hint=err.hint)
         sys.exit(err.exit_code)
-    except click.exceptions.UsageError as err:
+    except _usage_error_types() as err:
         if _DEBUG["on"]:
             raise
-        command = err.ctx.command_path if err.ctx is not None else "tfcli"
-        print_error(err.format_message(), hint=f"see `{command} --help`")
+        ctx = getattr(err, "ctx", None)
+        command = ctx.command_path if ctx is not None else "tfcli"
+        print_error(err.format_message(), hint=f"see `{command} --help`")  # type: ignore[attr-defined]
         sys.exit(EXIT_BAD_INPUT)
-    except click.exceptions.Abort:
-        print_error("aborted")
-        sys.exit(130)
-    except KeyboardInterrupt:
+    except _abort_types():
         print_error("interrupted")
         sys.exit(130)
     sys.exit(result if isinstance(result, int) else 0)

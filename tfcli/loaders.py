@@ -144,7 +144,9 @@ def load_spec_yaml(path: Path) -> LoadedModel:
         name: (f"spec file {path.name}" if name in data else "tfcli default")
         for name in field_names()
     }
-    return LoadedModel(spec=spec, origin=f"spec {path}", field_origins=origins)
+    shipped = path.parent == shipped_specs_dir()
+    where = f"shipped spec model_specs/{path.name}" if shipped else f"spec {path}"
+    return LoadedModel(spec=spec, origin=where, field_origins=origins)
 
 
 # ---- config.json ------------------------------------------------------------------------------

@@ -288,7 +288,9 @@ class ModelSpec:
                     hint="`tfcli show llama-3-8b` lists every key of a spec",
                 )
             kwargs[key] = coerce_field(key, value, origin=origin)
-        missing = [f.name for f in dataclasses.fields(cls) if _is_required(f) and f.name not in kwargs]
+        missing = [
+            f.name for f in dataclasses.fields(cls) if _is_required(f) and f.name not in kwargs
+        ]
         if missing:
             raise SpecError(f"{origin}: missing required key(s): {', '.join(missing)}")
         try:
@@ -452,7 +454,10 @@ def validate(spec: ModelSpec) -> None:
     if spec.architecture == "encoder-decoder" and spec.num_encoder_layers is None:
         _fail("an encoder-decoder spec needs num_encoder_layers")
     if spec.architecture != "encoder-decoder" and spec.num_encoder_layers is not None:
-        _fail(f"num_encoder_layers is only for encoder-decoder models (architecture={spec.architecture})")
+        _fail(
+            "num_encoder_layers is only for encoder-decoder models "
+            f"(architecture={spec.architecture})"
+        )
     if spec.is_mla:
         for name in ("qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"):
             if getattr(spec, name) is None:

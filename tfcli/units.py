@@ -52,7 +52,8 @@ def normalize_dtype(name: str) -> str:
     if key not in DTYPE_BITS:
         hint = did_you_mean(key, list(DTYPE_BITS) + list(DTYPE_ALIASES))
         raise UsageError(
-            f"unknown dtype {name!r}; known: {', '.join(DTYPE_BITS)}" + (f" ({hint})" if hint else "")
+            f"unknown dtype {name!r}; known: {', '.join(DTYPE_BITS)}"
+            + (f" ({hint})" if hint else "")
         )
     return key
 
@@ -95,7 +96,9 @@ def parse_bytes(text: str) -> int:
         raise UsageError(f"cannot parse memory size {text!r}; write e.g. 80GiB, 24GB or 16g")
     number, unit = float(match.group(1)), match.group(2).lower()
     if unit not in _SIZE_UNITS:
-        raise UsageError(f"unknown memory unit {match.group(2)!r} in {text!r}; use GB, GiB, MB, MiB")
+        raise UsageError(
+            f"unknown memory unit {match.group(2)!r} in {text!r}; use GB, GiB, MB, MiB"
+        )
     value = int(number * _SIZE_UNITS[unit])
     if value <= 0:
         raise UsageError(f"memory size must be positive, got {text!r}")

@@ -16,7 +16,8 @@ ModelArg = Annotated[
     ),
 ]
 JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print one JSON document on stdout (raw numbers), nothing else.")
+    bool,
+    typer.Option("--json", help="Print one JSON document on stdout (raw numbers), nothing else."),
 ]
 SetOpt = Annotated[
     list[str] | None,

@@ -110,7 +110,9 @@ def make_table(title: str | None, columns: list[str], *, right_align_from: int =
     """A Rich table whose columns from ``right_align_from`` on are right-aligned numbers."""
     table = Table(title=title, title_justify="left", header_style="bold")
     for i, column in enumerate(columns):
-        table.add_column(column, justify="right" if i >= right_align_from else "left")
+        table.add_column(
+            column, justify="right" if i >= right_align_from else "left", no_wrap=i == 0
+        )
     return table
 
 

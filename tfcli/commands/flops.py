@@ -1,0 +1,172 @@
+"""``tfcli flops MODEL``: forward/prefill/decode/train FLOPs, attention share, scaling, roofline."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tfcli.commands.options import ExplainOpt, JsonOpt, ModelArg, SetOpt, SpecsDirOpt
+from tfcli.errors import UsageError
+from tfcli.flops import (
+    ATTENTION_CONVENTIONS,
+    DEFAULT_SCALING_SEQS,
+    LOGITS_MODES,
+    decode_flops,
+    forward_flops,
+    scaling_table,
+)
+from tfcli.hardware import Hardware, custom_hardware, lookup_hardware
+from tfcli.loaders import load_model
+from tfcli.params import count_params
+from tfcli.render.common import print_warning
+from tfcli.render.flops import FlopsView, print_flops, print_flops_json
+from tfcli.roofline import decode_roofline, prefill_roofline
+from tfcli.units import normalize_dtype
+
+MODES = ("prefill", "decode", "train")
+
+
+def _choice(option: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise UsageError(f"{option} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def resolve_hardware(
+    name: str | None, peak_tflops: float | None, bandwidth: float | None, dtype: str
+) -> Hardware | None:
+    """A preset by name, a custom device from --peak-tflops/--bandwidth, or None."""
+    if name is not None:
+        return lookup_hardware(name)
+    if peak_tflops is not None:
+        return custom_hardware(peak_tflops=peak_tflops, bandwidth_gb_per_s=bandwidth, dtype=dtype)
+    if bandwidth is not None:
+        raise UsageError("--bandwidth needs --peak-tflops (or use --hardware NAME)")
+    return None
+
+
+def flops(
+    model: ModelArg,
+    seq: Annotated[int, typer.Option("--seq", help="Tokens per sequence (prefill/train).")] = 2048,
+    batch: Annotated[int, typer.Option("--batch", help="Sequences per batch.")] = 1,
+    attention: Annotated[
+        str, typer.Option("--attention", help="Pair-counting convention: causal or full.")
+    ] = "causal",
+    logits: Annotated[
+        str, typer.Option("--logits", help="LM head over all positions or the last only.")
+    ] = "all",
+    mode: Annotated[str, typer.Option("--mode", help="prefill, decode or train.")] = "prefill",
+    context: Annotated[
+        int | None, typer.Option("--context", help="Cached tokens before the decoded one.")
+    ] = None,
+    recompute: Annotated[
+        bool, typer.Option("--recompute", help="Training with activation recomputation.")
+    ] = False,
+    encoder_seq: Annotated[
+        int | None, typer.Option("--encoder-seq", help="Encoder tokens (encoder-decoder).")
+    ] = None,
+    scaling: Annotated[
+        str | None,
+        typer.Option("--scaling", help="Comma-separated lengths for the scaling table."),
+    ] = None,
+    hardware: Annotated[
+        str | None,
+        typer.Option("--hardware", help="Preset: h100, h200, a100, l4, rtx4090, mi300x."),
+    ] = None,
+    peak_tflops: Annotated[
+        float | None, typer.Option("--peak-tflops", help="Custom device peak (TFLOP/s).")
+    ] = None,
+    bandwidth: Annotated[
+        float | None, typer.Option("--bandwidth", help="Custom device bandwidth (GB/s).")
+    ] = None,
+    dtype: Annotated[
+        str, typer.Option("--dtype", help="Compute/weights dtype for the roofline.")
+    ] = "bf16",
+    set_: SetOpt = None,
+    specs_dir: SpecsDirOpt = None,
+    explain: ExplainOpt = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """FLOPs of MODEL by component: attention share, scaling with length, prefill/decode/train."""
+    _choice("--attention", attention, ATTENTION_CONVENTIONS)
+    _choice("--logits", logits, LOGITS_MODES)
+    _choice("--mode", mode, MODES)
+    dtype = normalize_dtype(dtype)
+    if seq < 1:
+        raise UsageError(f"--seq must be a positive integer, got {seq}")
+    if batch < 1:
+        raise UsageError(f"--batch must be a positive integer, got {batch}")
+    scaling_seqs = _parse_lengths(scaling) if scaling else DEFAULT_SCALING_SEQS
+    device = resolve_hardware(hardware, peak_tflops, bandwidth, dtype)
+    loaded = load_model(model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()))
+    spec = loaded.spec
+    longest = seq if mode != "decode" else (context or seq) + 1
+    if spec.max_position_embeddings and longest > spec.max_position_embeddings:
+        print_warning(
+            f"{longest:,} tokens exceeds {spec.name}'s trained context of "
+            f"{spec.max_position_embeddings:,} (figures are still computed)"
+        )
+    counts = count_params(spec)
+    forward = forward_flops(
+        spec, seq, batch=batch, attention=attention, logits=logits, encoder_seq=encoder_seq
+    )
+    decode = None
+    if mode == "decode":
+        decode = decode_flops(
+            spec,
+            seq if context is None else context,
+            batch=batch,
+            attention=attention,
+            encoder_seq=encoder_seq,
+        )
+    other = "full" if attention == "causal" else "causal"
+    other_forward = forward_flops(
+        spec, seq, batch=batch, attention=other, logits=logits, encoder_seq=encoder_seq
+    )
+    rows = scaling_table(
+        spec, (*scaling_seqs, seq), batch=batch, attention=attention, logits=logits
+    )
+    roofline = None
+    if device is not None:
+        if decode is not None:
+            roofline = decode_roofline(spec, decode, counts, device, dtype=dtype, batch=batch)
+        else:
+            roofline = prefill_roofline(forward, counts, device, dtype=dtype, spec=spec)
+    view = FlopsView(
+        spec=spec,
+        origin=loaded.origin,
+        mode=mode,
+        recompute=recompute,
+        params=counts,
+        forward=forward,
+        other_convention=other_forward,
+        decode=decode,
+        scaling=rows,
+        roofline=roofline,
+    )
+    if json_output:
+        print_flops_json(view)
+    else:
+        print_flops(view, explain=explain)
+
+
+def _parse_lengths(text: str) -> tuple[int, ...]:
+    """'2048,8k,32K' -> (2048, 8192, 32768); K means 1024."""
+    values = []
+    for item in text.split(","):
+        item = item.strip().lower()
+        if not item:
+            continue
+        factor = 1024 if item.endswith("k") else 1
+        number = item[:-1] if item.endswith("k") else item
+        if not number.isdigit() or int(number) < 1:
+            raise UsageError(f"bad sequence length {item!r} in {text!r}; write e.g. 2048,8k,32k")
+        values.append(int(number) * factor)
+    if not values:
+        raise UsageError(f"no sequence lengths in {text!r}")
+    return tuple(values)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("flops")(flops)

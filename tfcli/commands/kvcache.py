@@ -1,0 +1,142 @@
+"""``tfcli kvcache MODEL``: KV-cache bytes per token, per layer and in total; what fits."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tfcli.commands.options import JsonOpt, ModelArg, SetOpt, SpecsDirOpt
+from tfcli.errors import UsageError
+from tfcli.hardware import lookup_hardware
+from tfcli.loaders import load_model
+from tfcli.memory import (
+    SLIDING_RULES,
+    CacheLayout,
+    attention_variants,
+    kv_cache,
+    solve_fit,
+    weight_bytes,
+)
+from tfcli.params import count_params
+from tfcli.render.common import print_warning
+from tfcli.render.kvcache import KVCacheView, print_kvcache, print_kvcache_json
+from tfcli.units import normalize_dtype, parse_bytes
+
+DEFAULT_RESERVE_FRACTION = 0.10
+"""Share of the budget kept back for activations, the CUDA context and fragmentation."""
+
+
+def parse_reserve(text: str, budget: int) -> int:
+    """``10%`` or ``0.1`` (a fraction of the budget) or a size such as ``4GiB``."""
+    value = text.strip()
+    try:
+        if value.endswith("%"):
+            fraction = float(value[:-1]) / 100
+        else:
+            fraction = float(value)
+            if fraction >= 1:
+                raise ValueError
+    except ValueError:
+        return parse_bytes(value)
+    if not 0 <= fraction < 1:
+        raise UsageError(f"--reserve must be a fraction in [0, 1) or a size, got {text!r}")
+    return int(budget * fraction)
+
+
+def kvcache(
+    model: ModelArg,
+    seq: Annotated[int | None, typer.Option("--seq", help="Tokens per sequence.")] = None,
+    batch: Annotated[int, typer.Option("--batch", help="Sequences.")] = 1,
+    dtype: Annotated[
+        str, typer.Option("--dtype", help="Cache dtype: bf16, fp16, fp8, int8, int4, fp32.")
+    ] = "bf16",
+    encoder_seq: Annotated[
+        int | None, typer.Option("--encoder-seq", help="Encoder tokens (encoder-decoder).")
+    ] = None,
+    tp: Annotated[int, typer.Option("--tp", help="Tensor-parallel ranks (per-device cache).")] = 1,
+    block_size: Annotated[
+        int | None, typer.Option("--block-size", help="Paged allocation: tokens per block.")
+    ] = None,
+    rule: Annotated[
+        str,
+        typer.Option(
+            "--sliding-rule",
+            help="Sliding-window cap: window (w tokens, vLLM) or transformers (w - 1 kept).",
+        ),
+    ] = "window",
+    budget: Annotated[
+        str | None, typer.Option("--budget", help="Memory budget per device, e.g. 80GiB.")
+    ] = None,
+    hardware: Annotated[
+        str | None, typer.Option("--hardware", help="Budget from a preset's memory (h100...).")
+    ] = None,
+    weights_dtype: Annotated[
+        str | None, typer.Option("--weights-dtype", help="dtype of the weights (default: spec's).")
+    ] = None,
+    reserve: Annotated[
+        str,
+        typer.Option("--reserve", help="Kept back from the budget: a fraction (10%) or a size."),
+    ] = "10%",
+    set_: SetOpt = None,
+    specs_dir: SpecsDirOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """KV-cache memory of MODEL (MHA, GQA, MQA, MLA, sliding window) and what fits a budget."""
+    dtype = normalize_dtype(dtype)
+    if rule not in SLIDING_RULES:
+        raise UsageError(f"--sliding-rule must be one of {', '.join(SLIDING_RULES)}, got {rule!r}")
+    if budget is not None and hardware is not None:
+        raise UsageError("give --budget or --hardware, not both")
+    loaded = load_model(model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()))
+    spec = loaded.spec
+    length = seq if seq is not None else (spec.max_position_embeddings or 4096)
+    if spec.max_position_embeddings and length > spec.max_position_embeddings:
+        print_warning(
+            f"{length:,} tokens exceeds {spec.name}'s trained context of "
+            f"{spec.max_position_embeddings:,} (figures are still computed)"
+        )
+    layout = CacheLayout(
+        batch=batch, dtype=dtype, encoder_seq=encoder_seq, tp=tp, block_size=block_size, rule=rule
+    )
+    cache = kv_cache(spec, length, **layout.kwargs())
+    fit = None
+    budget_bytes = None
+    budget_label = None
+    if hardware is not None:
+        device = lookup_hardware(hardware)
+        budget_bytes, budget_label = device.memory_bytes, f"{device.name} memory"
+    elif budget is not None:
+        budget_bytes, budget_label = parse_bytes(budget), f"--budget {budget}"
+    weights_dt = normalize_dtype(weights_dtype) if weights_dtype else spec.dtype
+    counts = count_params(spec)
+    weights = weight_bytes(counts.total, weights_dt)
+    if tp > 1:
+        weights = -(-weights // tp)
+    if budget_bytes is not None:
+        reserve_bytes = parse_reserve(reserve, budget_bytes)
+        fit = solve_fit(
+            spec,
+            budget_bytes=budget_bytes,
+            weights_bytes_=weights,
+            reserve_bytes=reserve_bytes,
+            seq=length,
+            **layout.kwargs(),
+        )
+    view = KVCacheView(
+        spec=spec,
+        origin=loaded.origin,
+        cache=cache,
+        variants=attention_variants(spec, length, layout),
+        fit=fit,
+        budget_label=budget_label,
+        weights_dtype=weights_dt,
+    )
+    if json_output:
+        print_kvcache_json(view)
+    else:
+        print_kvcache(view)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("kvcache")(kvcache)

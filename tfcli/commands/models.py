@@ -1,0 +1,28 @@
+"""``tfcli models``: the shipped specs (and any in --specs-dir / TFCLI_SPECS_PATH)."""
+
+from __future__ import annotations
+
+import typer
+
+from tfcli.commands.options import JsonOpt, SpecsDirOpt
+from tfcli.loaders import load_model, shipped_specs
+from tfcli.params import count_params
+from tfcli.render.models import ModelRow, print_models, print_models_json
+
+
+def models(specs_dir: SpecsDirOpt = None, json_output: JsonOpt = False) -> None:
+    """List the known model specs: name, family, architecture, params, context, attention."""
+    dirs = tuple(specs_dir or ())
+    rows = []
+    for name, _path in shipped_specs(dirs):
+        spec = load_model(name, specs_dirs=dirs).spec
+        counts = count_params(spec)
+        rows.append(ModelRow(spec=spec, total_params=counts.total, active_params=counts.active))
+    if json_output:
+        print_models_json(rows)
+    else:
+        print_models(rows)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("models")(models)

@@ -1,0 +1,69 @@
+"""``tfcli params MODEL``: parameter counts by component, per layer, MoE active, weight bytes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tfcli.commands.options import ExplainOpt, JsonOpt, ModelArg, SetOpt, SpecsDirOpt
+from tfcli.loaders import load_model
+from tfcli.params import count_params
+from tfcli.render.params import ParamsView, print_params, print_params_json
+from tfcli.units import WEIGHT_DTYPES, bytes_for, normalize_dtype
+
+
+def params(
+    model: ModelArg,
+    dtype: Annotated[
+        str | None,
+        typer.Option(
+            "--dtype", help="Add this dtype to the weight-memory table (fp16, bf16, ...)."
+        ),
+    ] = None,
+    set_: SetOpt = None,
+    specs_dir: SpecsDirOpt = None,
+    per_layer: Annotated[
+        bool, typer.Option("--per-layer", help="One row per layer instead of grouped rows.")
+    ] = False,
+    explain: ExplainOpt = False,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Also count the transformers model of the same config on the meta device "
+            "(needs the hf and bench extras).",
+        ),
+    ] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Count MODEL's parameters: total, by component, per layer, MoE active, weight memory."""
+    loaded = load_model(model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()))
+    counts = count_params(loaded.spec)
+    dtypes = list(WEIGHT_DTYPES)
+    if dtype is not None:
+        chosen = normalize_dtype(dtype)
+        if chosen not in dtypes:
+            dtypes.insert(1, chosen)
+    weight_bytes = {d: bytes_for(counts.total, d) for d in dtypes}
+    verified = None
+    if verify:
+        from tfcli.verify import transformers_param_count
+
+        verified = transformers_param_count(model, loaded)
+    view = ParamsView(
+        spec=loaded.spec,
+        origin=loaded.origin,
+        counts=counts,
+        weight_bytes=weight_bytes,
+        highlight_dtype=normalize_dtype(dtype) if dtype else loaded.spec.dtype,
+        transformers_total=verified,
+    )
+    if json_output:
+        print_params_json(view)
+    else:
+        print_params(view, explain=explain, per_layer=per_layer)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("params")(params)

@@ -1,0 +1,32 @@
+"""``tfcli show MODEL``: the normalised spec, every field, and where each came from."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tfcli.commands.options import JsonOpt, ModelArg, SetOpt, SpecsDirOpt
+from tfcli.loaders import load_model
+from tfcli.render.models import print_show, print_show_json
+
+
+def show(
+    model: ModelArg,
+    set_: SetOpt = None,
+    specs_dir: SpecsDirOpt = None,
+    all_fields: Annotated[
+        bool, typer.Option("--all", help="Show fields at their default value too.")
+    ] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Show the normalised spec of MODEL: every field, its value and its origin."""
+    loaded = load_model(model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()))
+    if json_output:
+        print_show_json(loaded.spec, loaded.origin, loaded.field_origins)
+    else:
+        print_show(loaded.spec, loaded.origin, loaded.field_origins, all_fields=all_fields)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("show")(show)

@@ -1,0 +1,379 @@
+"""View of ``tfcli flops``: components, attention share, modes, scaling, roofline, JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tfcli.flops import (
+    DecodeCost,
+    FlopCount,
+    LayerFlops,
+    ScalingRow,
+    convention_label,
+    kaplan_forward_flops_per_token,
+    palm_training_flops_per_token,
+    training_flops,
+)
+from tfcli.memory import flash_attention_working_bytes, naive_attention_score_bytes
+from tfcli.params import ParamCount
+from tfcli.render.common import (
+    format_bytes,
+    format_flops,
+    format_int,
+    format_percent,
+    format_seconds,
+    make_table,
+    print_json,
+    print_note,
+    stdout_console,
+)
+from tfcli.render.params import describe
+from tfcli.roofline import Roofline
+from tfcli.spec import ModelSpec
+
+EMBEDDING_COMPONENTS = ("token_embeddings", "position_embeddings", "token_type_embeddings")
+SCORES_DTYPE = "fp32"
+"""dtype of the materialised score matrix in the scaling table (softmax runs in fp32)."""
+
+
+@dataclass(frozen=True)
+class FlopsView:
+    """Everything ``tfcli flops`` shows, computed before rendering."""
+
+    spec: ModelSpec
+    origin: str
+    mode: str
+    recompute: bool
+    params: ParamCount
+    forward: FlopCount
+    other_convention: FlopCount
+    decode: DecodeCost | None
+    scaling: list[ScalingRow]
+    roofline: Roofline | None
+
+    @property
+    def train_flops(self) -> int:
+        return training_flops(self.forward, recompute=self.recompute)
+
+    @property
+    def non_embedding_params(self) -> int:
+        embeddings = sum(self.params.components.get(k, 0) for k in EMBEDDING_COMPONENTS)
+        return self.params.total - embeddings
+
+
+def _conventions_note(view: FlopsView) -> str:
+    return (
+        "FLOP = one multiply or one add (a multiply-accumulate is 2 FLOPs); headline figures are "
+        "matmul FLOPs; SI units (1 TFLOP = 1e12). Attention pairs: "
+        + convention_label(view.spec, view.forward.attention_convention)
+        + "."
+    )
+
+
+def print_flops(view: FlopsView, *, explain: bool) -> None:
+    spec, fwd = view.spec, view.forward
+    stdout_console.print(f"[bold]{spec.name}[/bold]  ({view.origin})", highlight=False)
+    stdout_console.print(describe(spec), highlight=False, markup=False)
+    shape = f"batch {fwd.batch} x seq {fwd.seq:,}"
+    if fwd.encoder_seq:
+        shape += f" (encoder {fwd.encoder_seq:,})"
+    stdout_console.print(
+        f"attention convention: {convention_label(spec, fwd.attention_convention)}",
+        style="bold cyan",
+        markup=False,
+    )
+
+    table = make_table(f"Forward FLOPs by component, {shape}", ["component", "FLOPs", "", "share"])
+    for name, value in fwd.components.items():
+        style = "yellow" if name.endswith((".scores", ".av")) else None
+        table.add_row(
+            name,
+            format_int(value),
+            format_flops(value),
+            format_percent(value / fwd.total),
+            style=style,
+        )
+    table.add_section()
+    table.add_row(
+        "matmul total", format_int(fwd.total), format_flops(fwd.total), "100.0%", style="bold"
+    )
+    table.add_row(
+        "elementwise (approx., not in total)",
+        format_int(fwd.elementwise),
+        format_flops(fwd.elementwise),
+        format_percent(fwd.elementwise / fwd.total),
+        style="dim",
+    )
+    stdout_console.print(table)
+
+    other = view.other_convention
+    ratio = other.attention_flops / fwd.attention_flops if fwd.attention_flops else float("nan")
+    stdout_console.print(
+        f"attention (QK^T + AV) is {format_percent(fwd.attention_share)} of the forward pass "
+        f"at {fwd.seq:,} tokens: {format_flops(fwd.attention_flops)} of {format_flops(fwd.total)}",
+        style="bold",
+        markup=False,
+    )
+    stdout_console.print(
+        f"under the {other.attention_convention} convention: attention "
+        f"{format_flops(other.attention_flops)} ({ratio:.3f}x), total "
+        f"{format_flops(other.total)}, share {format_percent(other.attention_share)}",
+        markup=False,
+    )
+    _print_layers(fwd.layers)
+    _print_mode(view)
+    _print_scaling(view)
+    if view.roofline is not None:
+        _print_roofline(view.roofline)
+    if explain:
+        _print_explain(view)
+    print_note(_conventions_note(view))
+
+
+def _print_layers(layers: tuple[LayerFlops, ...]) -> None:
+    groups: dict[tuple[str, str, int, int, int, int], list[int]] = {}
+    for layer in layers:
+        key = (
+            layer.stack,
+            layer.kind,
+            layer.pairs,
+            layer.projections,
+            layer.mlp,
+            layer.cross_attention,
+        )
+        groups.setdefault(key, []).append(layer.index)
+    has_cross = any(layer.cross_attention for layer in layers)
+    columns = ["layers", "kind", "pairs/seq", "projections", "attention"]
+    if has_cross:
+        columns.append("cross-attn")
+    columns += ["mlp", "per layer"]
+    table = make_table("Per layer (matmul FLOPs)", columns)
+    for (stack, kind, pairs, proj, mlp, cross), indices in groups.items():
+        layer = next(x for x in layers if x.stack == stack and x.index == indices[0])
+        label = f"{stack} {_ranges(indices)}"
+        row = [label, kind, format_int(pairs), format_flops(proj), format_flops(layer.attention)]
+        if has_cross:
+            row.append(format_flops(cross))
+        row += [format_flops(mlp), format_flops(layer.total)]
+        table.add_row(*row)
+    stdout_console.print(table)
+
+
+def _ranges(indices: list[int]) -> str:
+    """[0,1,2,5] -> '0-2, 5' (and the count)."""
+    parts, start = [], indices[0]
+    for prev, cur in zip(indices, [*indices[1:], None], strict=True):
+        if cur is None or cur != prev + 1:
+            parts.append(f"{start}" if start == prev else f"{start}-{prev}")
+            if cur is not None:
+                start = cur
+    text = ", ".join(parts)
+    if len(parts) > 3:
+        text = f"{parts[0]}, ... ({len(indices)} layers)"
+    return text + (f" ({len(indices)}x)" if len(indices) > 1 and len(parts) <= 3 else "")
+
+
+def _print_mode(view: FlopsView) -> None:
+    if view.mode == "train":
+        factor = 4 if view.recompute else 3
+        tokens = view.forward.batch * view.forward.seq
+        stdout_console.print(
+            f"training step: {factor} x forward = {format_flops(view.train_flops)} "
+            f"({format_flops(view.train_flops / tokens)} per token)"
+            + (" with activation recomputation" if view.recompute else ""),
+            style="bold",
+            markup=False,
+        )
+    if view.decode is not None:
+        d = view.decode
+        table = make_table(
+            f"Decode: one new token after {d.with_cache.context:,} tokens "
+            f"(batch {d.with_cache.batch})",
+            ["", "FLOPs", "", "attention share"],
+        )
+        for label, count in (("with KV cache", d.with_cache), ("without cache", d.without_cache)):
+            table.add_row(
+                label,
+                format_int(count.total),
+                format_flops(count.total),
+                format_percent(count.attention_share),
+            )
+        stdout_console.print(table)
+        stdout_console.print(
+            f"the KV cache saves {d.saving:,.1f}x the FLOPs of this token",
+            style="bold",
+            markup=False,
+        )
+
+
+def _print_scaling(view: FlopsView) -> None:
+    spec, rows = view.spec, view.scaling
+    table = make_table(
+        "Scaling with sequence length (forward, batch "
+        f"{view.forward.batch}, {view.forward.attention_convention} pairs)",
+        [
+            "seq",
+            "total FLOPs",
+            "attention FLOPs",
+            "attention share",
+            "cost vs first row",
+            "naive scores/layer",
+            "flash working/layer",
+        ],
+    )
+    base = rows[0].total
+    for row in rows:
+        table.add_row(
+            format_int(row.seq),
+            format_flops(row.total),
+            format_flops(row.attention),
+            format_percent(row.attention_share),
+            f"{row.total / base:,.1f}x",
+            format_bytes(
+                naive_attention_score_bytes(
+                    spec, row.seq, batch=view.forward.batch, dtype=SCORES_DTYPE
+                )
+            ),
+            format_bytes(
+                flash_attention_working_bytes(
+                    spec, row.seq, batch=view.forward.batch, dtype=SCORES_DTYPE
+                )
+            ),
+        )
+    stdout_console.print(table)
+    print_note(
+        "naive scores = batch x heads x seq x seq x 4 B (fp32 scores one layer materialises); "
+        "flash working = output + fp32 log-sum-exp per row (FlashAttention keeps O(seq)); "
+        "memory in IEC units (1 GiB = 2**30 B)"
+    )
+
+
+def _print_roofline(r: Roofline) -> None:
+    table = make_table(f"Roofline on {r.hardware} ({r.dtype}): {r.what}", ["", "value"])
+    table.add_row("FLOPs", format_flops(r.flops))
+    table.add_row("bytes moved", format_bytes(r.bytes_moved))
+    table.add_row("compute-bound time", format_seconds(r.compute_seconds))
+    table.add_row("memory-bound time", format_seconds(r.memory_seconds))
+    table.add_row("arithmetic intensity", f"{r.intensity:,.1f} FLOP/B")
+    table.add_row("device ridge point", f"{r.ridge_intensity:,.1f} FLOP/B")
+    table.add_row("bound", f"{r.bound}: {format_seconds(r.seconds)} at 100% of peak", style="bold")
+    stdout_console.print(table)
+
+
+def _print_explain(view: FlopsView) -> None:
+    spec, fwd = view.spec, view.forward
+    table = make_table("Formulas", ["term", "formula"], right_align_from=99)
+    for name, formula in fwd.formulas.items():
+        table.add_row(name, formula)
+    n = view.non_embedding_params
+    tokens = fwd.batch * fwd.seq
+    kaplan = kaplan_forward_flops_per_token(n, spec, fwd.seq)
+    ours_per_token = fwd.total / tokens
+    table.add_row(
+        "Kaplan et al. 2020",
+        f"2N + 2 n_layer n_ctx d_attn = 2 x {n:,} + 2 x {spec.total_layers} x {fwd.seq:,} x "
+        f"{spec.num_heads * spec.qk_head_dim} = {format_flops(kaplan)} per token "
+        f"(tfcli: {format_flops(ours_per_token)} per token, ratio {ours_per_token / kaplan:.3f}; "
+        "Kaplan excludes the LM head and counts one QK^T-sized term)",
+    )
+    palm = palm_training_flops_per_token(n, spec, fwd.seq)
+    full = view.other_convention if fwd.attention_convention == "causal" else fwd
+    train_per_token = 3 * full.total / tokens
+    table.add_row(
+        "PaLM (Chowdhery et al. 2022)",
+        f"6N + 12 L H Q T = 6 x {n:,} + 12 x {spec.total_layers} x {spec.num_heads} x "
+        f"{spec.qk_head_dim} x {fwd.seq:,} = {format_flops(palm)} per training token "
+        f"(tfcli, full attention, 3 x forward: {format_flops(train_per_token)}, ratio "
+        f"{train_per_token / palm:.3f}; PaLM excludes embeddings and the LM head)",
+    )
+    stdout_console.print(table)
+
+
+def flops_document(view: FlopsView) -> dict[str, Any]:
+    """The JSON document of ``tfcli flops --json``: raw integers, units in key names."""
+    spec, fwd = view.spec, view.forward
+    doc: dict[str, Any] = {
+        "model": spec.name,
+        "origin": view.origin,
+        "mode": view.mode,
+        "seq": fwd.seq,
+        "batch": fwd.batch,
+        "encoder_seq": fwd.encoder_seq or None,
+        "conventions": {
+            "flop": "a multiply-accumulate is 2 FLOPs; matmul FLOPs only in totals",
+            "attention": fwd.attention_convention,
+            "attention_description": convention_label(spec, fwd.attention_convention),
+            "logits": fwd.logits,
+        },
+        "forward_flops": fwd.total,
+        "components_flops": dict(fwd.components),
+        "attention_flops": fwd.attention_flops,
+        "attention_share": fwd.attention_share,
+        "elementwise_flops_approx": fwd.elementwise,
+        "other_convention": {
+            "attention": view.other_convention.attention_convention,
+            "forward_flops": view.other_convention.total,
+            "attention_flops": view.other_convention.attention_flops,
+        },
+        "layers": [
+            {
+                "index": layer.index,
+                "stack": layer.stack,
+                "kind": layer.kind,
+                "pairs_per_sequence": layer.pairs,
+                "projection_flops": layer.projections,
+                "attention_flops": layer.attention,
+                "cross_attention_flops": layer.cross_attention,
+                "mlp_flops": layer.mlp,
+                "total_flops": layer.total,
+            }
+            for layer in fwd.layers
+        ],
+        "train_step_flops": view.train_flops,
+        "recompute": view.recompute,
+        "scaling": [
+            {
+                "seq": row.seq,
+                "forward_flops": row.total,
+                "attention_flops": row.attention,
+                "attention_share": row.attention_share,
+                "naive_score_bytes_per_layer": naive_attention_score_bytes(
+                    spec, row.seq, batch=fwd.batch, dtype=SCORES_DTYPE
+                ),
+                "flash_working_bytes_per_layer": flash_attention_working_bytes(
+                    spec, row.seq, batch=fwd.batch, dtype=SCORES_DTYPE
+                ),
+            }
+            for row in view.scaling
+        ],
+        "formulas": dict(fwd.formulas),
+    }
+    if view.decode is not None:
+        doc["decode"] = {
+            "context": view.decode.with_cache.context,
+            "with_cache_flops": view.decode.with_cache.total,
+            "without_cache_flops": view.decode.without_cache.total,
+            "saving_factor": view.decode.saving,
+        }
+    if view.roofline is not None:
+        r = view.roofline
+        doc["roofline"] = {
+            "hardware": r.hardware,
+            "dtype": r.dtype,
+            "what": r.what,
+            "flops": r.flops,
+            "bytes_moved": r.bytes_moved,
+            "peak_flops_per_s": r.peak_flops_per_s,
+            "bandwidth_bytes_per_s": r.bandwidth_bytes_per_s,
+            "compute_seconds": r.compute_seconds,
+            "memory_seconds": r.memory_seconds,
+            "seconds": r.seconds,
+            "intensity_flops_per_byte": r.intensity,
+            "bound": r.bound,
+        }
+    return doc
+
+
+def print_flops_json(view: FlopsView) -> None:
+    print_json(flops_document(view))

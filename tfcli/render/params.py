@@ -1,0 +1,217 @@
+"""View of ``tfcli params``: components table, per-layer table, weight memory, JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tfcli.params import LayerParams, ParamCount
+from tfcli.render.common import (
+    format_bytes,
+    format_count,
+    format_int,
+    format_percent,
+    make_table,
+    print_json,
+    print_note,
+    stdout_console,
+)
+from tfcli.spec import ModelSpec
+from tfcli.units import DTYPE_BITS, GB
+
+
+@dataclass(frozen=True)
+class ParamsView:
+    """Everything ``tfcli params`` shows, computed before rendering."""
+
+    spec: ModelSpec
+    origin: str
+    counts: ParamCount
+    weight_bytes: dict[str, int]
+    highlight_dtype: str
+    transformers_total: int | None = None
+
+
+def describe(spec: ModelSpec) -> str:
+    """One line: architecture, attention kind, depth and width."""
+    heads = f"{spec.num_heads} query / {spec.kv_heads} KV heads"
+    if spec.is_mla:
+        heads = f"{spec.num_heads} heads, latent {spec.kv_lora_rank}"
+    depth = f"{spec.num_layers} layers"
+    if spec.num_encoder_layers is not None:
+        depth = f"{spec.num_encoder_layers} encoder + {spec.num_layers} decoder layers"
+    moe = ""
+    if spec.is_moe:
+        moe = f" · MoE {spec.num_experts_per_token} of {spec.num_experts} experts"
+        if spec.num_shared_experts:
+            moe += f" + {spec.num_shared_experts} shared"
+    return (
+        f"{spec.architecture} · {spec.attention_kind} ({heads}) · {depth} · "
+        f"hidden {spec.hidden_size}{moe}"
+    )
+
+
+def _group_layers(layers: tuple[LayerParams, ...]) -> list[tuple[str, LayerParams, int]]:
+    """Consecutive layers with identical counts collapse into one row: (label, layer, count)."""
+    groups: list[tuple[str, LayerParams, int]] = []
+    start = 0
+    for i in range(1, len(layers) + 1):
+        if i < len(layers) and _layer_key(layers[i]) == _layer_key(layers[start]):
+            continue
+        first, last = layers[start], layers[i - 1]
+        label = f"{first.stack} {first.index}"
+        if last.index != first.index:
+            label += f"-{last.index}"
+        groups.append((label, first, i - start))
+        start = i
+    return groups
+
+
+def _layer_key(layer: LayerParams) -> tuple[Any, ...]:
+    return (
+        layer.stack,
+        layer.attention,
+        layer.cross_attention,
+        layer.mlp,
+        layer.mlp_active,
+        layer.norms,
+    )
+
+
+def print_params(view: ParamsView, *, explain: bool, per_layer: bool) -> None:
+    spec, counts = view.spec, view.counts
+    stdout_console.print(f"[bold]{spec.name}[/bold]  ({view.origin})", highlight=False)
+    stdout_console.print(describe(spec), highlight=False, markup=False)
+
+    columns = ["component", "parameters", "share"]
+    if spec.is_moe:
+        columns.append("active per token")
+    table = make_table("Parameters by component", columns)
+    for name, value in counts.components.items():
+        row = [name, format_int(value), format_percent(value / counts.total)]
+        if spec.is_moe:
+            row.append(format_int(counts.active_components.get(name, 0)))
+        table.add_row(*row)
+    total_row = ["total", format_int(counts.total), "100.0%"]
+    if spec.is_moe:
+        total_row.append(format_int(counts.active))
+    table.add_section()
+    table.add_row(*total_row, style="bold")
+    stdout_console.print(table)
+    summary = f"total {format_int(counts.total)} ({format_count(counts.total)})"
+    if spec.is_moe:
+        summary += (
+            f" · active per token {format_int(counts.active)} ({format_count(counts.active)}, "
+            f"{format_percent(counts.active / counts.total)})"
+        )
+    if spec.tie_word_embeddings and spec.lm_head:
+        summary += " · LM head tied to the token embeddings (counted once)"
+    stdout_console.print(summary, highlight=False, markup=False)
+
+    _print_layers(counts, per_layer=per_layer)
+    _print_weights(view)
+    if view.transformers_total is not None:
+        diff = counts.total - view.transformers_total
+        verdict = "equal" if diff == 0 else f"differ by {format_int(diff)}"
+        stdout_console.print(
+            f"verify: tfcli {format_int(counts.total)} vs transformers "
+            f"{format_int(view.transformers_total)} (meta device): {verdict}",
+            style="green" if diff == 0 else "red",
+            markup=False,
+        )
+    if explain:
+        _print_formulas(counts)
+    print_note(
+        "Counts in SI units (1 B = 1e9 parameters); memory in IEC units (1 GiB = 2**30 bytes) "
+        "and SI GB (1e9 bytes). Weights only: no KV cache, activations or optimizer state."
+    )
+
+
+def _print_layers(counts: ParamCount, *, per_layer: bool) -> None:
+    has_cross = any(layer.cross_attention for layer in counts.layers)
+    has_moe = any(layer.mlp != layer.mlp_active for layer in counts.layers)
+    columns = ["layers", "attention"]
+    if has_cross:
+        columns.append("cross-attention")
+    columns += ["mlp", "norms", "per layer"]
+    if has_moe:
+        columns.append("active per layer")
+    table = make_table("Per layer", columns)
+    if per_layer:
+        rows = [(f"{layer.stack} {layer.index}", layer, 1) for layer in counts.layers]
+    else:
+        rows = _group_layers(counts.layers)
+    for label, layer, repeat in rows:
+        cells = [f"{label}" + (f" ({repeat}x)" if repeat > 1 else ""), format_int(layer.attention)]
+        if has_cross:
+            cells.append(format_int(layer.cross_attention))
+        cells += [format_int(layer.mlp), format_int(layer.norms), format_int(layer.total)]
+        if has_moe:
+            cells.append(format_int(layer.active))
+        table.add_row(*cells)
+    stdout_console.print(table)
+
+
+def _print_weights(view: ParamsView) -> None:
+    table = make_table("Weight memory", ["dtype", "bits/param", "bytes", "GiB", "GB"])
+    for dtype, nbytes in view.weight_bytes.items():
+        style = "bold" if dtype == view.highlight_dtype else None
+        table.add_row(
+            dtype,
+            str(DTYPE_BITS[dtype]),
+            format_int(nbytes),
+            format_bytes(nbytes),
+            f"{nbytes / GB:,.2f} GB",
+            style=style,
+        )
+    stdout_console.print(table)
+
+
+def _print_formulas(counts: ParamCount) -> None:
+    table = make_table("Formulas", ["component", "formula"], right_align_from=99)
+    for name, formula in counts.formulas.items():
+        table.add_row(name, formula)
+    stdout_console.print(table)
+
+
+def params_document(view: ParamsView) -> dict[str, Any]:
+    """The JSON document of ``tfcli params --json``: raw integers, units in key names."""
+    spec, counts = view.spec, view.counts
+    doc: dict[str, Any] = {
+        "model": spec.name,
+        "origin": view.origin,
+        "architecture": spec.architecture,
+        "attention_kind": spec.attention_kind,
+        "total_params": counts.total,
+        "active_params": counts.active,
+        "components": dict(counts.components),
+        "active_components": dict(counts.active_components),
+        "layers": [
+            {
+                "index": layer.index,
+                "stack": layer.stack,
+                "attention_params": layer.attention,
+                "cross_attention_params": layer.cross_attention,
+                "mlp_params": layer.mlp,
+                "mlp_active_params": layer.mlp_active,
+                "norm_params": layer.norms,
+                "total_params": layer.total,
+                "active_params": layer.active,
+            }
+            for layer in counts.layers
+        ],
+        "weight_bytes": dict(view.weight_bytes),
+        "formulas": dict(counts.formulas),
+        "conventions": {
+            "tied_embeddings": "counted once",
+            "weight_bytes": "ceil(params x bits / 8)",
+        },
+    }
+    if view.transformers_total is not None:
+        doc["transformers_total_params"] = view.transformers_total
+        doc["difference"] = counts.total - view.transformers_total
+    return doc
+
+
+def print_params_json(view: ParamsView) -> None:
+    print_json(params_document(view))

@@ -1,0 +1,73 @@
+"""``--verify``: count the real transformers model of the same config on the meta device.
+
+This is oracle 1 of DESIGN.md section 5 offered to users: ``transformers`` builds the model
+class for the config with ``torch.device("meta")`` (no memory is allocated) and
+``sum(p.numel() for p in model.parameters())`` counts it, tied weights once. torch and
+transformers are imported only inside these functions.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tfcli.errors import LoadError, TfcliError
+from tfcli.loaders import LoadedModel
+from tfcli.spec import ModelSpec
+
+AUTO_CLASS_BY_ARCHITECTURE = {
+    "decoder": "AutoModelForCausalLM",
+    "encoder": "AutoModel",
+    "encoder-decoder": "AutoModelForSeq2SeqLM",
+}
+"""Which transformers auto class tfcli's counts correspond to (see tfcli.loaders)."""
+
+
+def _config_dict(ref: str, loaded: LoadedModel) -> dict[str, Any]:
+    """The raw config.json behind ``loaded``, or one exported from its spec."""
+    config_path = loaded.config_path
+    if config_path is not None:
+        try:
+            data = json.loads(Path(config_path).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise LoadError(f"{config_path}: cannot read config for --verify: {err}") from None
+        if not isinstance(data, dict):
+            raise LoadError(f"{config_path}: not a JSON object")
+        return data
+    from tfcli.hf_export import hf_config_dict_from_spec
+
+    return hf_config_dict_from_spec(loaded.spec)
+
+
+def transformers_param_count(ref: str, loaded: LoadedModel) -> int:
+    """Parameters of the transformers model built from ``loaded``'s config on the meta device."""
+    try:
+        import torch  # noqa: F401  (only checking that it is installed)
+        import transformers
+    except ImportError:
+        raise TfcliError(
+            "--verify needs torch and transformers",
+            hint="pip install 'tfcli[hf,bench]'",
+        ) from None
+    data = _config_dict(ref, loaded)
+    model_type = data.get("model_type")
+    if not isinstance(model_type, str):
+        raise LoadError(f"{ref}: config has no model_type, cannot build the transformers model")
+    try:
+        config = transformers.AutoConfig.for_model(
+            model_type, **{k: v for k, v in data.items() if k != "model_type"}
+        )
+    except ValueError as err:
+        raise LoadError(f"transformers does not know model_type {model_type!r}: {err}") from None
+    return _meta_count(config, loaded.spec)
+
+
+def _meta_count(config: Any, spec: ModelSpec) -> int:
+    import torch
+    import transformers
+
+    auto = getattr(transformers, AUTO_CLASS_BY_ARCHITECTURE[spec.architecture])
+    with torch.device("meta"):
+        model = auto.from_config(config)
+    return sum(p.numel() for p in model.parameters())
