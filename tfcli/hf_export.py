@@ -327,7 +327,7 @@ EXPORTERS: dict[str, Callable[[ModelSpec], HFDict]] = {
     "gemma": _gemma,
     "gemma2": _gemma2,
     "gemma3_text": _gemma3_text,
-    "phi3": _llama,
+    "phi3": _mistral,
     "gpt2": _gpt2,
     "gpt_neox": _gpt_neox,
     "gptj": _gptj,

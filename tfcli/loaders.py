@@ -219,6 +219,16 @@ def load_hub_id(ref: str) -> LoadedModel:
 # ---- overrides --------------------------------------------------------------------------------
 
 
+def _number_or_text(text: str) -> Any:
+    """'1e6' -> 1000000.0 (YAML 1.1 reads it as a string), '32' -> 32, else the text."""
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            continue
+    return text
+
+
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     """``["num_kv_heads=32", ...]`` -> typed values (YAML scalars via ``safe_load``)."""
     values: dict[str, Any] = {}
@@ -231,6 +241,8 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
             value = yaml.safe_load(text) if text.strip() else None
         except yaml.YAMLError:
             value = text
+        if isinstance(value, str):
+            value = _number_or_text(value)
         if isinstance(value, list):
             value = tuple(value)
         values[key] = coerce_field(key, value, origin=f"--set {key}")
