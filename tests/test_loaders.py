@@ -88,10 +88,10 @@ def test_errors_are_specific(tmp_path: Path) -> None:
     bad_type.write_text(json.dumps({"model_type": "rwkv"}))
     with pytest.raises(LoadError, match="not supported; supported: bart, bert"):
         load_model(str(bad_type))
-    with pytest.raises(ModelNotFoundError, match="did you mean 'llama-3-8b'"):
+    with pytest.raises(ModelNotFoundError, match=r"did you mean 'llama-3-8b'"):
         load_model("llama-3-8")
     (tmp_path / "folder").mkdir()
-    with pytest.raises(LoadError, match="no config.json"):
+    with pytest.raises(LoadError, match=r"no config\.json"):
         load_model(str(tmp_path / "folder"))
 
 

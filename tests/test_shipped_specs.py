@@ -14,10 +14,10 @@ import pytest
 pytest.importorskip("transformers")
 pytest.importorskip("torch")
 
-from tests.oracles import meta_param_count  # noqa: E402
-from tfcli.hf_export import hf_config_dict_from_spec, hf_config_from_spec  # noqa: E402
-from tfcli.loaders import load_model, shipped_specs, spec_from_hf_config  # noqa: E402
-from tfcli.params import count_params  # noqa: E402
+from tests.oracles import meta_param_count
+from tfcli.hf_export import hf_config_dict_from_spec, hf_config_from_spec
+from tfcli.loaders import load_model, shipped_specs, spec_from_hf_config
+from tfcli.params import count_params
 
 NAMES = [name for name, _ in shipped_specs()]
 
