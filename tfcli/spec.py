@@ -266,6 +266,20 @@ class ModelSpec:
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
 
+    def truncated(self, layers: int) -> ModelSpec:
+        """The same model keeping the first ``layers`` layers of each stack (per-layer kinds
+        and dense/MoE pattern preserved): what the bench builds at full width."""
+        depth = min(layers, self.num_layers)
+        changes: dict[str, Any] = {"num_layers": depth}
+        if self.layer_types is not None:
+            changes["layer_types"] = self.layer_types[:depth]
+        if self.is_moe:
+            flags = self.moe_layer_flags[:depth]
+            changes["mlp_layer_types"] = tuple("moe" if f else "dense" for f in flags)
+        if self.num_encoder_layers is not None:
+            changes["num_encoder_layers"] = min(layers, self.num_encoder_layers)
+        return self.replace(**changes)
+
     def replace(self, **changes: Any) -> ModelSpec:
         """A copy with some fields changed, validated again."""
         return dataclasses.replace(self, **changes)

@@ -1,0 +1,109 @@
+"""Small transformers configs (2 layers, small widths) for the built-in model's oracle tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+SMALL = {
+    "hidden_size": 64,
+    "intermediate_size": 96,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "vocab_size": 300,
+}
+
+
+def configs() -> dict[str, tuple[Any, str]]:
+    """case -> (transformers config, kind: causal_lm / base / seq2seq)."""
+    import transformers as T
+
+    moe = {"num_experts_per_tok": 2, "moe_intermediate_size": 32}
+    return {
+        "llama": (T.LlamaConfig(**SMALL), "causal_lm"),
+        "mistral": (T.MistralConfig(**SMALL, sliding_window=5), "causal_lm"),
+        "mixtral": (
+            T.MixtralConfig(**SMALL, num_local_experts=4, num_experts_per_tok=2),
+            "causal_lm",
+        ),
+        "qwen2": (T.Qwen2Config(**SMALL), "causal_lm"),
+        "qwen2_moe": (
+            T.Qwen2MoeConfig(**SMALL, num_experts=4, shared_expert_intermediate_size=48, **moe),
+            "causal_lm",
+        ),
+        "qwen3": (T.Qwen3Config(**SMALL, head_dim=24), "causal_lm"),
+        "gemma2": (T.Gemma2Config(**SMALL, head_dim=16, sliding_window=5), "causal_lm"),
+        "phi3": (T.Phi3Config(**SMALL, pad_token_id=0), "causal_lm"),
+        "gpt2": (T.GPT2Config(n_embd=64, n_layer=2, n_head=4, vocab_size=300), "causal_lm"),
+        "gpt_neox": (
+            T.GPTNeoXConfig(
+                hidden_size=64,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                intermediate_size=96,
+                vocab_size=300,
+            ),
+            "causal_lm",
+        ),
+        "falcon": (
+            T.FalconConfig(
+                hidden_size=64, num_hidden_layers=2, num_attention_heads=4, vocab_size=300
+            ),
+            "causal_lm",
+        ),
+        "falcon_new_arch": (
+            T.FalconConfig(
+                hidden_size=64,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                num_kv_heads=2,
+                new_decoder_architecture=True,
+                vocab_size=300,
+            ),
+            "causal_lm",
+        ),
+        "bloom": (T.BloomConfig(hidden_size=64, n_layer=2, n_head=4, vocab_size=300), "causal_lm"),
+        "bert": (
+            T.BertConfig(
+                hidden_size=64,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                intermediate_size=96,
+                vocab_size=300,
+            ),
+            "base",
+        ),
+        "t5": (
+            T.T5Config(d_model=64, d_ff=96, d_kv=16, num_layers=2, num_heads=4, vocab_size=300),
+            "seq2seq",
+        ),
+        "bart": (
+            T.BartConfig(
+                d_model=64,
+                encoder_layers=2,
+                decoder_layers=2,
+                encoder_attention_heads=4,
+                decoder_attention_heads=4,
+                encoder_ffn_dim=96,
+                decoder_ffn_dim=96,
+                vocab_size=300,
+            ),
+            "seq2seq",
+        ),
+        "deepseek_v3": (
+            T.DeepseekV3Config(
+                **{**SMALL, "num_key_value_heads": 4},
+                first_k_dense_replace=1,
+                n_routed_experts=8,
+                n_group=2,
+                topk_group=1,
+                q_lora_rank=32,
+                kv_lora_rank=24,
+                qk_nope_head_dim=16,
+                qk_rope_head_dim=8,
+                v_head_dim=16,
+                **moe,
+            ),
+            "causal_lm",
+        ),
+    }

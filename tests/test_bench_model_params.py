@@ -1,0 +1,47 @@
+"""The built-in model of every shipped spec: exact parameters and FLOPs (meta device).
+
+Parameters: ``sum(p.numel())`` of the full-depth model equals ``tfcli params`` exactly.
+FLOPs: FlopCounterMode on a 2-layer build with the naive backend (which, like an eager
+implementation, multiplies the full s x s scores) equals ``tfcli flops --attention full``
+for the same 2-layer spec exactly; FLOPs are affine in the layer count (tests/test_flops.py),
+so the full model's figure follows. On the meta device MoE layers route every token to the
+first k experts (tfcli.bench.layers.MoE.forward_meta): the same number of expert evaluations.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from tfcli.bench.model import build_model  # noqa: E402
+from tfcli.flops import forward_flops  # noqa: E402
+from tfcli.loaders import load_model, shipped_specs  # noqa: E402
+from tfcli.params import count_params  # noqa: E402
+
+NAMES = [name for name, _ in shipped_specs()]
+SEQ = 32
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_parameters_equal_tfcli_params(name: str) -> None:
+    spec = load_model(name).spec
+    model = build_model(spec, device="meta")
+    assert sum(p.numel() for p in model.parameters()) == count_params(spec).total
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_naive_backend_flops_equal_full_convention(name: str) -> None:
+    spec = load_model(name).spec.truncated(2)
+    model = build_model(spec, device="meta", backend="naive")
+    ids = torch.zeros(1, SEQ, dtype=torch.long, device="meta")
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        if spec.architecture == "encoder-decoder":
+            model(ids, decoder_input_ids=ids)
+        else:
+            model(ids)
+    expected = forward_flops(spec, SEQ, attention="full")
+    pooler = expected.components.get("pooler", 0)  # forward() returns hidden states; no pooler
+    assert counter.get_total_flops() == expected.total - pooler

@@ -1,0 +1,363 @@
+"""Copy a transformers model's weights into the built-in model (for the equivalence tests).
+
+One function per family maps our parameter names to tensors of the transformers state dict
+(fused projections are split: GPT-2's Conv1D ``c_attn`` is transposed, GPT-NeoX and BLOOM
+interleave q/k/v per head, Falcon groups them per KV head, Phi-3 fuses qkv and gate/up,
+transformers-5 MoE experts are stacked ``gate_up_proj`` / ``down_proj`` tensors). Gemma
+stores RMSNorm weights as ``w`` and multiplies by ``1 + w``: we store ``1 + w``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from tfcli.bench.model import Transformer
+from tfcli.spec import ModelSpec
+
+StateDict = dict[str, Tensor]
+
+
+def _linear(out: StateDict, ours: str, sd: StateDict, theirs: str) -> None:
+    out[f"{ours}.weight"] = sd[f"{theirs}.weight"]
+    if f"{theirs}.bias" in sd:
+        out[f"{ours}.bias"] = sd[f"{theirs}.bias"]
+
+
+def _norm(out: StateDict, ours: str, sd: StateDict, theirs: str, *, plus_one: bool = False) -> None:
+    out[f"{ours}.weight"] = sd[f"{theirs}.weight"] + (1.0 if plus_one else 0.0)
+    if f"{theirs}.bias" in sd:
+        out[f"{ours}.bias"] = sd[f"{theirs}.bias"]
+
+
+def _split_rows(
+    out: StateDict, names: list[str], sd: StateDict, theirs: str, sizes: list[int]
+) -> None:
+    """Split a fused (sum(sizes), in) weight (and bias) by rows into ``names``."""
+    for suffix in ("weight", "bias"):
+        key = f"{theirs}.{suffix}"
+        if key in sd:
+            for name, part in zip(names, sd[key].split(sizes, dim=0), strict=True):
+                out[f"{name}.{suffix}"] = part
+
+
+def _experts(out: StateDict, ours: str, sd: StateDict, theirs: str, count: int) -> None:
+    """transformers-5 stacked experts: gate_up_proj (E, 2f, h), down_proj (E, h, f)."""
+    gate_up, down = sd[f"{theirs}.gate_up_proj"], sd[f"{theirs}.down_proj"]
+    for e in range(count):
+        gate, up = gate_up[e].chunk(2, dim=0)
+        out[f"{ours}.{e}.gate.weight"] = gate
+        out[f"{ours}.{e}.up.weight"] = up
+        out[f"{ours}.{e}.down.weight"] = down[e]
+
+
+def _llama_mlp(out: StateDict, ours: str, sd: StateDict, theirs: str) -> None:
+    _linear(out, f"{ours}.gate", sd, f"{theirs}.gate_proj")
+    _linear(out, f"{ours}.up", sd, f"{theirs}.up_proj")
+    _linear(out, f"{ours}.down", sd, f"{theirs}.down_proj")
+
+
+def map_llama_family(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
+    """llama, mistral, mixtral, qwen2(-moe), qwen3(-moe), gemma*, phi3, deepseek_v2/v3."""
+    out: StateDict = {"embed.weight": sd["model.embed_tokens.weight"]}
+    gemma = spec.family.startswith("gemma")
+    for i in range(layers):
+        p, q = f"layers.{i}", f"model.layers.{i}"
+        attn = f"{q}.self_attn"
+        if spec.is_mla:
+            if spec.q_lora_rank:
+                _linear(out, f"{p}.attention.q_a", sd, f"{attn}.q_a_proj")
+                _norm(out, f"{p}.attention.q_a_norm", sd, f"{attn}.q_a_layernorm")
+                _linear(out, f"{p}.attention.q_b", sd, f"{attn}.q_b_proj")
+            else:
+                _linear(out, f"{p}.attention.q_proj", sd, f"{attn}.q_proj")
+            _linear(out, f"{p}.attention.kv_a", sd, f"{attn}.kv_a_proj_with_mqa")
+            _norm(out, f"{p}.attention.kv_a_norm", sd, f"{attn}.kv_a_layernorm")
+            _linear(out, f"{p}.attention.kv_b", sd, f"{attn}.kv_b_proj")
+        elif f"{attn}.qkv_proj.weight" in sd:  # Phi-3
+            q_size = spec.num_heads * spec.resolved_head_dim
+            kv_size = spec.kv_heads * spec.resolved_head_dim
+            names = [f"{p}.attention.{n}" for n in ("q", "k", "v")]
+            _split_rows(out, names, sd, f"{attn}.qkv_proj", [q_size, kv_size, kv_size])
+        else:
+            for ours, theirs in (("q", "q_proj"), ("k", "k_proj"), ("v", "v_proj")):
+                _linear(out, f"{p}.attention.{ours}", sd, f"{attn}.{theirs}")
+        _linear(out, f"{p}.attention.o", sd, f"{attn}.o_proj")
+        if spec.qk_norm:
+            _norm(out, f"{p}.attention.q_norm", sd, f"{attn}.q_norm", plus_one=gemma)
+            _norm(out, f"{p}.attention.k_norm", sd, f"{attn}.k_norm", plus_one=gemma)
+        mlp = f"{q}.mlp"
+        if spec.moe_layer_flags[i]:
+            _linear(out, f"{p}.mlp.router", sd, f"{mlp}.gate")
+            zeros = torch.zeros(int(spec.num_experts or 0))
+            out[f"{p}.mlp.correction_bias"] = sd.get(f"{mlp}.gate.e_score_correction_bias", zeros)
+            _experts(out, f"{p}.mlp.experts", sd, f"{mlp}.experts", int(spec.num_experts or 0))
+            for shared in ("shared_expert", "shared_experts"):
+                if f"{mlp}.{shared}.up_proj.weight" in sd:
+                    _llama_mlp(out, f"{p}.mlp.shared", sd, f"{mlp}.{shared}")
+            if spec.shared_expert_gate:
+                _linear(out, f"{p}.mlp.shared_gate", sd, f"{mlp}.shared_expert_gate")
+        elif f"{mlp}.gate_up_proj.weight" in sd:  # Phi-3
+            width = spec.intermediate_size
+            _split_rows(
+                out, [f"{p}.mlp.gate", f"{p}.mlp.up"], sd, f"{mlp}.gate_up_proj", [width, width]
+            )
+            _linear(out, f"{p}.mlp.down", sd, f"{mlp}.down_proj")
+        else:
+            _llama_mlp(out, f"{p}.mlp", sd, mlp)
+        _norm(out, f"{p}.norm1", sd, f"{q}.input_layernorm", plus_one=gemma)
+        if spec.norm_position == "sandwich":
+            _norm(
+                out, f"{p}.post_attention_norm", sd, f"{q}.post_attention_layernorm", plus_one=gemma
+            )
+            _norm(out, f"{p}.norm2", sd, f"{q}.pre_feedforward_layernorm", plus_one=gemma)
+            _norm(out, f"{p}.post_mlp_norm", sd, f"{q}.post_feedforward_layernorm", plus_one=gemma)
+        else:
+            _norm(out, f"{p}.norm2", sd, f"{q}.post_attention_layernorm", plus_one=gemma)
+    _norm(out, "final_norms.0", sd, "model.norm", plus_one=gemma)
+    if not spec.tie_word_embeddings:
+        out["lm_head.weight"] = sd["lm_head.weight"]
+    return out
+
+
+def map_gpt2(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
+    """GPT-2: Conv1D weights are (in, out): transpose; c_attn holds q, k, v side by side."""
+    h = spec.hidden_size
+    out: StateDict = {
+        "embed.weight": sd["transformer.wte.weight"],
+        "positions.0.weight": sd["transformer.wpe.weight"],
+    }
+    for i in range(layers):
+        p, q = f"layers.{i}", f"transformer.h.{i}"
+        for name, part in zip(
+            "qkv", sd[f"{q}.attn.c_attn.weight"].t().split(h, dim=0), strict=True
+        ):
+            out[f"{p}.attention.{name}.weight"] = part
+        for name, part in zip("qkv", sd[f"{q}.attn.c_attn.bias"].split(h), strict=True):
+            out[f"{p}.attention.{name}.bias"] = part
+        out[f"{p}.attention.o.weight"] = sd[f"{q}.attn.c_proj.weight"].t()
+        out[f"{p}.attention.o.bias"] = sd[f"{q}.attn.c_proj.bias"]
+        out[f"{p}.mlp.up.weight"] = sd[f"{q}.mlp.c_fc.weight"].t()
+        out[f"{p}.mlp.up.bias"] = sd[f"{q}.mlp.c_fc.bias"]
+        out[f"{p}.mlp.down.weight"] = sd[f"{q}.mlp.c_proj.weight"].t()
+        out[f"{p}.mlp.down.bias"] = sd[f"{q}.mlp.c_proj.bias"]
+        _norm(out, f"{p}.norm1", sd, f"{q}.ln_1")
+        _norm(out, f"{p}.norm2", sd, f"{q}.ln_2")
+    _norm(out, "final_norms.0", sd, "transformer.ln_f")
+    return out
+
+
+def _per_head_qkv(out: StateDict, p: str, sd: StateDict, theirs: str, spec: ModelSpec) -> None:
+    """GPT-NeoX / BLOOM fused qkv: rows grouped per head as [q_h, k_h, v_h]."""
+    heads, d = spec.num_heads, spec.resolved_head_dim
+    for suffix in ("weight", "bias"):
+        key = f"{theirs}.{suffix}"
+        if key not in sd:
+            continue
+        fused = sd[key].view(heads, 3, d, *sd[key].shape[1:])  # (H, 3, D, [h])
+        for j, name in enumerate("qkv"):
+            out[f"{p}.attention.{name}.{suffix}"] = fused[:, j].reshape(
+                heads * d, *sd[key].shape[1:]
+            )
+
+
+def map_gpt_neox(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
+    out: StateDict = {"embed.weight": sd["gpt_neox.embed_in.weight"]}
+    for i in range(layers):
+        p, q = f"layers.{i}", f"gpt_neox.layers.{i}"
+        _per_head_qkv(out, p, sd, f"{q}.attention.query_key_value", spec)
+        _linear(out, f"{p}.attention.o", sd, f"{q}.attention.dense")
+        _linear(out, f"{p}.mlp.up", sd, f"{q}.mlp.dense_h_to_4h")
+        _linear(out, f"{p}.mlp.down", sd, f"{q}.mlp.dense_4h_to_h")
+        _norm(out, f"{p}.norm1", sd, f"{q}.input_layernorm")
+        _norm(out, f"{p}.norm2", sd, f"{q}.post_attention_layernorm")
+    _norm(out, "final_norms.0", sd, "gpt_neox.final_layer_norm")
+    out["lm_head.weight"] = (
+        sd["embed_out.weight"] if "embed_out.weight" in sd else sd["lm_head.weight"]
+    )
+    return out
+
+
+def map_bloom(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
+    out: StateDict = {"embed.weight": sd["transformer.word_embeddings.weight"]}
+    _norm(out, "embed_norms.0", sd, "transformer.word_embeddings_layernorm")
+    for i in range(layers):
+        p, q = f"layers.{i}", f"transformer.h.{i}"
+        _per_head_qkv(out, p, sd, f"{q}.self_attention.query_key_value", spec)
+        _linear(out, f"{p}.attention.o", sd, f"{q}.self_attention.dense")
+        _linear(out, f"{p}.mlp.up", sd, f"{q}.mlp.dense_h_to_4h")
+        _linear(out, f"{p}.mlp.down", sd, f"{q}.mlp.dense_4h_to_h")
+        _norm(out, f"{p}.norm1", sd, f"{q}.input_layernorm")
+        _norm(out, f"{p}.norm2", sd, f"{q}.post_attention_layernorm")
+    _norm(out, "final_norms.0", sd, "transformer.ln_f")
+    return out
+
+
+def map_falcon(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
+    """Falcon fused qkv: old multi-query [q (H d), k (d), v (d)]; new architecture grouped per
+    KV head as [q x G, k, v]."""
+    heads, kv, d = spec.num_heads, spec.kv_heads, spec.resolved_head_dim
+    out: StateDict = {"embed.weight": sd["transformer.word_embeddings.weight"]}
+    for i in range(layers):
+        p, q = f"layers.{i}", f"transformer.h.{i}"
+        fused = sd[f"{q}.self_attention.query_key_value.weight"]
+        if spec.parallel_norms == 2 or kv not in (1, heads):
+            grouped = fused.view(kv, heads // kv + 2, d, -1)  # (KVH, G + 2, D, h)
+            out[f"{p}.attention.q.weight"] = grouped[:, :-2].reshape(heads * d, -1)
+            out[f"{p}.attention.k.weight"] = grouped[:, -2].reshape(kv * d, -1)
+            out[f"{p}.attention.v.weight"] = grouped[:, -1].reshape(kv * d, -1)
+        elif kv == 1:
+            names = [f"{p}.attention.{n}" for n in "qkv"]
+            _split_rows(out, names, sd, f"{q}.self_attention.query_key_value", [heads * d, d, d])
+        else:
+            _per_head_qkv(out, p, sd, f"{q}.self_attention.query_key_value", spec)
+        _linear(out, f"{p}.attention.o", sd, f"{q}.self_attention.dense")
+        _linear(out, f"{p}.mlp.up", sd, f"{q}.mlp.dense_h_to_4h")
+        _linear(out, f"{p}.mlp.down", sd, f"{q}.mlp.dense_4h_to_h")
+        if spec.parallel_residual and spec.parallel_norms == 2:
+            _norm(out, f"{p}.norm1", sd, f"{q}.ln_attn")
+            _norm(out, f"{p}.norm2", sd, f"{q}.ln_mlp")
+        else:
+            _norm(out, f"{p}.norm1", sd, f"{q}.input_layernorm")
+            if not spec.parallel_residual:
+                _norm(out, f"{p}.norm2", sd, f"{q}.post_attention_layernorm")
+    _norm(out, "final_norms.0", sd, "transformer.ln_f")
+    if not spec.tie_word_embeddings:
+        out["lm_head.weight"] = sd["lm_head.weight"]
+    return out
+
+
+def map_bert(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
+    out: StateDict = {
+        "embed.weight": sd["embeddings.word_embeddings.weight"],
+        "positions.0.weight": sd["embeddings.position_embeddings.weight"],
+        "token_types.weight": sd["embeddings.token_type_embeddings.weight"],
+    }
+    _norm(out, "embed_norms.0", sd, "embeddings.LayerNorm")
+    for i in range(layers):
+        p, q = f"layers.{i}", f"encoder.layer.{i}"
+        for ours, theirs in (("q", "query"), ("k", "key"), ("v", "value")):
+            _linear(out, f"{p}.attention.{ours}", sd, f"{q}.attention.self.{theirs}")
+        _linear(out, f"{p}.attention.o", sd, f"{q}.attention.output.dense")
+        _norm(out, f"{p}.norm1", sd, f"{q}.attention.output.LayerNorm")
+        _linear(out, f"{p}.mlp.up", sd, f"{q}.intermediate.dense")
+        _linear(out, f"{p}.mlp.down", sd, f"{q}.output.dense")
+        _norm(out, f"{p}.norm2", sd, f"{q}.output.LayerNorm")
+    if "pooler.dense.weight" in sd:
+        _linear(out, "pooler", sd, "pooler.dense")
+    return out
+
+
+def map_t5(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
+    out: StateDict = {"embed.weight": sd["shared.weight"]}
+    out["relative.0.embedding.weight"] = sd[
+        "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"
+    ]
+    out["relative.1.embedding.weight"] = sd[
+        "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"
+    ]
+
+    def mlp(p: str, theirs: str) -> None:
+        if spec.mlp_gated:
+            _linear(out, f"{p}.mlp.gate", sd, f"{theirs}.wi_0")
+            _linear(out, f"{p}.mlp.up", sd, f"{theirs}.wi_1")
+        else:
+            _linear(out, f"{p}.mlp.up", sd, f"{theirs}.wi")
+        _linear(out, f"{p}.mlp.down", sd, f"{theirs}.wo")
+
+    def attention(p: str, theirs: str) -> None:
+        for name in "qkvo":
+            _linear(out, f"{p}.{name}", sd, f"{theirs}.{name}")
+
+    for i in range(layers):
+        p, q = f"encoder_layers.{i}", f"encoder.block.{i}"
+        attention(f"{p}.attention", f"{q}.layer.0.SelfAttention")
+        _norm(out, f"{p}.norm1", sd, f"{q}.layer.0.layer_norm")
+        mlp(p, f"{q}.layer.1.DenseReluDense")
+        _norm(out, f"{p}.norm2", sd, f"{q}.layer.1.layer_norm")
+        p, q = f"layers.{i}", f"decoder.block.{i}"
+        attention(f"{p}.attention", f"{q}.layer.0.SelfAttention")
+        _norm(out, f"{p}.norm1", sd, f"{q}.layer.0.layer_norm")
+        attention(f"{p}.cross_attention", f"{q}.layer.1.EncDecAttention")
+        _norm(out, f"{p}.cross_norm", sd, f"{q}.layer.1.layer_norm")
+        mlp(p, f"{q}.layer.2.DenseReluDense")
+        _norm(out, f"{p}.norm2", sd, f"{q}.layer.2.layer_norm")
+    _norm(out, "final_norms.0", sd, "encoder.final_layer_norm")
+    _norm(out, "final_norms.1", sd, "decoder.final_layer_norm")
+    return out
+
+
+def map_bart(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
+    out: StateDict = {"embed.weight": sd["model.shared.weight"]}
+    for stack, name in ((0, "encoder"), (1, "decoder")):
+        out[f"positions.{stack}.weight"] = sd[f"model.{name}.embed_positions.weight"]
+        _norm(out, f"embed_norms.{stack}", sd, f"model.{name}.layernorm_embedding")
+
+    def attention(p: str, theirs: str) -> None:
+        for ours, their in (("q", "q_proj"), ("k", "k_proj"), ("v", "v_proj"), ("o", "out_proj")):
+            _linear(out, f"{p}.{ours}", sd, f"{theirs}.{their}")
+
+    for i in range(layers):
+        for ours, name in (("encoder_layers", "encoder"), ("layers", "decoder")):
+            p, q = f"{ours}.{i}", f"model.{name}.layers.{i}"
+            attention(f"{p}.attention", f"{q}.self_attn")
+            _norm(out, f"{p}.norm1", sd, f"{q}.self_attn_layer_norm")
+            _linear(out, f"{p}.mlp.up", sd, f"{q}.fc1")
+            _linear(out, f"{p}.mlp.down", sd, f"{q}.fc2")
+            _norm(out, f"{p}.norm2", sd, f"{q}.final_layer_norm")
+            if name == "decoder":
+                attention(f"{p}.cross_attention", f"{q}.encoder_attn")
+                _norm(out, f"{p}.cross_norm", sd, f"{q}.encoder_attn_layer_norm")
+    return out
+
+
+MAPPERS: dict[str, Callable[[ModelSpec, StateDict, int], StateDict]] = {
+    **{
+        family: map_llama_family
+        for family in (
+            "llama",
+            "mistral",
+            "mixtral",
+            "qwen2",
+            "qwen2_moe",
+            "qwen3",
+            "qwen3_moe",
+            "gemma",
+            "gemma2",
+            "gemma3_text",
+            "phi3",
+            "deepseek_v2",
+            "deepseek_v3",
+        )
+    },
+    "gpt2": map_gpt2,
+    "gpt_neox": map_gpt_neox,
+    "bloom": map_bloom,
+    "falcon": map_falcon,
+    "bert": map_bert,
+    "roberta": map_bert,
+    "t5": map_t5,
+    "bart": map_bart,
+}
+
+
+def load_hf_weights(model: Transformer, hf_model: torch.nn.Module) -> None:
+    """Copy ``hf_model``'s weights into ``model`` (same spec); every parameter must be set."""
+    spec = model.spec
+    if spec.family not in MAPPERS:
+        raise ValueError(f"no weight mapping for family {spec.family!r}")
+    sd = {k: v.detach() for k, v in hf_model.state_dict().items()}
+    mapped = MAPPERS[spec.family](spec, sd, len(model.layers))
+    expected = set(model.state_dict())
+    missing = expected - set(mapped)
+    unexpected = set(mapped) - expected
+    if missing or unexpected:
+        raise KeyError(
+            f"weight mapping mismatch: missing {sorted(missing)[:8]}, "
+            f"unexpected {sorted(unexpected)[:8]}"
+        )
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            tensor.copy_(mapped[name].view_as(tensor))

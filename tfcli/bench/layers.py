@@ -1,0 +1,141 @@
+"""Norms, MLPs and the mixture of experts of the built-in model (torch)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from tfcli.spec import ModelSpec
+
+
+class RMSNorm(nn.Module):
+    """x / sqrt(mean(x^2) + eps) x weight, computed in fp32 (LlamaRMSNorm, T5LayerNorm).
+
+    Gemma's (1 + w) form is handled when its weights are copied in (w + 1 stored here).
+    """
+
+    def __init__(self, width: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(width))
+
+    def forward(self, x: Tensor) -> Tensor:
+        dtype = x.dtype
+        x32 = x.float()
+        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return (self.weight.float() * x32).to(dtype)
+
+
+def make_norm(spec: ModelSpec, width: int | None = None) -> nn.Module:
+    """The spec's norm over ``width`` (default hidden) features: LayerNorm or RMSNorm."""
+    width = spec.hidden_size if width is None else width
+    if spec.norm_type == "rmsnorm":
+        return RMSNorm(width, spec.norm_eps)
+    return nn.LayerNorm(width, eps=spec.norm_eps, bias=spec.norm_bias)
+
+
+def activation(name: str, x: Tensor) -> Tensor:
+    """relu, gelu (erf), gelu_tanh (GPT-2's gelu_new, Gemma's gelu_pytorch_tanh), silu."""
+    if name == "relu":
+        return F.relu(x)
+    if name == "gelu":
+        return F.gelu(x)
+    if name == "gelu_tanh":
+        return F.gelu(x, approximate="tanh")
+    return F.silu(x)
+
+
+class MLP(nn.Module):
+    """Gated: down(act(gate(x)) * up(x)) (SwiGLU/GeGLU); plain: down(act(up(x)))."""
+
+    def __init__(self, spec: ModelSpec, width: int) -> None:
+        super().__init__()
+        h, bias = spec.hidden_size, spec.mlp_bias
+        self.act = spec.activation
+        self.gate = nn.Linear(h, width, bias=bias) if spec.mlp_gated else None
+        self.up = nn.Linear(h, width, bias=bias)
+        self.down = nn.Linear(width, h, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.gate is not None:
+            return self.down(activation(self.act, self.gate(x)) * self.up(x))
+        return self.down(activation(self.act, self.up(x)))
+
+
+class MoE(nn.Module):
+    """Top-k routed experts plus optional shared experts (Mixtral, Qwen-MoE, DeepSeek).
+
+    Routing: scores = softmax or sigmoid of the router logits; DeepSeek-V3 adds its
+    correction bias for the choice only and limits the choice to the best ``topk_groups`` of
+    ``num_expert_groups`` groups (group score = sum of its top-2); the chosen scores are
+    renormalised if ``norm_topk_prob`` and scaled by ``routed_scaling_factor``. Each expert
+    runs only on the tokens routed to it (tokens x top-k expert evaluations).
+    """
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        experts = int(spec.num_experts or 0)
+        self.top_k = int(spec.num_experts_per_token or 0)
+        self.router = nn.Linear(spec.hidden_size, experts, bias=spec.router_bias)
+        self.register_buffer("correction_bias", torch.zeros(experts))
+        self.experts = nn.ModuleList(MLP(spec, spec.expert_width) for _ in range(experts))
+        self.shared = MLP(spec, spec.shared_expert_width) if spec.shared_expert_width else None
+        self.shared_gate = (
+            nn.Linear(spec.hidden_size, 1, bias=False) if spec.shared_expert_gate else None
+        )
+
+    def route(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(weights, expert indices), each (T, top_k), for tokens x (T, h)."""
+        spec = self.spec
+        logits = self.router(x).float()  # (T, E)
+        sigmoid = spec.router_scoring == "sigmoid"
+        scores = logits.sigmoid() if sigmoid else logits.softmax(dim=-1)
+        choice = scores + self.correction_bias.float()
+        if spec.num_expert_groups > 1:
+            t, e = choice.shape
+            grouped = choice.view(t, spec.num_expert_groups, e // spec.num_expert_groups)
+            group_scores = grouped.topk(2, dim=-1).values.sum(-1)  # (T, groups)
+            keep = group_scores.topk(spec.topk_groups, dim=-1).indices
+            group_mask = torch.zeros_like(group_scores).scatter_(1, keep, 1.0)
+            expert_mask = group_mask.unsqueeze(-1).expand_as(grouped).reshape(t, e)
+            choice = choice.masked_fill(expert_mask == 0, 0.0)
+        indices = choice.topk(self.top_k, dim=-1).indices  # (T, k)
+        weights = scores.gather(1, indices)
+        if spec.norm_topk_prob:
+            # DeepSeek-V3 guards the division with 1e-20 (DeepseekV3MoE.route_tokens_to_experts)
+            epsilon = 1e-20 if sigmoid else 0.0
+            weights = weights / (weights.sum(-1, keepdim=True) + epsilon)
+        return weights * spec.routed_scaling_factor, indices
+
+    def forward(self, x: Tensor) -> Tensor:
+        shape = x.shape
+        tokens = x.reshape(-1, shape[-1])  # (T, h)
+        if tokens.is_meta:
+            return self.forward_meta(tokens).view(shape)
+        weights, indices = self.route(tokens)
+        out = torch.zeros_like(tokens)
+        for expert_id in indices.unique().tolist():
+            rows, slot = (indices == expert_id).nonzero(as_tuple=True)
+            expert_out = self.experts[expert_id](tokens[rows])  # (n, h)
+            out.index_add_(0, rows, expert_out * weights[rows, slot].unsqueeze(-1).to(x.dtype))
+        if self.shared is not None:
+            shared = self.shared(tokens)
+            if self.shared_gate is not None:
+                shared = torch.sigmoid(self.shared_gate(tokens)) * shared
+            out = out + shared
+        return out.view(shape)
+
+    def forward_meta(self, tokens: Tensor) -> Tensor:
+        """On the meta device (FLOP counting without data) routing cannot look at values:
+        every token goes to experts 0..k-1, which performs the same tokens x top-k expert
+        evaluations, router and shared-expert work as any real routing."""
+        self.router(tokens)
+        out = sum(expert(tokens) for expert in list(self.experts)[: self.top_k])
+        if self.shared is not None:
+            shared = self.shared(tokens)
+            if self.shared_gate is not None:
+                shared = torch.sigmoid(self.shared_gate(tokens)) * shared
+            out = out + shared
+        return out

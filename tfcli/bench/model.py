@@ -1,0 +1,585 @@
+"""The built-in transformer: one readable PyTorch model for every ModelSpec.
+
+``build_model(spec, layers=None, device="cpu", dtype=torch.float32, backend="sdpa")`` builds
+it; the spec is the only input. ``layers=`` builds fewer layers at full width (the bench times
+one layer of a 70B model and extrapolates). Interface used by the bench:
+
+* ``model.layers`` (decoder, or encoder of an encoder-only model) and ``model.encoder_layers``
+  (encoder of an encoder-decoder): blocks with ``.attention`` and ``.mlp``;
+* ``block.attention.project_qkv(x, positions) -> (q, k, v)``, ``.core(q, k, v, ...)`` and
+  ``.project_out(o)`` run the parts separately (standard attention; MLA has the same three);
+* ``model.set_backend("naive" | "sdpa", sdpa_kernel=None)``;
+* ``model(input_ids, cache=None)`` returns logits (decoders, encoder-decoders given
+  ``decoder_input_ids``) or the last hidden state (encoders); a ``KVCache`` makes it
+  incremental (prefill, then one-token steps).
+
+Shapes: B batch, S sequence, h hidden, H query heads, KVH key/value heads, D head dim.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from tfcli.bench.attention import attention_core
+from tfcli.bench.cache import KVCache, LayerCache
+from tfcli.bench.layers import MLP, MoE, make_norm
+from tfcli.bench.positions import RelativeBias, RotaryEmbedding, alibi_bias, sinusoidal_table
+from tfcli.spec import ModelSpec
+
+
+class AttentionSettings:
+    """What the attention core of one layer needs besides q, k, v (shared, mutable backend)."""
+
+    def __init__(self, backend: str = "sdpa", sdpa_kernel: str | None = None) -> None:
+        self.backend = backend
+        self.sdpa_kernel = sdpa_kernel
+
+
+class SelfAttention(nn.Module):
+    """MHA / GQA / MQA with optional q/k norms, RoPE, ALiBi or relative bias, sliding window."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        index: int,
+        *,
+        causal: bool,
+        window: int | None,
+        rope: RotaryEmbedding | None,
+        settings: AttentionSettings,
+        cross: bool = False,
+    ) -> None:
+        super().__init__()
+        h, heads, kv, d = spec.hidden_size, spec.num_heads, spec.kv_heads, spec.resolved_head_dim
+        self.spec, self.index, self.causal, self.window = spec, index, causal, window
+        self.heads, self.kv_heads, self.head_dim = heads, kv, d
+        self.q = nn.Linear(h, heads * d, bias=spec.attention_qkv_bias)
+        self.k = nn.Linear(h, kv * d, bias=spec.attention_qkv_bias)
+        self.v = nn.Linear(h, kv * d, bias=spec.attention_qkv_bias)
+        self.o = nn.Linear(heads * d, h, bias=spec.attention_out_bias)
+        self.q_norm = make_norm(spec, d) if spec.qk_norm and not cross else None
+        self.k_norm = make_norm(spec, d) if spec.qk_norm and not cross else None
+        self.rope = None if cross else rope
+        self.cross = cross
+        self.settings = settings
+        self.scale = spec.attention_scale
+
+    def split_heads(self, x: Tensor, heads: int) -> Tensor:
+        b, s, _ = x.shape
+        return x.view(b, s, heads, self.head_dim).transpose(1, 2)  # (B, heads, S, D)
+
+    def project_qkv(
+        self, x: Tensor, positions: Tensor, memory: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """q (B, H, S, D), k and v (B, KVH, S_k, D); keys from ``memory`` for cross-attention."""
+        source = x if memory is None else memory
+        q = self.split_heads(self.q(x), self.heads)
+        k = self.split_heads(self.k(source), self.kv_heads)
+        v = self.split_heads(self.v(source), self.kv_heads)
+        if self.q_norm is not None and self.k_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
+        if self.rope is not None:
+            cos, sin = self.rope.cos_sin(positions, q.dtype)  # (S, rotary_dim)
+            q, k = self.rope.rotate(q, cos, sin), self.rope.rotate(k, cos, sin)
+        return q, k, v
+
+    def core(
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        *,
+        q_offset: int = 0,
+        key_offset: int = 0,
+        bias: Tensor | None = None,
+    ) -> Tensor:
+        """softmax(q k^T scale + bias) v for this layer's mask; (B, H, S, D)."""
+        return attention_core(
+            q,
+            k,
+            v,
+            backend=self.settings.backend,
+            causal=self.causal and not self.cross,
+            window=None if self.cross else self.window,
+            scale=self.scale,
+            softcap=self.spec.attn_logit_softcap,
+            bias=bias,
+            q_offset=q_offset,
+            key_offset=key_offset,
+            sdpa_kernel=self.settings.sdpa_kernel,
+        )
+
+    def project_out(self, o: Tensor) -> Tensor:
+        b, _, s, _ = o.shape
+        return self.o(o.transpose(1, 2).reshape(b, s, self.heads * self.head_dim))  # (B, S, h)
+
+    def forward(
+        self,
+        x: Tensor,
+        positions: Tensor,
+        *,
+        bias: Tensor | None = None,
+        memory: Tensor | None = None,
+        cache: LayerCache | None = None,
+        offset: int = 0,
+    ) -> Tensor:
+        if self.cross and cache is not None and cache.first is not None:
+            q = self.split_heads(self.q(x), self.heads)
+            k, v = cache.first, cache.second
+            assert v is not None
+            return self.project_out(self.core(q, k, v, bias=bias))
+        q, k, v = self.project_qkv(x, positions, memory)
+        key_offset = 0
+        if cache is not None:
+            cache.append(k, v, seq_dim=2)
+            assert cache.first is not None and cache.second is not None
+            k, v, key_offset = cache.first, cache.second, cache.start
+        out = self.core(q, k, v, q_offset=offset, key_offset=key_offset, bias=bias)
+        if cache is not None:
+            cache.trim(seq_dim=2, window=self.window)
+        return self.project_out(out)
+
+
+class LatentAttention(nn.Module):
+    """Multi-head latent attention (DeepSeek-V2/V3, transformers DeepseekV3Attention).
+
+    q = q_b(norm(q_a(x))) (or q_proj(x)); the keys and values come from a compressed latent
+    c = norm(kv_a(x)[:r]) expanded by kv_b into per-head k_nope and v; the RoPE part of the key
+    (kv_a(x)[r:]) is shared by all heads. The cache keeps only c and the rotated RoPE key.
+    """
+
+    def __init__(
+        self, spec: ModelSpec, index: int, *, rope: RotaryEmbedding, settings: AttentionSettings
+    ) -> None:
+        super().__init__()
+        h, heads = spec.hidden_size, spec.num_heads
+        self.spec, self.index, self.heads = spec, index, heads
+        self.rank = int(spec.kv_lora_rank or 0)
+        self.nope = int(spec.qk_nope_head_dim or 0)
+        self.rope_dim = int(spec.qk_rope_head_dim or 0)
+        self.v_dim = spec.value_head_dim
+        bias = spec.attention_qkv_bias
+        if spec.q_lora_rank:
+            self.q_a = nn.Linear(h, spec.q_lora_rank, bias=bias)
+            self.q_a_norm = make_norm(spec, spec.q_lora_rank)
+            self.q_b = nn.Linear(spec.q_lora_rank, heads * spec.qk_head_dim, bias=False)
+        else:
+            self.q_proj = nn.Linear(h, heads * spec.qk_head_dim, bias=False)
+        self.kv_a = nn.Linear(h, self.rank + self.rope_dim, bias=bias)
+        self.kv_a_norm = make_norm(spec, self.rank)
+        self.kv_b = nn.Linear(self.rank, heads * (self.nope + self.v_dim), bias=False)
+        self.o = nn.Linear(heads * self.v_dim, h, bias=spec.attention_out_bias)
+        self.rope = rope
+        self.settings = settings
+        self.scale = spec.attention_scale or spec.qk_head_dim**-0.5
+
+    def latent(self, x: Tensor, positions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """q (B, H, S, d_qk) with RoPE applied, latent c (B, S, r), RoPE key (B, 1, S, d_rope)."""
+        b, s, _ = x.shape
+        q = self.q_b(self.q_a_norm(self.q_a(x))) if self.spec.q_lora_rank else self.q_proj(x)
+        q = q.view(b, s, self.heads, -1).transpose(1, 2)  # (B, H, S, nope + rope)
+        q_nope, q_rot = q.split([self.nope, self.rope_dim], dim=-1)
+        compressed = self.kv_a(x)  # (B, S, r + rope)
+        c, k_rot = compressed.split([self.rank, self.rope_dim], dim=-1)
+        c = self.kv_a_norm(c)
+        k_rot = k_rot.view(b, 1, s, self.rope_dim)  # one RoPE key shared by all heads
+        cos, sin = self.rope.cos_sin(positions, q.dtype)
+        q_rot, k_rot = self.rope.rotate(q_rot, cos, sin), self.rope.rotate(k_rot, cos, sin)
+        return torch.cat((q_nope, q_rot), dim=-1), c, k_rot
+
+    def expand(self, c: Tensor, k_rot: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-head keys (B, H, S, nope + rope) and values (B, H, S, d_v) from the latent."""
+        b, s, _ = c.shape
+        kv = self.kv_b(c).view(b, s, self.heads, self.nope + self.v_dim).transpose(1, 2)
+        k_nope, v = kv.split([self.nope, self.v_dim], dim=-1)
+        k = torch.cat((k_nope, k_rot.expand(-1, self.heads, -1, -1)), dim=-1)
+        return k, v
+
+    def project_qkv(self, x: Tensor, positions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        q, c, k_rot = self.latent(x, positions)
+        k, v = self.expand(c, k_rot)
+        return q, k, v
+
+    def core(
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        *,
+        q_offset: int = 0,
+        key_offset: int = 0,
+        bias: Tensor | None = None,
+    ) -> Tensor:
+        return attention_core(
+            q,
+            k,
+            v,
+            backend=self.settings.backend,
+            causal=True,
+            scale=self.scale,
+            q_offset=q_offset,
+            key_offset=key_offset,
+            sdpa_kernel=self.settings.sdpa_kernel,
+        )
+
+    def project_out(self, o: Tensor) -> Tensor:
+        b, _, s, _ = o.shape
+        return self.o(o.transpose(1, 2).reshape(b, s, self.heads * self.v_dim))
+
+    def forward(
+        self,
+        x: Tensor,
+        positions: Tensor,
+        *,
+        bias: Tensor | None = None,
+        memory: Tensor | None = None,
+        cache: LayerCache | None = None,
+        offset: int = 0,
+    ) -> Tensor:
+        q, c, k_rot = self.latent(x, positions)
+        if cache is not None:
+            cache.append(c, k_rot.squeeze(1), seq_dim=1)  # latent (B, S, r), key (B, S, rope)
+            assert cache.first is not None and cache.second is not None
+            c, k_rot = cache.first, cache.second.unsqueeze(1)
+        k, v = self.expand(c, k_rot)
+        return self.project_out(self.core(q, k, v, q_offset=offset))
+
+
+class Block(nn.Module):
+    """One transformer layer: attention (+ cross-attention) and MLP/MoE with its norms.
+
+    pre-LN: x + f(norm(x)); post-LN: norm(x + f(x)); sandwich: x + norm2(f(norm1(x)));
+    parallel: x + attn(n1(x)) + mlp(n1(x) or n2(x)).
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        index: int,
+        *,
+        stack: str,
+        rope: RotaryEmbedding | None,
+        settings: AttentionSettings,
+    ) -> None:
+        super().__init__()
+        self.spec, self.index, self.stack = spec, index, stack
+        causal = stack != "encoder"
+        kind = spec.layer_kinds[index] if stack == "decoder" else "full"
+        window = spec.sliding_window if kind == "sliding" else None
+        if spec.is_mla:
+            assert rope is not None
+            self.attention: nn.Module = LatentAttention(spec, index, rope=rope, settings=settings)
+        else:
+            self.attention = SelfAttention(
+                spec, index, causal=causal, window=window, rope=rope, settings=settings
+            )
+        self.cross_attention = None
+        if stack == "decoder" and spec.architecture == "encoder-decoder":
+            self.cross_attention = SelfAttention(
+                spec, index, causal=False, window=None, rope=None, settings=settings, cross=True
+            )
+            self.cross_norm = make_norm(spec)
+        moe = stack == "decoder" and spec.moe_layer_flags[index]
+        self.mlp: nn.Module = MoE(spec) if moe else MLP(spec, spec.intermediate_size)
+        self.norm1 = make_norm(spec)
+        shared_parallel = spec.parallel_residual and spec.parallel_norms == 1
+        self.norm2 = None if shared_parallel else make_norm(spec)
+        if spec.norm_position == "sandwich":
+            self.post_attention_norm = make_norm(spec)
+            self.post_mlp_norm = make_norm(spec)
+
+    def forward(
+        self,
+        x: Tensor,
+        positions: Tensor,
+        *,
+        bias: Tensor | None = None,
+        cross_bias: Tensor | None = None,
+        memory: Tensor | None = None,
+        cache: KVCache | None = None,
+        offset: int = 0,
+    ) -> Tensor:
+        spec = self.spec
+        layer_cache = (
+            cache.layer(self.index) if cache is not None and self.stack == "decoder" else None
+        )
+        attend = lambda y: self.attention(  # noqa: E731
+            y, positions, bias=bias, cache=layer_cache, offset=offset
+        )
+        if spec.parallel_residual:
+            h1 = self.norm1(x)
+            h2 = h1 if self.norm2 is None else self.norm2(x)
+            return x + attend(h1) + self.mlp(h2)
+        if spec.norm_position == "post":
+            x = self.norm1(x + attend(x))
+            x = self._cross(x, positions, cross_bias, memory, cache, post=True)
+            assert self.norm2 is not None
+            return self.norm2(x + self.mlp(x))
+        if spec.norm_position == "sandwich":
+            x = x + self.post_attention_norm(attend(self.norm1(x)))
+            assert self.norm2 is not None
+            return x + self.post_mlp_norm(self.mlp(self.norm2(x)))
+        x = x + attend(self.norm1(x))
+        x = self._cross(x, positions, cross_bias, memory, cache, post=False)
+        assert self.norm2 is not None
+        return x + self.mlp(self.norm2(x))
+
+    def _cross(
+        self,
+        x: Tensor,
+        positions: Tensor,
+        bias: Tensor | None,
+        memory: Tensor | None,
+        cache: KVCache | None,
+        *,
+        post: bool,
+    ) -> Tensor:
+        if self.cross_attention is None:
+            return x
+        layer_cache = cache.cross(self.index) if cache is not None else None
+        if post:
+            out = self.cross_attention(x, positions, bias=bias, memory=memory, cache=layer_cache)
+            return self.cross_norm(x + out)
+        normed = self.cross_norm(x)
+        out = self.cross_attention(normed, positions, bias=bias, memory=memory, cache=layer_cache)
+        return x + out
+
+    def fill_cross_cache(self, memory: Tensor, cache: KVCache) -> None:
+        """Project the encoder output once into this layer's cross-attention K/V."""
+        if self.cross_attention is None:
+            return
+        attn = self.cross_attention
+        layer_cache = cache.cross(self.index)
+        if layer_cache.first is None:
+            layer_cache.first = attn.split_heads(attn.k(memory), attn.kv_heads)
+            layer_cache.second = attn.split_heads(attn.v(memory), attn.kv_heads)
+
+
+class Transformer(nn.Module):
+    """Embeddings, the stacks of blocks, final norm(s) and the LM head (or pooler)."""
+
+    def __init__(
+        self, spec: ModelSpec, *, layers: int | None = None, backend: str = "sdpa"
+    ) -> None:
+        super().__init__()
+        self.spec = spec
+        h = spec.hidden_size
+        self.settings = AttentionSettings(backend)
+        self.embed = nn.Embedding(spec.vocab_size, h)
+        rows = int(spec.max_position_embeddings or 0) + spec.position_offset
+        stacks = 2 if spec.architecture == "encoder-decoder" else 1
+        self.positions = nn.ModuleList(
+            nn.Embedding(rows, h) for _ in range(stacks if spec.position_type == "learned" else 0)
+        )
+        self.token_types = nn.Embedding(spec.type_vocab_size, h) if spec.type_vocab_size else None
+        self.embed_norms = nn.ModuleList(
+            make_norm(spec) for _ in range(stacks if spec.embedding_norm else 0)
+        )
+        self.rope = self._rope(spec)
+        self.local_rope = self._rope(spec, local=True) if spec.rope_local_theta else None
+        self.relative = nn.ModuleList()
+        if spec.position_type == "relative":
+            directions = [True, False] if stacks == 2 else [spec.architecture == "encoder"]
+            self.relative = nn.ModuleList(
+                RelativeBias(
+                    spec.relative_attention_num_buckets,
+                    spec.relative_attention_max_distance,
+                    spec.num_heads,
+                    bidirectional=bidirectional,
+                )
+                for bidirectional in directions
+            )
+        depth = spec.num_layers if layers is None else min(layers, spec.num_layers)
+        main_stack = "encoder" if spec.architecture == "encoder" else "decoder"
+        self.layers = nn.ModuleList(
+            Block(
+                spec,
+                i,
+                stack=main_stack,
+                rope=self._rope_for(i, main_stack),
+                settings=self.settings,
+            )
+            for i in range(depth)
+        )
+        self.encoder_layers = nn.ModuleList()
+        if spec.architecture == "encoder-decoder":
+            enc_depth = int(spec.num_encoder_layers or 0)
+            enc_depth = enc_depth if layers is None else min(layers, enc_depth)
+            self.encoder_layers = nn.ModuleList(
+                Block(spec, i, stack="encoder", rope=self.rope, settings=self.settings)
+                for i in range(enc_depth)
+            )
+        self.final_norms = nn.ModuleList(
+            make_norm(spec) for _ in range(stacks if spec.final_norm else 0)
+        )
+        self.lm_head = None
+        if spec.lm_head and not spec.tie_word_embeddings:
+            self.lm_head = nn.Linear(h, spec.vocab_size, bias=spec.lm_head_bias)
+        self.lm_head_bias = (
+            nn.Parameter(torch.zeros(spec.vocab_size))
+            if spec.lm_head and spec.tie_word_embeddings and spec.lm_head_bias
+            else None
+        )
+        self.pooler = nn.Linear(h, h) if spec.pooler else None
+        if spec.position_type == "sinusoidal":
+            self.register_buffer("sinusoid", sinusoidal_table(rows or 8192, h), persistent=False)
+
+    @staticmethod
+    def _rope(spec: ModelSpec, *, local: bool = False) -> RotaryEmbedding | None:
+        if spec.position_type != "rope":
+            return None
+        dim = spec.rotary_dim or (
+            int(spec.qk_rope_head_dim or 0) if spec.is_mla else spec.resolved_head_dim
+        )
+        theta = spec.rope_local_theta if local and spec.rope_local_theta else spec.rope_theta
+        scaling = None if local else spec.rope_scaling
+        return RotaryEmbedding(dim, theta, interleaved=spec.rope_interleaved, scaling=scaling)
+
+    def _rope_for(self, index: int, stack: str) -> RotaryEmbedding | None:
+        if (
+            stack == "decoder"
+            and self.local_rope is not None
+            and self.spec.layer_kinds[index] == "sliding"
+        ):
+            return self.local_rope
+        return self.rope
+
+    def set_backend(self, backend: str, sdpa_kernel: str | None = None) -> None:
+        """Switch every layer's attention core: "naive" or "sdpa" (and a CUDA SDPA kernel)."""
+        self.settings.backend = backend
+        self.settings.sdpa_kernel = sdpa_kernel
+
+    # ---- embeddings ---------------------------------------------------------------------------
+
+    def embed_tokens(self, ids: Tensor, offset: int, stack: int) -> Tensor:
+        """Token (+ position, + type) embeddings and the embedding norm; (B, S, h)."""
+        spec = self.spec
+        x = self.embed(ids)
+        if spec.scale_embeddings:
+            x = x * torch.tensor(math.sqrt(spec.hidden_size), dtype=x.dtype)
+        positions = torch.arange(offset, offset + ids.shape[1], device=ids.device)
+        if self.positions:
+            x = x + self.positions[stack](positions + spec.position_offset)
+        if spec.position_type == "sinusoidal":
+            x = x + self.sinusoid[positions].to(x.dtype)
+        if self.token_types is not None:
+            x = x + self.token_types(torch.zeros_like(ids))
+        if self.embed_norms:
+            x = self.embed_norms[stack](x)
+        return x
+
+    def _bias(
+        self, stack: int, s_q: int, s_k: int, q_offset: int, device: torch.device
+    ) -> Tensor | None:
+        spec = self.spec
+        if spec.position_type == "alibi":
+            return alibi_bias(spec.num_heads, s_q, s_k, q_offset, device)
+        if spec.position_type == "relative":
+            return self.relative[stack](s_q, s_k, q_offset)
+        return None
+
+    # ---- stacks ---------------------------------------------------------------------------------
+
+    def encode(self, ids: Tensor) -> Tensor:
+        """The encoder stack of an encoder-decoder (or the whole encoder-only model)."""
+        layers = self.encoder_layers if self.spec.architecture == "encoder-decoder" else self.layers
+        x = self.embed_tokens(ids, 0, 0)
+        positions = torch.arange(ids.shape[1], device=ids.device)
+        bias = self._bias(0, ids.shape[1], ids.shape[1], 0, ids.device)
+        for block in layers:
+            x = block(x, positions, bias=bias)
+        return self.final_norms[0](x) if self.final_norms else x
+
+    def decode(self, ids: Tensor, memory: Tensor | None, cache: KVCache | None) -> Tensor:
+        """The decoder stack over ``ids``, attending to ``memory`` (encoder output) if any."""
+        spec = self.spec
+        offset = cache.length if cache is not None else 0
+        stack = 1 if spec.architecture == "encoder-decoder" else 0
+        x = self.embed_tokens(ids, offset, stack)
+        s = ids.shape[1]
+        positions = torch.arange(offset, offset + s, device=ids.device)
+        bias = self._bias(stack, s, offset + s, offset, ids.device)
+        cross_bias = None
+        if memory is not None and spec.position_type == "relative":
+            cross_bias = None  # T5 cross-attention has no position bias
+        if cache is not None and memory is not None:
+            for block in self.layers:
+                block.fill_cross_cache(memory, cache)
+        for block in self.layers:
+            x = block(
+                x,
+                positions,
+                bias=bias,
+                cross_bias=cross_bias,
+                memory=memory,
+                cache=cache,
+                offset=offset,
+            )
+        if cache is not None:
+            cache.length += s
+        if self.final_norms:
+            x = self.final_norms[-1](x)
+        return x
+
+    def logits(self, x: Tensor) -> Tensor:
+        spec = self.spec
+        if self.lm_head is not None:
+            out = self.lm_head(x)
+        else:
+            if spec.architecture == "encoder-decoder" and spec.position_type == "relative":
+                x = x * spec.hidden_size**-0.5  # T5 rescales before its tied head
+            out = x @ self.embed.weight.T
+            if self.lm_head_bias is not None:
+                out = out + self.lm_head_bias
+        if spec.final_logit_softcap is not None:
+            cap = spec.final_logit_softcap
+            out = torch.tanh(out / cap) * cap
+        return out
+
+    def forward(
+        self,
+        input_ids: Tensor,
+        *,
+        decoder_input_ids: Tensor | None = None,
+        cache: KVCache | None = None,
+        memory: Tensor | None = None,
+    ) -> Tensor:
+        """Logits (B, S, V) for decoders and encoder-decoders; last hidden state for encoders.
+
+        With a cache, call once with the prompt (prefill), then with one new token at a time.
+        For encoder-decoders pass ``decoder_input_ids`` (the encoder runs on ``input_ids``
+        unless ``memory`` is given).
+        """
+        spec = self.spec
+        if spec.architecture == "encoder":
+            return self.encode(input_ids)
+        if spec.architecture == "encoder-decoder":
+            if memory is None:
+                memory = self.encode(input_ids)
+            assert decoder_input_ids is not None
+            return self.logits(self.decode(decoder_input_ids, memory, cache))
+        return self.logits(self.decode(input_ids, None, cache))
+
+    def pooled(self, hidden: Tensor) -> Tensor:
+        """BERT's pooler: tanh(dense(h[:, 0]))."""
+        assert self.pooler is not None
+        return torch.tanh(self.pooler(hidden[:, 0]))
+
+
+def build_model(
+    spec: ModelSpec,
+    *,
+    layers: int | None = None,
+    device: Any = "cpu",
+    dtype: torch.dtype = torch.float32,
+    backend: str = "sdpa",
+) -> Transformer:
+    """The built-in model of ``spec`` on ``device`` in ``dtype`` (random init; ``layers`` caps
+    the depth of each stack at full width)."""
+    with torch.device(device):
+        model = Transformer(spec, layers=layers, backend=backend)
+    return model.to(dtype=dtype)
