@@ -59,20 +59,24 @@ def naive_attention(
     bias: Tensor | None = None,
     softcap: float | None = None,
 ) -> Tensor:
-    """Explicit attention with the scores materialised; GQA by a grouped view, no K/V copy."""
+    """Explicit attention with the scores materialised; GQA by a grouped view, no K/V copy.
+
+    Two score-sized tensors exist at the peak: the scores (scaled, biased and masked in
+    place) and the softmax probabilities.
+    """
     b, h, s_q, d = q.shape
     kvh = k.shape[1]
     g = h // kvh
     qg = q.view(b, kvh, g, s_q, d)  # (B, KVH, G, S_q, D)
-    scores = torch.matmul(qg, k.unsqueeze(2).transpose(-1, -2)) * scale  # (B, KVH, G, S_q, S_k)
-    scores = scores.view(b, h, s_q, -1)  # (B, H, S_q, S_k)
+    scores = torch.matmul(qg, k.unsqueeze(2).transpose(-1, -2))  # (B, KVH, G, S_q, S_k)
+    scores = scores.view(b, h, s_q, -1).mul_(scale)  # (B, H, S_q, S_k), scaled in place
     if bias is not None:
-        scores = scores + bias
+        scores = scores.add_(bias)
     if softcap is not None:
-        scores = torch.tanh(scores / softcap) * softcap
+        scores = scores.div_(softcap).tanh_().mul_(softcap)
     if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+        scores = scores.masked_fill_(~mask, float("-inf"))
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)  # a second S x S
     pg = probs.view(b, kvh, g, s_q, -1)  # (B, KVH, G, S_q, S_k)
     out = torch.matmul(pg, v.unsqueeze(2))  # (B, KVH, G, S_q, Dv)
     return out.view(b, h, s_q, v.shape[-1])

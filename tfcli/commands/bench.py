@@ -1,0 +1,166 @@
+"""``tfcli bench [MODEL]``: time the built-in model's attention against the estimates.
+
+torch is imported inside the command only, so the estimate commands stay fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tfcli.commands.options import JsonOpt, SetOpt, SpecsDirOpt
+from tfcli.errors import BenchError, UsageError
+
+DEFAULT_MODEL = "llama-3.2-1b"
+"""A small shipped spec: a bare ``tfcli bench`` finishes in about a minute on a laptop CPU."""
+DEFAULT_SEQS = "512,1024,2048"
+BENCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def parse_int_list(option: str, text: str) -> list[int]:
+    """'512,1024,2k' -> [512, 1024, 2048]; positive integers only."""
+    values = []
+    for item in text.split(","):
+        item = item.strip().lower()
+        if not item:
+            continue
+        factor = 1024 if item.endswith("k") else 1
+        digits = item[:-1] if item.endswith("k") else item
+        if not digits.isdigit() or int(digits) < 1:
+            raise UsageError(f"{option}: {item!r} is not a positive integer (e.g. 512,1024,2k)")
+        values.append(int(digits) * factor)
+    if not values:
+        raise UsageError(f"{option}: no values in {text!r}")
+    return sorted(set(values))
+
+
+def bench(
+    model: Annotated[
+        str, typer.Argument(help="MODEL to time (default: a small shipped spec).")
+    ] = DEFAULT_MODEL,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")] = "auto",
+    dtype: Annotated[
+        str, typer.Option("--dtype", help="fp32 (CPU default), bf16 or fp16.")
+    ] = "fp32",
+    seq: Annotated[str, typer.Option("--seq", help="Sequence lengths, comma-separated.")] = (
+        DEFAULT_SEQS
+    ),
+    batch: Annotated[int, typer.Option("--batch", help="Sequences per batch.")] = 1,
+    layers: Annotated[int, typer.Option("--layers", help="Layers built at full width.")] = 1,
+    backend: Annotated[
+        str, typer.Option("--backend", help="Attention backends: naive,sdpa.")
+    ] = "naive,sdpa",
+    sdpa_kernel: Annotated[
+        str | None,
+        typer.Option("--sdpa-kernel", help="CUDA only: flash, efficient, math or cudnn."),
+    ] = None,
+    mode: Annotated[str, typer.Option("--mode", help="prefill or decode.")] = "prefill",
+    context: Annotated[
+        str, typer.Option("--context", help="Decode: cached tokens, comma-separated.")
+    ] = "1024,4096,16384",
+    repeats: Annotated[int, typer.Option("--repeats", help="Timed samples per point.")] = 3,
+    warmup: Annotated[int, typer.Option("--warmup", help="Untimed calls first.")] = 1,
+    causal: Annotated[
+        bool, typer.Option("--causal/--no-causal", help="Causal mask (decoders).")
+    ] = True,
+    blocks: Annotated[
+        bool, typer.Option("--blocks/--no-blocks", help="Also time sublayer and block.")
+    ] = True,
+    force: Annotated[
+        bool, typer.Option("--force", help="Run points that may not fit in free memory.")
+    ] = False,
+    recalibrate: Annotated[
+        bool, typer.Option("--recalibrate", help="Measure the device's peak again.")
+    ] = False,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write a log-log PNG of measured vs predicted.")
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="torch CPU threads (default: torch's).")
+    ] = None,
+    set_: SetOpt = None,
+    specs_dir: SpecsDirOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Time attention of MODEL's built-in transformer on this machine against the estimates."""
+    backends = tuple(b.strip() for b in backend.split(",") if b.strip())
+    if not backends or any(b not in ("naive", "sdpa") for b in backends):
+        raise UsageError(f"--backend takes naive and/or sdpa, got {backend!r}")
+    if mode not in ("prefill", "decode"):
+        raise UsageError(f"--mode must be prefill or decode, got {mode!r}")
+    if dtype not in BENCH_DTYPES:
+        raise UsageError(f"--dtype must be one of {', '.join(BENCH_DTYPES)}, got {dtype!r}")
+    for option, value in (("--batch", batch), ("--layers", layers), ("--repeats", repeats)):
+        if value < 1:
+            raise UsageError(f"{option} must be a positive integer, got {value}")
+    if warmup < 0:
+        raise UsageError(f"--warmup must be >= 0, got {warmup}")
+    if sdpa_kernel is not None and sdpa_kernel not in ("flash", "efficient", "math", "cudnn"):
+        raise UsageError(
+            f"--sdpa-kernel must be flash, efficient, math or cudnn, got {sdpa_kernel!r}"
+        )
+    seqs = parse_int_list("--seq", seq)
+    contexts = parse_int_list("--context", context)
+
+    from tfcli.loaders import load_model
+
+    spec = load_model(model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ())).spec
+    try:
+        import torch
+    except ImportError:
+        raise BenchError("tfcli bench needs torch", hint="pip install 'tfcli[bench]'") from None
+    from tfcli.bench.calibrate import calibrate
+    from tfcli.bench.run import BenchSettings, run_bench, summarize
+    from tfcli.render.bench import bench_progress, print_bench, print_bench_json, write_plot
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    chosen = device
+    if device == "auto":
+        chosen = "cuda" if torch.cuda.is_available() else "cpu"
+    if chosen not in ("cpu", "cuda"):
+        raise UsageError(f"--device must be cpu, cuda or auto, got {device!r}")
+    if chosen == "cuda" and not torch.cuda.is_available():
+        raise BenchError("--device cuda: no CUDA device is available to torch")
+    torch_device = torch.device(chosen)
+    torch_dtype = getattr(torch, BENCH_DTYPES[dtype])
+    settings = BenchSettings(
+        spec=spec,
+        device=torch_device,
+        dtype=torch_dtype,
+        seqs=seqs,
+        batch=batch,
+        layers=layers,
+        backends=backends,
+        mode=mode,
+        contexts=contexts,
+        repeats=repeats,
+        warmup=warmup,
+        causal=causal,
+        force=force,
+        sdpa_kernel=sdpa_kernel,
+        time_blocks=blocks,
+    )
+    steps = len(contexts) if mode == "decode" else len(seqs) * len(backends) + 1
+    with bench_progress(steps + 1, quiet=json_output) as advance:
+        advance("calibrating device")
+        head_dim = spec.qk_head_dim
+        calibration, cached = calibrate(
+            torch_device, torch_dtype, head_dim, recalibrate=recalibrate
+        )
+        result = run_bench(settings, calibration, cached, on_step=advance)
+    summary = summarize(result)
+    if plot is not None:
+        write_plot(result, plot)
+    if json_output:
+        print_bench_json(result, summary)
+    else:
+        print_bench(result, summary, plot=plot)
+    if result.interrupted:
+        raise typer.Exit(130)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(bench)
