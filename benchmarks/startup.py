@@ -62,7 +62,10 @@ def main() -> None:
             f"{torch_median / median:8.1f}x"
         )
     verdict = "meets" if worst < 0.4 and torch_median / worst >= 8 else "misses"
-    print(f"slowest median {worst:.3f} s; target: < 0.4 s and >= 8x faster than import torch: {verdict}")
+    print(
+        f"slowest median {worst:.3f} s; target: < 0.4 s and >= 8x faster than import torch: "
+        f"{verdict}"
+    )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ Shapes: B batch, S sequence, h hidden, H query heads, KVH key/value heads, D hea
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -272,7 +272,9 @@ class Block(nn.Module):
         window = spec.sliding_window if kind == "sliding" else None
         if spec.is_mla:
             assert rope is not None
-            self.attention: nn.Module = LatentAttention(spec, index, rope=rope, settings=settings)
+            self.attention: SelfAttention | LatentAttention = LatentAttention(
+                spec, index, rope=rope, settings=settings
+            )
         else:
             self.attention = SelfAttention(
                 spec, index, causal=causal, window=window, rope=rope, settings=settings
@@ -362,6 +364,8 @@ class Block(nn.Module):
 class Transformer(nn.Module):
     """Embeddings, the stacks of blocks, final norm(s) and the LM head (or pooler)."""
 
+    sinusoid: Tensor
+
     def __init__(
         self, spec: ModelSpec, *, layers: int | None = None, backend: str = "sdpa"
     ) -> None:
@@ -448,6 +452,10 @@ class Transformer(nn.Module):
             return self.local_rope
         return self.rope
 
+    def block(self, index: int) -> Block:
+        """Layer ``index`` of the main stack, typed."""
+        return cast(Block, self.layers[index])
+
     def set_backend(self, backend: str, sdpa_kernel: str | None = None) -> None:
         """Switch every layer's attention core: "naive" or "sdpa" (and a CUDA SDPA kernel)."""
         self.settings.backend = backend
@@ -507,8 +515,8 @@ class Transformer(nn.Module):
         if memory is not None and spec.position_type == "relative":
             cross_bias = None  # T5 cross-attention has no position bias
         if cache is not None and memory is not None:
-            for block in self.layers:
-                block.fill_cross_cache(memory, cache)
+            for index in range(len(self.layers)):
+                self.block(index).fill_cross_cache(memory, cache)
         for block in self.layers:
             x = block(
                 x,

@@ -44,6 +44,8 @@ def rope_inv_freq(dim: int, theta: float, scaling: dict[str, Any] | None) -> Ten
 class RotaryEmbedding(nn.Module):
     """cos/sin tables for positions, applied to the first ``rotary_dim`` dims of q and k."""
 
+    inv_freq: Tensor
+
     def __init__(
         self,
         rotary_dim: int,

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from tfcli.bench.calibrate import Calibration
-from tfcli.bench.model import Transformer, build_model
+from tfcli.bench.model import LatentAttention, Transformer, build_model
 from tfcli.bench.timing import Probe, Samples, time_call
 from tfcli.errors import BenchError
 from tfcli.flops import (
@@ -212,12 +212,12 @@ def measure_peak_growth(fn: Callable[[], object], device: torch.device) -> int |
         Path(f"/proc/{os.getpid()}/clear_refs").write_text("5")
     except OSError:
         return None
-    base = _proc_status_kib("VmRSS")
+    rss = _proc_status_kib("VmRSS")
     fn()
     peak = _proc_status_kib("VmHWM")
-    if base is None or peak is None:
+    if rss is None or peak is None:
         return None
-    return max(0, (peak - base) * 1024)
+    return max(0, (peak - rss) * 1024)
 
 
 # ---- the sweep ---------------------------------------------------------------------------------
@@ -325,7 +325,7 @@ def measure_point(
     )
 
     model.set_backend(backend, settings.sdpa_kernel)
-    block = model.layers[0]
+    block = model.block(0)
     attention = block.attention
     q, k, v = _inputs(spec, batch, seq, settings)
     bias = (
@@ -370,7 +370,7 @@ def measure_causal_saving(
     """SDPA core time without the causal mask over the time with it, at ``seq``."""
     spec = settings.spec
     model.set_backend("sdpa", settings.sdpa_kernel)
-    attention = model.layers[0].attention
+    attention = model.block(0).attention
     q, k, v = _inputs(spec, settings.batch, seq, settings)
     times = {}
     with torch.no_grad():
@@ -393,7 +393,7 @@ def measure_decode(
 ) -> DecodeResult:
     """One-token step of the first block after ``context`` cached (random) tokens."""
     spec, device, batch = settings.spec, settings.device, settings.batch
-    block = model.layers[0]
+    block = model.block(0)
     window = _layer_window(spec)
     held = context if window is None else min(context, window)
     result = DecodeResult(context=context)
@@ -426,7 +426,7 @@ def measure_decode(
         """The new token's projections, attention over the cached keys (read, not copied:
         a serving engine writes one slot in place), output projection and MLP."""
         h = block.norm1(x)
-        if spec.is_mla:
+        if isinstance(attention, LatentAttention):
             q, _c, _k_rot = attention.latent(h, positions)
             k, v = attention.expand(first, second.unsqueeze(1))
         else:
@@ -521,6 +521,8 @@ class Summary:
     naive_sdpa_memory_ratio: float | None
     naive_memory_error: float | None
     fit_from_seq: int
+    fit_all_lengths: bool
+    """True when fewer than two lengths reach ``fit_from_seq`` and every length was used."""
 
 
 def summarize(result: BenchResult, *, fit_from: int = 1024) -> Summary:
@@ -563,6 +565,14 @@ def summarize(result: BenchResult, *, fit_from: int = 1024) -> Summary:
         naive_error = (
             longest.measured_peak_bytes - longest.estimated_peak_bytes
         ) / longest.estimated_peak_bytes
+    long_seqs = {p.seq for p in done if p.seq >= fit_from}
     return Summary(
-        exponents, projection_exponent, errors, time_ratio, memory_ratio, naive_error, fit_from
+        exponents,
+        projection_exponent,
+        errors,
+        time_ratio,
+        memory_ratio,
+        naive_error,
+        fit_from,
+        len(long_seqs) < 2,
     )

@@ -157,9 +157,10 @@ def _fmt(value: float | None, pattern: str) -> str:
 
 def _print_summary(result: BenchResult, summary: Summary) -> None:
     table = make_table("Summary", ["", "measured", "theory"])
+    lengths = "all lengths" if summary.fit_all_lengths else f"seq >= {summary.fit_from_seq}"
     for backend, exponent in summary.attention_exponent.items():
         table.add_row(
-            f"attention-core exponent, {backend} (time ~ seq^k, seq >= {summary.fit_from_seq})",
+            f"attention-core exponent, {backend} (time ~ seq^k, {lengths})",
             _fmt(exponent, "{:.2f}"),
             "2 (s^2 pairs)",
         )
@@ -168,7 +169,7 @@ def _print_summary(result: BenchResult, summary: Summary) -> None:
     )
     for backend, error in summary.median_abs_error.items():
         table.add_row(
-            f"median |error| of predicted core time, {backend} (seq >= {summary.fit_from_seq})",
+            f"median |error| of predicted core time, {backend} ({lengths})",
             _fmt(None if error is None else 100 * error, "{:.1f}%"),
             "",
         )
@@ -296,6 +297,7 @@ def bench_document(result: BenchResult, summary: Summary) -> dict[str, Any]:
             "naive_sdpa_memory_ratio": summary.naive_sdpa_memory_ratio,
             "naive_memory_error_fraction": summary.naive_memory_error,
             "fit_from_seq": summary.fit_from_seq,
+            "fit_used_all_lengths": summary.fit_all_lengths,
         },
     }
 
