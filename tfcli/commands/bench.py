@@ -10,30 +10,13 @@ from typing import Annotated
 
 import typer
 
-from tfcli.commands.options import JsonOpt, SetOpt, SpecsDirOpt
+from tfcli.commands.options import JsonOpt, SetOpt, SpecsDirOpt, parse_lengths
 from tfcli.errors import BenchError, UsageError
 
 DEFAULT_MODEL = "llama-3.2-1b"
 """A small shipped spec: a bare ``tfcli bench`` finishes in about a minute on a laptop CPU."""
 DEFAULT_SEQS = "512,1024,2048"
 BENCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
-
-
-def parse_int_list(option: str, text: str) -> list[int]:
-    """'512,1024,2k' -> [512, 1024, 2048]; positive integers only."""
-    values = []
-    for item in text.split(","):
-        item = item.strip().lower()
-        if not item:
-            continue
-        factor = 1024 if item.endswith("k") else 1
-        digits = item[:-1] if item.endswith("k") else item
-        if not digits.isdigit() or int(digits) < 1:
-            raise UsageError(f"{option}: {item!r} is not a positive integer (e.g. 512,1024,2k)")
-        values.append(int(digits) * factor)
-    if not values:
-        raise UsageError(f"{option}: no values in {text!r}")
-    return sorted(set(values))
 
 
 def bench(
@@ -101,8 +84,8 @@ def bench(
         raise UsageError(
             f"--sdpa-kernel must be flash, efficient, math or cudnn, got {sdpa_kernel!r}"
         )
-    seqs = parse_int_list("--seq", seq)
-    contexts = parse_int_list("--context", context)
+    seqs = list(parse_lengths("--seq", seq))
+    contexts = list(parse_lengths("--context", context))
 
     from tfcli.loaders import load_model
 

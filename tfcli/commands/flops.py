@@ -6,7 +6,14 @@ from typing import Annotated
 
 import typer
 
-from tfcli.commands.options import ExplainOpt, JsonOpt, ModelArg, SetOpt, SpecsDirOpt
+from tfcli.commands.options import (
+    ExplainOpt,
+    JsonOpt,
+    ModelArg,
+    SetOpt,
+    SpecsDirOpt,
+    parse_lengths,
+)
 from tfcli.errors import UsageError
 from tfcli.flops import (
     ATTENTION_CONVENTIONS,
@@ -97,7 +104,7 @@ def flops(
         raise UsageError(f"--seq must be a positive integer, got {seq}")
     if batch < 1:
         raise UsageError(f"--batch must be a positive integer, got {batch}")
-    scaling_seqs = _parse_lengths(scaling) if scaling else DEFAULT_SCALING_SEQS
+    scaling_seqs = parse_lengths("--scaling", scaling) if scaling else DEFAULT_SCALING_SEQS
     device = resolve_hardware(hardware, peak_tflops, bandwidth, dtype)
     loaded = load_model(model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()))
     spec = loaded.spec
@@ -149,23 +156,6 @@ def flops(
         print_flops_json(view)
     else:
         print_flops(view, explain=explain)
-
-
-def _parse_lengths(text: str) -> tuple[int, ...]:
-    """'2048,8k,32K' -> (2048, 8192, 32768); K means 1024."""
-    values = []
-    for item in text.split(","):
-        item = item.strip().lower()
-        if not item:
-            continue
-        factor = 1024 if item.endswith("k") else 1
-        number = item[:-1] if item.endswith("k") else item
-        if not number.isdigit() or int(number) < 1:
-            raise UsageError(f"bad sequence length {item!r} in {text!r}; write e.g. 2048,8k,32k")
-        values.append(int(number) * factor)
-    if not values:
-        raise UsageError(f"no sequence lengths in {text!r}")
-    return tuple(values)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from tfcli.errors import UsageError
+
 ModelArg = Annotated[
     str,
     typer.Argument(
@@ -37,3 +39,20 @@ SpecsDirOpt = Annotated[
 ExplainOpt = Annotated[
     bool, typer.Option("--explain", help="Show every formula with the numbers put in.")
 ]
+
+
+def parse_lengths(option: str, text: str) -> tuple[int, ...]:
+    """'512,1024,8k' -> (512, 1024, 8192), sorted and unique; k means 1024."""
+    values = set()
+    for item in text.split(","):
+        item = item.strip().lower()
+        if not item:
+            continue
+        factor = 1024 if item.endswith("k") else 1
+        digits = item[:-1] if item.endswith("k") else item
+        if not digits.isdigit() or int(digits) < 1:
+            raise UsageError(f"{option}: {item!r} is not a positive length (e.g. 512,1024,8k)")
+        values.add(int(digits) * factor)
+    if not values:
+        raise UsageError(f"{option}: no lengths in {text!r}")
+    return tuple(sorted(values))
