@@ -165,3 +165,14 @@ def test_unknown_dtype() -> None:
 
 def test_unknown_option_is_one_line() -> None:
     assert_one_line_error(run_cli("params", "llama-3-8b", "--frobnicate"), "frobnicate")
+
+
+def test_verify_builds_the_transformers_model(tmp_path: Path) -> None:
+    pytest.importorskip("transformers")
+    pytest.importorskip("torch")
+    doc = json.loads(run_cli("params", "mixtral-8x7b", "--verify", "--json").stdout)
+    assert doc["difference"] == 0
+    assert doc["transformers_total_params"] == 46_702_792_704
+    flan = json.loads(run_cli("params", "flan-t5-base", "--verify", "--json").stdout)
+    assert flan["difference"] == 32128 * 768
+    assert "ties T5's LM head" in flan["difference_explained"]

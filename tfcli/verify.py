@@ -63,6 +63,18 @@ def transformers_param_count(ref: str, loaded: LoadedModel) -> int:
     return _meta_count(config, loaded.spec)
 
 
+def known_difference(spec: ModelSpec, difference: int) -> str | None:
+    """An explanation for a difference tfcli knows to be transformers' choice, or None."""
+    untied_head = spec.vocab_size * spec.hidden_size
+    if spec.family == "t5" and not spec.tie_word_embeddings and difference == untied_head:
+        return (
+            "transformers 5 always ties T5's LM head to the shared embeddings (T5Config), while "
+            "this checkpoint ships an untied lm_head (tie_word_embeddings: false): tfcli counts "
+            "the checkpoint"
+        )
+    return None
+
+
 def _meta_count(config: Any, spec: ModelSpec) -> int:
     import torch
     import transformers

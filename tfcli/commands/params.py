@@ -47,10 +47,12 @@ def params(
             dtypes.insert(1, chosen)
     weight_bytes = {d: bytes_for(counts.total, d) for d in dtypes}
     verified = None
+    note = None
     if verify:
-        from tfcli.verify import transformers_param_count
+        from tfcli.verify import known_difference, transformers_param_count
 
         verified = transformers_param_count(model, loaded)
+        note = known_difference(loaded.spec, counts.total - verified)
     view = ParamsView(
         spec=loaded.spec,
         origin=loaded.origin,
@@ -58,6 +60,7 @@ def params(
         weight_bytes=weight_bytes,
         highlight_dtype=normalize_dtype(dtype) if dtype else loaded.spec.dtype,
         transformers_total=verified,
+        verify_note=note,
     )
     if json_output:
         print_params_json(view)

@@ -30,6 +30,7 @@ class ParamsView:
     weight_bytes: dict[str, int]
     highlight_dtype: str
     transformers_total: int | None = None
+    verify_note: str | None = None
 
 
 def describe(spec: ModelSpec) -> str:
@@ -119,6 +120,8 @@ def print_params(view: ParamsView, *, explain: bool, per_layer: bool) -> None:
             style="green" if diff == 0 else "red",
             markup=False,
         )
+        if view.verify_note:
+            print_note(view.verify_note)
     if explain:
         _print_formulas(counts)
     print_note(
@@ -210,6 +213,7 @@ def params_document(view: ParamsView) -> dict[str, Any]:
     if view.transformers_total is not None:
         doc["transformers_total_params"] = view.transformers_total
         doc["difference"] = counts.total - view.transformers_total
+        doc["difference_explained"] = view.verify_note
     return doc
 
 
