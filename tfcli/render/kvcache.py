@@ -116,7 +116,8 @@ def print_kvcache(view: KVCacheView) -> None:
 
 
 def _print_variants(view: KVCacheView) -> None:
-    own = next((v for v in view.variants if v.kv_heads == view.spec.kv_heads), view.variants[0])
+    kind = view.spec.attention_kind
+    own = next((v for v in view.variants if v.label == kind), view.variants[0])
     table = make_table(
         f"What if: the same model with other attention (seq {view.cache.seq:,})",
         ["attention", "kv heads", "total", "vs this model"],

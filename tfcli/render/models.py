@@ -119,7 +119,7 @@ def print_show(
             continue
         table.add_row(name, _value(current), field_origins.get(name, "tfcli default"))
     stdout_console.print(table)
-    derived = make_table("Derived", ["value", ""], right_align_from=99)
+    derived = make_table("Derived", ["property", "value"], right_align_from=99)
     for name, value in derived_values(spec).items():
         derived.add_row(name, _value(value))
     stdout_console.print(derived)
