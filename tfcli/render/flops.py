@@ -275,7 +275,8 @@ def _print_explain(view: FlopsView) -> None:
         f"2N + 2 n_layer n_ctx d_attn = 2 x {n:,} + 2 x {spec.total_layers} x {fwd.seq:,} x "
         f"{spec.num_heads * spec.qk_head_dim} = {format_flops(kaplan)} per token "
         f"(tfcli: {format_flops(ours_per_token)} per token, ratio {ours_per_token / kaplan:.3f}; "
-        "Kaplan excludes the LM head and counts one QK^T-sized term)",
+        "N = parameters outside the token/position embeddings; the context term is one "
+        "QK^T-sized product per layer, i.e. causal QK^T + AV)",
     )
     palm = palm_training_flops_per_token(n, spec, fwd.seq)
     full = view.other_convention if fwd.attention_convention == "causal" else fwd
@@ -285,7 +286,7 @@ def _print_explain(view: FlopsView) -> None:
         f"6N + 12 L H Q T = 6 x {n:,} + 12 x {spec.total_layers} x {spec.num_heads} x "
         f"{spec.qk_head_dim} x {fwd.seq:,} = {format_flops(palm)} per training token "
         f"(tfcli, full attention, 3 x forward: {format_flops(train_per_token)}, ratio "
-        f"{train_per_token / palm:.3f}; PaLM excludes embeddings and the LM head)",
+        f"{train_per_token / palm:.3f}; same N)",
     )
     stdout_console.print(table)
 
