@@ -275,7 +275,8 @@ def _print_explain(view: FlopsView) -> None:
         f"2N + 2 n_layer n_ctx d_attn = 2 x {n:,} + 2 x {spec.total_layers} x {fwd.seq:,} x "
         f"{spec.num_heads * spec.qk_head_dim} = {format_flops(kaplan)} per token "
         f"(tfcli: {format_flops(ours_per_token)} per token, ratio {ours_per_token / kaplan:.3f}; "
-        "N = parameters outside the token/position embeddings; the context term is one "
+        "N = parameters outside the token/position embeddings (a tied LM head is not in 2N); "
+        "the context term is one "
         "QK^T-sized product per layer, i.e. causal QK^T + AV)",
     )
     palm = palm_training_flops_per_token(n, spec, fwd.seq)
