@@ -180,3 +180,33 @@ def test_cuda_request_without_gpu_is_one_line() -> None:
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     assert_one_line_error(run_cli("bench", "gpt2", "--device", "cuda"), "cuda")
+
+
+def test_ctrl_c_keeps_what_was_measured() -> None:
+    """A KeyboardInterrupt during the sweep stops it; the points measured so far remain."""
+    from tfcli.bench.calibrate import Calibration
+    from tfcli.bench.run import BenchSettings, run_bench
+    from tfcli.loaders import load_model
+
+    spec = load_model("gpt2").spec
+    settings = BenchSettings(
+        spec=spec,
+        device=torch.device("cpu"),
+        dtype=torch.float32,
+        seqs=[32, 64, 128],
+        backends=("sdpa",),
+        repeats=1,
+        warmup=0,
+        time_blocks=False,
+    )
+    calibration = Calibration("cpu", "float32", 1, 1e11, 1e10, 0.8, 1e9, 1e8, 64, 0.0)
+    calls = []
+
+    def interrupt_on_third(label: str) -> None:
+        calls.append(label)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    result = run_bench(settings, calibration, False, on_step=interrupt_on_third)
+    assert result.interrupted
+    assert [p.seq for p in result.points] == [32, 64]

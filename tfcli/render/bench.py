@@ -95,6 +95,14 @@ def print_bench(result: BenchResult, summary: Summary, *, plot: Path | None) -> 
         print_warning("interrupted: the figures above are what was measured before Ctrl-C")
     if plot is not None:
         print_note(f"plot written to {plot}")
+    if s.mode == "decode":
+        print_note(
+            "step = one token through the first layer (projections, attention over the cached "
+            "keys, MLP); predicted = max(bytes read / calibrated read bandwidth, FLOPs / matmul "
+            "peak): weights of the layer (active experts for MoE) + its KV cache; medians over "
+            "repeats; error = (predicted - measured) / measured."
+        )
+        return
     print_note(
         "core = softmax(QK^T)V only; sublayer = + q/k/v/o projections; block = + norms and MLP. "
         "Predicted = executed FLOPs / (calibrated peak x kernel efficiency) for SDPA, FLOPs / "
