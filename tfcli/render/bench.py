@@ -105,8 +105,9 @@ def print_bench(result: BenchResult, summary: Summary, *, plot: Path | None) -> 
         return
     print_note(
         "core = softmax(QK^T)V only; sublayer = + q/k/v/o projections; block = + norms and MLP. "
-        "Predicted = executed FLOPs / (calibrated peak x kernel efficiency) for SDPA, FLOPs / "
-        "peak + score traffic / bandwidth for naive; medians over repeats; error = "
+        "Predicted = executed FLOPs / (calibrated peak x kernel efficiency) for SDPA; for naive "
+        "FLOPs / peak + the fresh S x S scores at first-touch bandwidth + in-place passes + "
+        "softmax at its calibrated rate; medians over repeats; error = "
         "(predicted - measured) / measured; memory = peak growth during one core call (IEC)."
     )
 
