@@ -1,7 +1,8 @@
 """CLI commands, one module each; every module exposes ``register(app)``.
 
 Commands stay thin: parse options, call the domain functions, hand results to ``tfcli.render``.
-Modules that need torch (``bench``) import it inside the command body, never at import time.
+Every command module imports its domain and view modules inside the command body, so that
+starting one command does not pay for the others' imports; ``bench`` imports torch there too.
 """
 
 from __future__ import annotations

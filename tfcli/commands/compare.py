@@ -8,12 +8,6 @@ import typer
 
 from tfcli.commands.options import JsonOpt, SetOpt, SpecsDirOpt
 from tfcli.errors import UsageError
-from tfcli.flops import forward_flops
-from tfcli.loaders import load_model
-from tfcli.memory import kv_cache_bytes, weight_bytes
-from tfcli.params import count_params
-from tfcli.render.compare import ComparedModel, print_compare, print_compare_json
-from tfcli.units import normalize_dtype
 
 
 def compare(
@@ -29,6 +23,13 @@ def compare(
     json_output: JsonOpt = False,
 ) -> None:
     """Compare models side by side: params, weights, FLOPs, attention share, KV cache."""
+    from tfcli.flops import forward_flops
+    from tfcli.loaders import load_model
+    from tfcli.memory import kv_cache_bytes, weight_bytes
+    from tfcli.params import count_params
+    from tfcli.render.compare import ComparedModel, print_compare, print_compare_json
+    from tfcli.units import normalize_dtype
+
     if len(models) < 2:
         raise UsageError("compare needs at least two models")
     dtype = normalize_dtype(dtype)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,21 +15,9 @@ from tfcli.commands.options import (
     parse_lengths,
 )
 from tfcli.errors import UsageError
-from tfcli.flops import (
-    ATTENTION_CONVENTIONS,
-    DEFAULT_SCALING_SEQS,
-    LOGITS_MODES,
-    decode_flops,
-    forward_flops,
-    scaling_table,
-)
-from tfcli.hardware import Hardware, custom_hardware, lookup_hardware
-from tfcli.loaders import load_model
-from tfcli.params import count_params
-from tfcli.render.common import print_warning
-from tfcli.render.flops import FlopsView, print_flops, print_flops_json
-from tfcli.roofline import decode_roofline, prefill_roofline
-from tfcli.units import normalize_dtype
+
+if TYPE_CHECKING:
+    from tfcli.hardware import Hardware
 
 MODES = ("prefill", "decode", "train")
 
@@ -44,6 +32,8 @@ def resolve_hardware(
     name: str | None, peak_tflops: float | None, bandwidth: float | None, dtype: str
 ) -> Hardware | None:
     """A preset by name, a custom device from --peak-tflops/--bandwidth, or None."""
+    from tfcli.hardware import custom_hardware, lookup_hardware
+
     if name is not None:
         return lookup_hardware(name)
     if peak_tflops is not None:
@@ -96,6 +86,21 @@ def flops(
     json_output: JsonOpt = False,
 ) -> None:
     """FLOPs of MODEL by component: attention share, scaling with length, prefill/decode/train."""
+    from tfcli.flops import (
+        ATTENTION_CONVENTIONS,
+        DEFAULT_SCALING_SEQS,
+        LOGITS_MODES,
+        decode_flops,
+        forward_flops,
+        scaling_table,
+    )
+    from tfcli.loaders import load_model
+    from tfcli.params import count_params
+    from tfcli.render.common import print_warning
+    from tfcli.render.flops import FlopsView, print_flops, print_flops_json
+    from tfcli.roofline import decode_roofline, prefill_roofline
+    from tfcli.units import normalize_dtype
+
     _choice("--attention", attention, ATTENTION_CONVENTIONS)
     _choice("--logits", logits, LOGITS_MODES)
     _choice("--mode", mode, MODES)

@@ -8,20 +8,6 @@ import typer
 
 from tfcli.commands.options import JsonOpt, ModelArg, SetOpt, SpecsDirOpt
 from tfcli.errors import UsageError
-from tfcli.hardware import lookup_hardware
-from tfcli.loaders import load_model
-from tfcli.memory import (
-    SLIDING_RULES,
-    CacheLayout,
-    attention_variants,
-    kv_cache,
-    solve_fit,
-    weight_bytes,
-)
-from tfcli.params import count_params
-from tfcli.render.common import print_warning
-from tfcli.render.kvcache import KVCacheView, print_kvcache, print_kvcache_json
-from tfcli.units import normalize_dtype, parse_bytes
 
 DEFAULT_RESERVE_FRACTION = 0.10
 """Share of the budget kept back for activations, the CUDA context and fragmentation."""
@@ -29,6 +15,8 @@ DEFAULT_RESERVE_FRACTION = 0.10
 
 def parse_reserve(text: str, budget: int) -> int:
     """``10%`` or ``0.1`` (a fraction of the budget) or a size such as ``4GiB``."""
+    from tfcli.units import parse_bytes
+
     value = text.strip()
     try:
         if value.endswith("%"):
@@ -83,6 +71,21 @@ def kvcache(
     json_output: JsonOpt = False,
 ) -> None:
     """KV-cache memory of MODEL (MHA, GQA, MQA, MLA, sliding window) and what fits a budget."""
+    from tfcli.hardware import lookup_hardware
+    from tfcli.loaders import load_model
+    from tfcli.memory import (
+        SLIDING_RULES,
+        CacheLayout,
+        attention_variants,
+        kv_cache,
+        solve_fit,
+        weight_bytes,
+    )
+    from tfcli.params import count_params
+    from tfcli.render.common import print_warning
+    from tfcli.render.kvcache import KVCacheView, print_kvcache, print_kvcache_json
+    from tfcli.units import normalize_dtype, parse_bytes
+
     dtype = normalize_dtype(dtype)
     if rule not in SLIDING_RULES:
         raise UsageError(f"--sliding-rule must be one of {', '.join(SLIDING_RULES)}, got {rule!r}")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import typer
 
 from tfcli.commands.options import JsonOpt, SpecsDirOpt
-from tfcli.loaders import load_model, shipped_specs
-from tfcli.params import count_params
-from tfcli.render.models import ModelRow, print_models, print_models_json
 
 
 def models(specs_dir: SpecsDirOpt = None, json_output: JsonOpt = False) -> None:
     """List the known model specs: name, family, architecture, params, context, attention."""
+    from tfcli.loaders import load_model, shipped_specs
+    from tfcli.params import count_params
+    from tfcli.render.models import ModelRow, print_models, print_models_json
+
     dirs = tuple(specs_dir or ())
     rows = []
     for name, _path in shipped_specs(dirs):

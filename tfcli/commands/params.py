@@ -7,10 +7,6 @@ from typing import Annotated
 import typer
 
 from tfcli.commands.options import ExplainOpt, JsonOpt, ModelArg, SetOpt, SpecsDirOpt
-from tfcli.loaders import load_model
-from tfcli.params import count_params
-from tfcli.render.params import ParamsView, print_params, print_params_json
-from tfcli.units import WEIGHT_DTYPES, bytes_for, normalize_dtype
 
 
 def params(
@@ -38,6 +34,11 @@ def params(
     json_output: JsonOpt = False,
 ) -> None:
     """Count MODEL's parameters: total, by component, per layer, MoE active, weight memory."""
+    from tfcli.loaders import load_model
+    from tfcli.params import count_params
+    from tfcli.render.params import ParamsView, print_params, print_params_json
+    from tfcli.units import WEIGHT_DTYPES, bytes_for, normalize_dtype
+
     loaded = load_model(model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()))
     counts = count_params(loaded.spec)
     dtypes = list(WEIGHT_DTYPES)

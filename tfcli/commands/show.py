@@ -7,8 +7,6 @@ from typing import Annotated
 import typer
 
 from tfcli.commands.options import JsonOpt, ModelArg, SetOpt, SpecsDirOpt
-from tfcli.loaders import load_model
-from tfcli.render.models import print_show, print_show_json
 
 
 def show(
@@ -21,6 +19,9 @@ def show(
     json_output: JsonOpt = False,
 ) -> None:
     """Show the normalised spec of MODEL: every field, its value and its origin."""
+    from tfcli.loaders import load_model
+    from tfcli.render.models import print_show, print_show_json
+
     loaded = load_model(model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()))
     if json_output:
         print_show_json(loaded.spec, loaded.origin, loaded.field_origins)
