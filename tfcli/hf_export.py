@@ -193,18 +193,7 @@ def _gpt_neox(spec: ModelSpec) -> HFDict:
 
 
 def _gptj(spec: ModelSpec) -> HFDict:
-    return {
-        "vocab_size": spec.vocab_size,
-        "n_embd": spec.hidden_size,
-        "n_layer": spec.num_layers,
-        "n_head": spec.num_heads,
-        "n_inner": spec.intermediate_size,
-        "n_positions": spec.max_position_embeddings,
-        "rotary_dim": spec.rotary_dim,
-        "activation_function": "gelu_new" if spec.activation == "gelu_tanh" else spec.activation,
-        "layer_norm_epsilon": spec.norm_eps,
-        "tie_word_embeddings": spec.tie_word_embeddings,
-    }
+    return {**_gpt2(spec), "rotary_dim": spec.rotary_dim}
 
 
 def _falcon(spec: ModelSpec) -> HFDict:

@@ -582,23 +582,31 @@ def map_deepseek_v3(r: ConfigReader) -> None:
 def map_gpt2(r: ConfigReader) -> None:
     """GPT2Config (GPT-2 124M): learned positions (n_positions), fused c_attn with bias, c_proj
     bias, GELU-tanh MLP of n_inner (4h) with bias, LayerNorm pre-norm, ln_f, tied LM head."""
+    _gpt_sizes(r, vocab=50257, hidden=768, layers=12, heads=12, positions=1024)
+    r.put("position_type", "learned")
+    r.take("tie_word_embeddings", "tie_word_embeddings", True)
+    _dtype(r)
+
+
+def _gpt_sizes(
+    r: ConfigReader, *, vocab: int, hidden: int, layers: int, heads: int, positions: int
+) -> None:
+    """GPT-2-style keys (n_embd, n_layer, n_head, n_inner = 4h by default, n_positions,
+    activation_function = gelu_new) with the class defaults given, and _gpt_layer."""
     r.put("architecture", "decoder")
-    r.take("vocab_size", "vocab_size", 50257)
-    r.take("hidden_size", "n_embd", 768)
-    r.take("num_layers", "n_layer", 12)
-    r.take("num_heads", "n_head", 12)
+    r.take("vocab_size", "vocab_size", vocab)
+    r.take("hidden_size", "n_embd", hidden)
+    r.take("num_layers", "n_layer", layers)
+    r.take("num_heads", "n_head", heads)
     inner = r.value("n_inner")
     r.put("intermediate_size", inner or 4 * r.fields["hidden_size"], "n_inner")
-    r.take("max_position_embeddings", "n_positions", 1024)
+    r.take("max_position_embeddings", "n_positions", positions)
     r.put(
         "activation",
         _activation(r.value("activation_function", "gelu_new"), r),
         "activation_function",
     )
     _gpt_layer(r, eps_key="layer_norm_epsilon")
-    r.put("position_type", "learned")
-    r.take("tie_word_embeddings", "tie_word_embeddings", True)
-    _dtype(r)
 
 
 def _gpt_layer(r: ConfigReader, *, eps_key: str) -> None:
@@ -646,20 +654,7 @@ def map_gpt_neox(r: ConfigReader) -> None:
 def map_gptj(r: ConfigReader) -> None:
     """GPTJConfig (GPT-J-6B): q/k/v/out without bias, MLP with bias, one LayerNorm shared by the
     parallel attention and MLP, interleaved partial RoPE (rotary_dim 64), LM head with bias."""
-    r.put("architecture", "decoder")
-    r.take("vocab_size", "vocab_size", 50400)
-    r.take("hidden_size", "n_embd", 4096)
-    r.take("num_layers", "n_layer", 28)
-    r.take("num_heads", "n_head", 16)
-    inner = r.value("n_inner")
-    r.put("intermediate_size", inner or 4 * r.fields["hidden_size"], "n_inner")
-    r.take("max_position_embeddings", "n_positions", 2048)
-    r.put(
-        "activation",
-        _activation(r.value("activation_function", "gelu_new"), r),
-        "activation_function",
-    )
-    _gpt_layer(r, eps_key="layer_norm_epsilon")
+    _gpt_sizes(r, vocab=50400, hidden=4096, layers=28, heads=16, positions=2048)
     r.put("attention_qkv_bias", False)
     r.put("attention_out_bias", False)
     r.put("parallel_residual", True)
