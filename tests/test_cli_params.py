@@ -176,3 +176,19 @@ def test_verify_builds_the_transformers_model(tmp_path: Path) -> None:
     flan = json.loads(run_cli("params", "flan-t5-base", "--verify", "--json").stdout)
     assert flan["difference"] == 32128 * 768
     assert "ties T5's LM head" in flan["difference_explained"]
+
+
+def test_unknown_model_type_is_one_line_and_verify_still_counts(tmp_path: Path) -> None:
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("torch")
+    from tests.oracles import meta_param_count
+
+    config = transformers.Olmo2Config(
+        hidden_size=256, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4
+    )
+    config.save_pretrained(tmp_path)
+    assert_one_line_error(run_cli("params", str(tmp_path)), "olmo2", "supported", "--verify")
+    run = run_cli("params", str(tmp_path), "--verify", "--json")
+    assert run.code == 0, run.stderr
+    doc = json.loads(run.stdout)
+    assert doc["transformers_total_params"] == meta_param_count(config)

@@ -35,6 +35,15 @@ class LoadError(TfcliError):
     """A MODEL argument cannot be read: missing file, bad YAML/JSON, unknown model_type."""
 
 
+class UnsupportedModelTypeError(LoadError):
+    """A config.json whose model_type tfcli has no mapping for (transformers may know it)."""
+
+    def __init__(self, message: str, *, model_type: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.model_type = model_type
+        self.config_path: str | None = None
+
+
 class ModelNotFoundError(LoadError):
     """A MODEL name matches no shipped spec, file or cached hub id."""
 

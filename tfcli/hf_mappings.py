@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tfcli.errors import LoadError
+from tfcli.errors import LoadError, UnsupportedModelTypeError
 
 Fields = dict[str, Any]
 
@@ -923,11 +923,12 @@ def map_hf_config(data: dict[str, Any], *, origin: str) -> tuple[Fields, dict[st
     if not isinstance(model_type, str):
         raise LoadError(f"{origin}: no model_type key; is this a Hugging Face config.json?")
     if model_type not in MAPPERS:
-        raise LoadError(
+        raise UnsupportedModelTypeError(
             f"{origin}: model_type {model_type!r} is not supported; supported: "
             + ", ".join(sorted(SUPPORTED_MODEL_TYPES)),
-            hint="write a spec YAML for it (tfcli show llama-3-8b lists the keys); "
-            "`--verify` counts any type transformers knows",
+            model_type=model_type,
+            hint="`tfcli params CONFIG --verify` still counts it with transformers; or write "
+            "a spec YAML (tfcli show llama-3-8b --all lists the keys)",
         )
     class_name, mapper = MAPPERS[model_type]
     reader = ConfigReader(data, class_name, origin)

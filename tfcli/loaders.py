@@ -29,7 +29,13 @@ from typing import Any
 
 import yaml
 
-from tfcli.errors import LoadError, ModelNotFoundError, SpecError, did_you_mean
+from tfcli.errors import (
+    LoadError,
+    ModelNotFoundError,
+    SpecError,
+    UnsupportedModelTypeError,
+    did_you_mean,
+)
 from tfcli.hf_mappings import SUPPORTED_MODEL_TYPES, map_hf_config
 from tfcli.spec import ModelSpec, coerce_field, field_names
 
@@ -178,7 +184,11 @@ def load_config_json(
 ) -> LoadedModel:
     data = read_json(path)
     stem = name or (path.parent.name if path.name == "config.json" else path.stem)
-    loaded = spec_from_hf_config(data, name=stem, origin=origin or f"config.json {path}")
+    try:
+        loaded = spec_from_hf_config(data, name=stem, origin=origin or f"config.json {path}")
+    except UnsupportedModelTypeError as err:
+        err.config_path = str(path)
+        raise
     return LoadedModel(loaded.spec, loaded.origin, loaded.field_origins, config_path=path)
 
 

@@ -63,6 +63,30 @@ def transformers_param_count(ref: str, loaded: LoadedModel) -> int:
     return _meta_count(config, loaded.spec)
 
 
+def count_config_file(config_path: str) -> tuple[str, int]:
+    """(model_type, parameters) of any config.json transformers knows, built on the meta
+    device as a causal LM (else as a base model): for model types tfcli has no mapping for."""
+    try:
+        import torch
+        import transformers
+    except ImportError:
+        raise TfcliError(
+            "--verify needs torch and transformers", hint="pip install 'tfcli[hf,bench]'"
+        ) from None
+    data = json.loads(Path(config_path).read_text())
+    model_type = str(data.pop("model_type"))
+    try:
+        config = transformers.AutoConfig.for_model(model_type, **data)
+    except (ValueError, KeyError) as err:
+        raise LoadError(f"transformers does not know model_type {model_type!r}: {err}") from None
+    with torch.device("meta"):
+        try:
+            model = transformers.AutoModelForCausalLM.from_config(config)
+        except ValueError:
+            model = transformers.AutoModel.from_config(config)
+    return model_type, sum(p.numel() for p in model.parameters())
+
+
 def known_difference(spec: ModelSpec, difference: int) -> str | None:
     """An explanation for a difference tfcli knows to be transformers' choice, or None."""
     untied_head = spec.vocab_size * spec.hidden_size

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from tfcli.commands.options import ExplainOpt, JsonOpt, ModelArg, SetOpt, SpecsDirOpt
+from tfcli.errors import UnsupportedModelTypeError
 
 
 def params(
@@ -39,7 +40,17 @@ def params(
     from tfcli.render.params import ParamsView, print_params, print_params_json
     from tfcli.units import WEIGHT_DTYPES, bytes_for, normalize_dtype
 
-    loaded = load_model(model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()))
+    try:
+        loaded = load_model(model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()))
+    except UnsupportedModelTypeError as err:
+        if not verify or err.config_path is None:
+            raise
+        from tfcli.render.params import print_transformers_only
+        from tfcli.verify import count_config_file
+
+        model_type, total = count_config_file(err.config_path)
+        print_transformers_only(model, model_type, total, json_output=json_output)
+        return
     counts = count_params(loaded.spec)
     dtypes = list(WEIGHT_DTYPES)
     if dtype is not None:

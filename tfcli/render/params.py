@@ -219,3 +219,15 @@ def params_document(view: ParamsView) -> dict[str, Any]:
 
 def print_params_json(view: ParamsView) -> None:
     print_json(params_document(view))
+
+
+def print_transformers_only(ref: str, model_type: str, total: int, *, json_output: bool) -> None:
+    """``--verify`` on a model type tfcli cannot map: transformers' count alone."""
+    if json_output:
+        print_json({"model": ref, "model_type": model_type, "transformers_total_params": total})
+        return
+    stdout_console.print(
+        f"{ref}: tfcli has no mapping for model_type {model_type!r}; transformers counts "
+        f"{format_int(total)} parameters ({format_count(total)}) on the meta device",
+        markup=False,
+    )
