@@ -21,6 +21,20 @@ def configs() -> dict[str, tuple[Any, str]]:
     moe = {"num_experts_per_tok": 2, "moe_intermediate_size": 32}
     return {
         "llama": (T.LlamaConfig(**SMALL), "causal_lm"),
+        "llama3_rope_scaling": (
+            T.LlamaConfig(
+                **SMALL,
+                rope_parameters={
+                    "rope_type": "llama3",
+                    "rope_theta": 500000.0,
+                    "factor": 8.0,
+                    "low_freq_factor": 1.0,
+                    "high_freq_factor": 4.0,
+                    "original_max_position_embeddings": 16,  # small: every band is scaled
+                },
+            ),
+            "causal_lm",
+        ),
         "mistral": (T.MistralConfig(**SMALL, sliding_window=5), "causal_lm"),
         "mixtral": (
             T.MixtralConfig(**SMALL, num_local_experts=4, num_experts_per_tok=2),
@@ -32,9 +46,42 @@ def configs() -> dict[str, tuple[Any, str]]:
             "causal_lm",
         ),
         "qwen3": (T.Qwen3Config(**SMALL, head_dim=24), "causal_lm"),
+        "qwen3_moe": (
+            T.Qwen3MoeConfig(**SMALL, head_dim=24, num_experts=4, **moe),
+            "causal_lm",
+        ),
+        "gemma": (T.GemmaConfig(**SMALL, head_dim=16), "causal_lm"),
         "gemma2": (T.Gemma2Config(**SMALL, head_dim=16, sliding_window=5), "causal_lm"),
+        "gemma3_text": (
+            T.Gemma3TextConfig(
+                **SMALL,
+                head_dim=16,
+                sliding_window=5,
+                layer_types=["sliding_attention", "full_attention"],
+            ),
+            "causal_lm",
+        ),
         "phi3": (T.Phi3Config(**SMALL, pad_token_id=0), "causal_lm"),
         "gpt2": (T.GPT2Config(n_embd=64, n_layer=2, n_head=4, vocab_size=300), "causal_lm"),
+        "gptj": (
+            T.GPTJConfig(n_embd=64, n_layer=2, n_head=4, rotary_dim=8, vocab_size=300),
+            "causal_lm",
+        ),
+        "opt": (
+            T.OPTConfig(
+                hidden_size=64,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                ffn_dim=96,
+                word_embed_proj_dim=64,
+                vocab_size=300,
+            ),
+            "causal_lm",
+        ),
+        "mpt": (
+            T.MptConfig(d_model=64, n_layers=2, n_heads=4, expansion_ratio=2, vocab_size=300),
+            "causal_lm",
+        ),
         "gpt_neox": (
             T.GPTNeoXConfig(
                 hidden_size=64,
@@ -73,8 +120,31 @@ def configs() -> dict[str, tuple[Any, str]]:
             ),
             "base",
         ),
+        "roberta": (
+            T.RobertaConfig(
+                hidden_size=64,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                intermediate_size=96,
+                vocab_size=300,
+            ),
+            "base",
+        ),
         "t5": (
             T.T5Config(d_model=64, d_ff=96, d_kv=16, num_layers=2, num_heads=4, vocab_size=300),
+            "seq2seq",
+        ),
+        "t5_gated": (
+            T.T5Config(
+                d_model=64,
+                d_ff=96,
+                d_kv=16,
+                num_layers=2,
+                num_heads=4,
+                vocab_size=300,
+                feed_forward_proj="gated-gelu",
+                tie_word_embeddings=False,
+            ),
             "seq2seq",
         ),
         "bart": (
@@ -90,6 +160,21 @@ def configs() -> dict[str, tuple[Any, str]]:
             ),
             "seq2seq",
         ),
+        "deepseek_v2": (
+            T.DeepseekV2Config(
+                **{**SMALL, "num_key_value_heads": 4},
+                first_k_dense_replace=1,
+                n_routed_experts=4,
+                n_shared_experts=1,
+                q_lora_rank=None,
+                kv_lora_rank=24,
+                qk_nope_head_dim=16,
+                qk_rope_head_dim=8,
+                v_head_dim=16,
+                **moe,
+            ),
+            "causal_lm",
+        ),
         "deepseek_v3": (
             T.DeepseekV3Config(
                 **{**SMALL, "num_key_value_heads": 4},
@@ -103,6 +188,32 @@ def configs() -> dict[str, tuple[Any, str]]:
                 qk_rope_head_dim=8,
                 v_head_dim=16,
                 **moe,
+            ),
+            "causal_lm",
+        ),
+        "deepseek_v3_yarn": (
+            T.DeepseekV3Config(
+                **{**SMALL, "num_key_value_heads": 4},
+                first_k_dense_replace=1,
+                n_routed_experts=8,
+                n_group=2,
+                topk_group=1,
+                q_lora_rank=32,
+                kv_lora_rank=24,
+                qk_nope_head_dim=16,
+                qk_rope_head_dim=8,
+                v_head_dim=16,
+                **moe,
+                rope_parameters={
+                    "rope_type": "yarn",
+                    "rope_theta": 10000.0,
+                    "factor": 4.0,
+                    "original_max_position_embeddings": 64,
+                    "beta_fast": 32,
+                    "beta_slow": 1,
+                    "mscale": 0.9,
+                    "mscale_all_dim": 1.0,
+                },
             ),
             "causal_lm",
         ),

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +16,40 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tests.cli_helpers import assert_one_line_error, run_cli  # noqa: E402
-from tfcli.bench.run import cpu_flash_executed_pairs, executed_pairs, fit_exponent  # noqa: E402
+from tests.cli_helpers import REPO, Run, assert_one_line_error, run_cli  # noqa: E402
+from tfcli.bench.calibrate import Calibration  # noqa: E402
+from tfcli.bench.run import (  # noqa: E402
+    BenchSettings,
+    check_model_fits,
+    cpu_flash_executed_pairs,
+    decode_executed_kv_bytes,
+    executed_kernel,
+    executed_pairs,
+    fit_exponent,
+    measure_peak_growth,
+    plan_point,
+)
+from tfcli.errors import BenchError  # noqa: E402
+from tfcli.loaders import load_model  # noqa: E402
+
+
+def fake_calibration() -> Calibration:
+    """Round figures (no measurement) for tests that only need the arithmetic."""
+    return Calibration(
+        device="cpu",
+        dtype="float32",
+        threads=1,
+        head_dim=64,
+        matmul_flops_per_s=1e11,
+        read_bytes_per_s=1e10,
+        sdpa_efficiency=0.8,
+        sdpa_masked_efficiency=0.4,
+        first_touch_bytes_per_s=1e9,
+        softmax_elements_per_s=1e8,
+        gemv_bytes_per_s=1e10,
+        sdpa_decode_bytes_per_s=1e10,
+        probe_flops_per_s=1e11,
+    )
 
 
 def numbers(value: Any) -> list[float]:
@@ -32,8 +66,14 @@ def numbers(value: Any) -> list[float]:
 
 
 @pytest.fixture(scope="module")
-def tiny_bench(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    cache = tmp_path_factory.mktemp("cache")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One user cache dir for the module: the device is calibrated once (a few seconds)."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def tiny_bench(cache_dir: Path) -> dict[str, Any]:
+    """2 lengths, 1 repeat, no warm-up, --json and --plot in one run."""
     run = run_cli(
         "bench",
         "gpt2",
@@ -46,7 +86,9 @@ def tiny_bench(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "--warmup",
         "0",
         "--json",
-        env={"XDG_CACHE_HOME": str(cache)},
+        "--plot",
+        str(cache_dir / "bench.png"),
+        env={"XDG_CACHE_HOME": str(cache_dir)},
     )
     assert run.code == 0, run.stderr
     return json.loads(run.stdout)
@@ -62,9 +104,13 @@ def test_json_structure(tiny_bench: dict[str, Any]) -> None:
         (128, "sdpa"),
     }
     for point in doc["points"]:
+        assert point["skipped"] is None
         for key in (
             "core_seconds_median",
+            "core_seconds_iqr",
+            "core_probe_flops_per_s",
             "predicted_core_seconds",
+            "core_error_fraction",
             "estimated_core_flops",
             "executed_core_flops",
             "achieved_flops_per_s",
@@ -72,26 +118,73 @@ def test_json_structure(tiny_bench: dict[str, Any]) -> None:
             "sublayer_seconds_median",
             "block_seconds_median",
             "estimated_peak_bytes",
+            "measured_peak_bytes",
         ):
             assert key in point, key
-    assert set(doc["summary"]) >= {"attention_exponent", "median_abs_error_fraction"}
+        assert len(point["core_seconds_samples"]) == 1
+        assert len(point["core_probe_flops_per_s"]) == 1
+    assert set(doc["summary"]) >= {
+        "attention_exponent",
+        "predicted_attention_exponent",
+        "median_abs_error_fraction",
+        "naive_sdpa_memory_ratio",
+        "naive_memory_error_fraction",
+        "probe_median_fraction_of_calibrated",
+    }
+    assert set(doc["calibration"]) >= {
+        "matmul_flops_per_s",
+        "read_bytes_per_s",
+        "gemv_bytes_per_s",
+        "sdpa_efficiency",
+        "probe_flops_per_s",
+        "cached",
+    }
 
 
-def test_every_figure_is_finite_and_timings_positive(tiny_bench: dict[str, Any]) -> None:
+def test_every_figure_is_finite_and_positive(tiny_bench: dict[str, Any]) -> None:
+    """Every number is finite; every time, rate, byte and FLOP count is positive. Errors are
+    signed; spreads (IQR of one sample) may be 0."""
     assert all(math.isfinite(n) for n in numbers(tiny_bench))
     for point in tiny_bench["points"]:
-        assert point["core_seconds_median"] > 0
-        assert point["predicted_core_seconds"] > 0
-        assert point["achieved_flops_per_s"] > 0
+        for key, value in point.items():
+            if key == "core_error_fraction" or isinstance(value, bool):
+                continue
+            if key.endswith(("_iqr", "spread_fraction")):
+                assert all(n >= 0 for n in numbers(value)), (key, value)
+            else:
+                assert all(n > 0 for n in numbers(value)), (key, value)
     calibration = tiny_bench["calibration"]
-    assert calibration["matmul_flops_per_s"] > 0
-    assert calibration["read_bytes_per_s"] > 0
+    for key in ("matmul_flops_per_s", "read_bytes_per_s", "sdpa_efficiency", "probe_flops_per_s"):
+        assert calibration[key] > 0
 
 
-def test_decode_mode(tmp_path: Path) -> None:
+def test_plot_is_written(tiny_bench: dict[str, Any], cache_dir: Path) -> None:
+    pytest.importorskip("matplotlib")
+    assert (cache_dir / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_calibration_cache_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stored per device key under $XDG_CACHE_HOME/tfcli; an entry of an older probe set or
+    one taken on a busy machine is not reused (measured again)."""
+    from dataclasses import replace
+
+    from tfcli.bench.calibrate import _from_cache, cache_path, calibration_key, store
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    key = calibration_key(torch.device("cpu"), torch.float32, 64)
+    store(key, fake_calibration())
+    assert cache_path() == tmp_path / "tfcli" / "calibration.json"
+    entry = json.loads(cache_path().read_text())[key]
+    assert _from_cache(entry) == fake_calibration()
+    assert _from_cache({k: v for k, v in entry.items() if k != "gemv_bytes_per_s"}) is None
+    busy = replace(fake_calibration(), matmul_spread=0.5).to_dict()
+    assert _from_cache(busy) is None
+
+
+def test_decode_mode(cache_dir: Path) -> None:
     run = run_cli(
         "bench",
-        "llama-3.2-1b",
+        "gpt2",
         "--mode",
         "decode",
         "--context",
@@ -99,30 +192,15 @@ def test_decode_mode(tmp_path: Path) -> None:
         "--repeats",
         "1",
         "--json",
-        env={"XDG_CACHE_HOME": str(tmp_path)},
+        env={"XDG_CACHE_HOME": str(cache_dir)},
     )
     assert run.code == 0, run.stderr
     steps = json.loads(run.stdout)["decode"]
     assert [d["context"] for d in steps] == [128, 256]
-    assert all(d["step_seconds_median"] > 0 and d["kv_bytes"] > 0 for d in steps)
-
-
-def test_plot_is_written(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
-    png = tmp_path / "bench.png"
-    run = run_cli(
-        "bench",
-        "gpt2",
-        "--seq",
-        "64,128",
-        "--repeats",
-        "1",
-        "--plot",
-        str(png),
-        env={"XDG_CACHE_HOME": str(tmp_path)},
-    )
-    assert run.code == 0, run.stderr
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for d in steps:
+        assert d["step_seconds_median"] > 0 and d["predicted_seconds"] > 0
+        assert d["kv_bytes"] == 2 * 12 * d["context"] * 64 * 4  # MHA, fp32: 2 H L d x 4 B
+        assert d["executed_kv_bytes"] == d["kv_bytes"]  # MHA streams each head once
 
 
 @pytest.mark.parametrize(
@@ -133,6 +211,8 @@ def test_plot_is_written(tmp_path: Path) -> None:
         (["bench", "gpt2", "--dtype", "fp8"], "--dtype"),
         (["bench", "gpt2", "--repeats", "0"], "--repeats"),
         (["bench", "gpt2", "--device", "tpu"], "--device"),
+        (["bench", "gpt2", "--threads", "0"], "--threads"),
+        (["bench", "gpt2", "--mode", "train"], "--mode"),
     ],
 )
 def test_bad_values(args: list[str], fragment: str) -> None:
@@ -144,7 +224,16 @@ def test_cpu_flash_block_model_matches_design_figures() -> None:
     for seq, saving in ((512, 1.0), (2048, 1.6), (16384, 2 * 64 / 66)):
         assert seq * seq / cpu_flash_executed_pairs(seq, causal=True) == pytest.approx(saving)
     cpu = torch.device("cpu")
-    assert executed_pairs(1000, backend="naive", causal=True, window=None, device=cpu) == 10**6
+    assert executed_pairs(1000, kernel="naive", causal=True, masked=False, device=cpu) == 10**6
+    assert executed_pairs(1000, kernel="flash", causal=True, masked=True, device=cpu) == 10**6
+
+
+def test_kernel_choice_follows_what_torch_runs() -> None:
+    """MLA (d_qk != d_v) falls back to SDPA's math kernel on CPU; soft-capping runs naive."""
+    cpu = torch.device("cpu")
+    assert executed_kernel(load_model("llama-3-8b").spec, "sdpa", cpu) == "flash"
+    assert executed_kernel(load_model("deepseek-v2-lite").spec, "sdpa", cpu) == "math"
+    assert executed_kernel(load_model("gemma-2-9b").spec, "sdpa", cpu) == "naive"
 
 
 def test_fit_exponent_recovers_a_power_law() -> None:
@@ -184,7 +273,6 @@ def test_cuda_request_without_gpu_is_one_line() -> None:
 
 def test_ctrl_c_keeps_what_was_measured() -> None:
     """A KeyboardInterrupt during the sweep stops it; the points measured so far remain."""
-    from tfcli.bench.calibrate import Calibration
     from tfcli.bench.run import BenchSettings, run_bench
     from tfcli.loaders import load_model
 
@@ -199,7 +287,7 @@ def test_ctrl_c_keeps_what_was_measured() -> None:
         warmup=0,
         time_blocks=False,
     )
-    calibration = Calibration("cpu", "float32", 1, 1e11, 1e10, 0.8, 1e9, 1e8, 64, 0.0)
+    calibration = fake_calibration()
     calls = []
 
     def interrupt_on_third(label: str) -> None:
@@ -210,3 +298,94 @@ def test_ctrl_c_keeps_what_was_measured() -> None:
     result = run_bench(settings, calibration, False, on_step=interrupt_on_third)
     assert result.interrupted
     assert [p.seq for p in result.points] == [32, 64]
+
+
+def test_point_that_does_not_fit_is_skipped_before_allocating() -> None:
+    """A naive point at 1M tokens needs 12 x 2 x 10^12 x 4 B: skipped with the reason."""
+    settings = BenchSettings(
+        spec=load_model("gpt2").spec,
+        device=torch.device("cpu"),
+        dtype=torch.float32,
+        seqs=[2**20],
+    )
+    point = plan_point(settings, fake_calibration(), 2**20, "naive")
+    assert point.skipped is not None and "--force" in point.skipped
+    assert point.estimated_peak_bytes >= 2 * 12 * 2**40 * 4
+    settings.force = True
+    assert plan_point(settings, fake_calibration(), 2**20, "naive").skipped is None
+
+
+def test_model_too_large_is_refused_before_building() -> None:
+    settings = BenchSettings(
+        spec=load_model("llama-3.1-405b").spec,
+        device=torch.device("cpu"),
+        dtype=torch.float32,
+        seqs=[512],
+        layers=126,
+    )
+    with pytest.raises(BenchError, match="GiB"):
+        check_model_fits(settings)
+
+
+def test_decode_kv_streaming_model() -> None:
+    """SDPA with GQA streams each KV head once per query head (DESIGN.md section 6)."""
+    llama = load_model("llama-3-8b").spec  # 32 heads, 8 KV heads
+    assert decode_executed_kv_bytes(llama, 1000, "sdpa") == 4000
+    assert decode_executed_kv_bytes(llama, 1000, "naive") == 1000
+
+
+def test_cpu_peak_memory_sees_a_fresh_allocation() -> None:
+    """Peak RSS growth of filling a new 64 MiB tensor is at least 64 MiB (bytes, not time)."""
+    size = 64 * 2**20
+    growth = measure_peak_growth(lambda: torch.empty(size // 4).fill_(1.0), torch.device("cpu"))
+    if growth is None:
+        pytest.skip("/proc/self/clear_refs is not available here")
+    assert 0.99 * size <= growth < 2 * size
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_peak_memory_uses_the_allocator() -> None:
+    device = torch.device("cuda")
+    growth = measure_peak_growth(lambda: torch.empty(2**20, device=device), device)
+    assert growth is not None and growth >= 4 * 2**20
+
+
+def test_missing_torch_is_one_line_with_the_install_hint() -> None:
+    """Without torch, `tfcli bench` says how to get it (torch hidden via sys.modules)."""
+    code = (
+        "import sys; sys.modules['torch'] = None; "
+        "from tfcli.cli import main; main(['bench', 'gpt2'])"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
+    run = Run(proc.returncode, proc.stdout, proc.stderr)
+    assert_one_line_error(run, "torch", "pip install 'tfcli[bench]'")
+
+
+def test_missing_matplotlib_fails_before_timing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from tfcli.render import bench as view
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "matplotlib" else real(name, *a),
+    )
+    with pytest.raises(BenchError, match="matplotlib") as err:
+        view.check_plot_available()
+    assert err.value.hint == "pip install 'tfcli[plot]'"
+
+
+def test_busy_calibration_is_flagged() -> None:
+    """A probe far below the matmul rate (2-thread calls waiting for scheduler slices) or a
+    large matmul spread marks the calibration noisy: warned about and not cached."""
+    from dataclasses import replace
+
+    quiet = fake_calibration()
+    assert not quiet.noisy
+    assert replace(quiet, probe_flops_per_s=0.05 * quiet.matmul_flops_per_s).noisy
+    assert replace(quiet, matmul_spread=0.3).noisy
+    assert replace(quiet, matmul_flops_per_s=0.5 * quiet.probe_flops_per_s).noisy

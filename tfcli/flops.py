@@ -23,6 +23,7 @@ Only the standard library is imported here.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from tfcli.errors import UsageError
@@ -57,21 +58,29 @@ def attended_pairs(
 ) -> int:
     """Attended (query, key) pairs for ``seq`` new queries after ``context`` cached tokens.
 
-    * full (``causal=False``): every query sees every key: ``seq x (context + seq)``, or
-      ``seq x keys`` when the keys are another sequence (cross-attention over ``keys`` encoder
-      tokens); a window is ignored (an eager kernel computes all scores and masks afterwards).
-    * causal: query ``i`` (0-based) sees ``context + i + 1`` keys, capped at ``window``:
-      ``sum_{i<seq} min(context + i + 1, w)``. Without context and window this is
-      ``s(s+1)/2``; decode of one token with ``L`` cached is ``L + 1``.
+    * causal: query ``i`` (0-based) sees ``context + i + 1`` keys, at most ``window``:
+      ``sum_{i<seq} min(context + i + 1, w)``, in closed form. Without context and window this
+      is ``s(s+1)/2``; with a window ``w <= s`` it is ``w(w+1)/2 + (s - w) w``; decode of one
+      token with ``L`` cached is ``min(L + 1, w)``. What FlashAttention-style kernels execute
+      (Dao et al. 2022 skip fully masked blocks; a block-level kernel does a little more).
+    * full (``causal=False``): every query is multiplied with every key present, masks applied
+      afterwards (an eager implementation; what ``FlopCounterMode`` and torchtitan count):
+      ``seq x (context + seq)``. A sliding window does not shrink the s x s product, but it
+      bounds the cache: a sliding layer keeps ``min(context, w - 1)`` past tokens
+      (transformers 5 ``DynamicSlidingWindowLayer``), so keys = ``min(context, w-1) + seq``.
+      ``keys`` overrides the key count for cross-attention over ``keys`` encoder tokens.
 
-    Every attention FLOP in tfcli goes through this function.
+    Every attention FLOP in tfcli goes through this function (DESIGN.md section 4).
     """
     if seq < 0 or context < 0:
         raise UsageError(f"sequence lengths must be >= 0, got seq={seq}, context={context}")
     if window is not None and window < 1:
         raise UsageError(f"sliding window must be positive, got {window}")
     if not causal:
-        return seq * (context + seq if keys is None else keys)
+        if keys is not None:
+            return seq * keys
+        cached = context if window is None else min(context, window - 1)
+        return seq * (cached + seq)
     return _sum_of_min(context + 1, context + seq, window)
 
 
@@ -170,6 +179,8 @@ class LayerFlops:
     attention: int
     cross_attention: int
     mlp: int
+    moe: bool = False
+    """True when the layer's MLP is a routed mixture of experts."""
 
     @property
     def total(self) -> int:
@@ -221,15 +232,30 @@ def _add(components: dict[str, int], parts: dict[str, int]) -> None:
         components[name] = components.get(name, 0) + value
 
 
+def other_convention(attention: str) -> str:
+    """The convention not in force: ``causal`` <-> ``full`` (shown beside it as a ratio)."""
+    return "full" if attention == "causal" else "causal"
+
+
 def convention_label(spec: ModelSpec, attention: str) -> str:
     """Human description of the pair-counting convention in force."""
     if not spec.is_causal:
         return "bidirectional (full s x s, encoder)"
     if attention == "full":
-        return "full s x s (as FlopCounterMode / torchtitan count; masks ignored)"
-    if "sliding" in spec.layer_kinds:
-        return f"causal, sliding window {spec.sliding_window} on sliding layers"
-    return "causal s(s+1)/2 (as FlashAttention-style kernels execute)"
+        text = "full s x s (as FlopCounterMode / torchtitan count; masks ignored)"
+    elif "sliding" in spec.layer_kinds:
+        kinds = "every layer" if set(spec.layer_kinds) == {"sliding"} else "sliding layers"
+        text = (
+            f"causal, sum_i min(i+1, {spec.sliding_window}) on {kinds} (sliding window), "
+            "s(s+1)/2 elsewhere"
+            if kinds != "every layer"
+            else f"causal, sum_i min(i+1, {spec.sliding_window}) (sliding window)"
+        )
+    else:
+        text = "causal s(s+1)/2 (as FlashAttention-style kernels execute)"
+    if spec.architecture == "encoder-decoder":
+        text += "; encoder bidirectional s x s; cross-attention seq x encoder_seq"
+    return text
 
 
 def forward_flops(
@@ -242,14 +268,21 @@ def forward_flops(
     context: int = 0,
     encoder_seq: int | None = None,
     include_encoder: bool = True,
+    cross_kv_cached: bool = False,
 ) -> FlopCount:
     """Matmul FLOPs of one forward pass over ``seq`` new tokens per sequence, ``batch`` sequences.
 
+    Per layer: q/k/v/o projections (``attention_projection_flops``), QK^T and AV over the pairs
+    of ``attended_pairs`` (``attention_core_flops``), cross-attention in encoder-decoder decoder
+    layers (``cross_attention_flops``), a dense MLP (``mlp_flops``) or a MoE layer
+    (``moe_flops``); then the LM head and BERT's pooler. 2 FLOPs per multiply-accumulate.
+
     ``context`` tokens are already in the KV cache (decode). For encoder-decoder models the
     encoder runs on ``encoder_seq`` tokens (default ``seq``) when ``include_encoder``; decoder
-    layers add cross-attention (``seq x encoder_seq`` pairs; K/V of the encoder output are
-    projected once, in the prefill). LM head over every position (``logits="all"``, training and
-    FlopCounterMode) or only the last (``"last"``, generation).
+    layers add cross-attention (``seq x encoder_seq`` pairs), whose encoder K/V projections are
+    skipped when ``cross_kv_cached`` (decode with a cache: projected once, in the prefill).
+    LM head over every position (``logits="all"``: training, and what FlopCounterMode sees on a
+    transformers forward) or only the last (``"last"``: generation).
     """
     _check(seq, batch, attention, logits)
     enc_seq = seq if encoder_seq is None else encoder_seq
@@ -274,10 +307,11 @@ def forward_flops(
             cross = 0
             if stack == "decoder" and spec.architecture == "encoder-decoder":
                 cross_parts = cross_attention_flops(
-                    spec, batch, tokens_seq, enc_seq, project_kv=include_encoder
+                    spec, batch, tokens_seq, enc_seq, project_kv=not cross_kv_cached
                 )
                 _add(components, cross_parts)
                 cross = sum(cross_parts.values())
+                elementwise += cross_elementwise_flops(spec, tokens, batch * tokens_seq * enc_seq)
             moe_layer = stack != "encoder" and spec.moe_layer_flags[i]
             mlp = (
                 moe_flops(spec, tokens)
@@ -295,6 +329,7 @@ def forward_flops(
                     attention=scores + values,
                     cross_attention=cross,
                     mlp=sum(mlp.values()),
+                    moe=moe_layer,
                 )
             )
             elementwise += elementwise_layer_flops(spec, tokens, batch * pairs, moe_layer)
@@ -328,18 +363,26 @@ def forward_flops(
 def cross_attention_flops(
     spec: ModelSpec, batch: int, seq: int, encoder_seq: int, *, project_kv: bool
 ) -> dict[str, int]:
-    """Cross-attention of one decoder layer: q and o on decoder tokens, k and v on the encoder
-    output (once, in the prefill: ``project_kv``), ``seq x encoder_seq`` pairs (T5, BART)."""
+    """Cross-attention of one decoder layer (T5, BART): q and o on the ``seq`` decoder tokens,
+    k and v on the ``encoder_seq`` encoder outputs, ``seq x encoder_seq`` pairs (every decoder
+    query sees every encoder key: ``attended_pairs(seq, causal=False, keys=encoder_seq)``).
+
+    q ``2 t_dec h (H d)``, k and v ``2 t_enc h (KVH d)`` each, o ``2 t_dec (H d) h``. With a
+    cache (decode) the encoder's K/V were projected once in the prefill: ``project_kv=False``.
+    """
     h, d = spec.hidden_size, spec.resolved_head_dim
     dec_tokens, enc_tokens = batch * seq, batch * encoder_seq
-    kv = 2 * linear_flops(enc_tokens, h, spec.kv_heads * d) if project_kv else 0
+    kv = linear_flops(enc_tokens, h, spec.kv_heads * d) if project_kv else 0
     scores, values = attention_core_flops(
         spec, batch, attended_pairs(seq, causal=False, keys=encoder_seq)
     )
     return {
-        "cross_attention.proj": linear_flops(dec_tokens, h, spec.num_heads * d) * 2 + kv,
+        "cross_attention.q_proj": linear_flops(dec_tokens, h, spec.num_heads * d),
+        "cross_attention.k_proj": kv,
+        "cross_attention.v_proj": kv,
         "cross_attention.scores": scores,
         "cross_attention.av": values,
+        "cross_attention.o_proj": linear_flops(dec_tokens, spec.num_heads * d, h),
     }
 
 
@@ -363,25 +406,69 @@ def elementwise_layer_flops(spec: ModelSpec, tokens: int, scored_pairs: int, moe
     return softmax + 2 * norm * tokens * h + 2 * tokens * h + activation
 
 
+def cross_elementwise_flops(spec: ModelSpec, tokens: int, scored_pairs: int) -> int:
+    """Approximate non-matmul FLOPs of one cross-attention sublayer: softmax ~5 per score and
+    head, its norm (~5 LayerNorm, ~4 RMSNorm per element) and residual add (1 per element)."""
+    norm = 5 if spec.norm_type == "layernorm" else 4
+    return 5 * spec.num_heads * scored_pairs + (norm + 1) * tokens * spec.hidden_size
+
+
 def flop_formulas(spec: ModelSpec, count: FlopCount) -> dict[str, str]:
-    """The formula with numbers for the main components (``--explain``)."""
+    """Each component's formula with the numbers put in (``--explain``), per layer of its kind.
+
+    t = tokens in the pass (batch x seq), h hidden, H heads, KVH KV heads, d head dim, f MLP
+    width, V vocabulary; a matmul (m x k) @ (k x n) is 2 m k n FLOPs.
+    """
     t = count.batch * count.seq
     h, heads = spec.hidden_size, spec.num_heads
     first = next((layer for layer in count.layers if layer.stack != "encoder"), None)
+    first = first or (count.layers[0] if count.layers else None)
     pairs = first.pairs if first else 0
+    ctx = f" after {count.context:,} cached" if count.context else ""
     out = {
-        "tokens": f"batch x seq = {count.batch} x {count.seq} = {t:,}",
-        "attention.scores": f"sum over layers of 2 x B x H x pairs x d_qk; layer 0: 2 x "
-        f"{count.batch} x {heads} x {pairs:,} x {spec.qk_head_dim}",
-        "attention.av": f"sum over layers of 2 x B x H x pairs x d_v; layer 0: 2 x "
-        f"{count.batch} x {heads} x {pairs:,} x {spec.value_head_dim}",
-        "pairs (layer 0)": f"{convention_label(spec, count.attention_convention)}: {pairs:,}",
+        "tokens": f"t = batch x seq = {count.batch} x {count.seq:,} = {t:,}{ctx}",
+        "pairs (first layer)": f"{convention_label(spec, count.attention_convention)}: "
+        f"{pairs:,} per sequence",
+        "attention.scores": f"2 x B x H x pairs x d_qk = 2 x {count.batch} x {heads} x "
+        f"{pairs:,} x {spec.qk_head_dim} (first layer; summed over layers)",
+        "attention.av": f"2 x B x H x pairs x d_v = 2 x {count.batch} x {heads} x "
+        f"{pairs:,} x {spec.value_head_dim} (first layer; summed over layers)",
     }
-    if not spec.is_mla:
+    if spec.is_mla:
+        r_q, r_kv = spec.q_lora_rank, int(spec.kv_lora_rank or 0)
+        rope, nope = int(spec.qk_rope_head_dim or 0), int(spec.qk_nope_head_dim or 0)
+        d_qk, d_v = spec.qk_head_dim, spec.value_head_dim
+        if r_q:
+            out["attention.q_a_proj"] = f"2 x t x h x r_q = 2 x {t:,} x {h} x {r_q} per layer"
+            out["attention.q_b_proj"] = (
+                f"2 x t x r_q x H x d_qk = 2 x {t:,} x {r_q} x {heads} x {d_qk} per layer"
+            )
+        else:
+            out["attention.q_proj"] = (
+                f"2 x t x h x H x d_qk = 2 x {t:,} x {h} x {heads} x {d_qk} per layer"
+            )
+        out["attention.kv_a_proj"] = (
+            f"2 x t x h x (r_kv + d_rope) = 2 x {t:,} x {h} x ({r_kv} + {rope}) per layer"
+        )
+        out["attention.kv_b_proj"] = (
+            f"2 x t x r_kv x H x (d_nope + d_v) = 2 x {t:,} x {r_kv} x {heads} x "
+            f"({nope} + {d_v}) per layer"
+        )
+        out["attention.o_proj"] = (
+            f"2 x t x H x d_v x h = 2 x {t:,} x {heads} x {d_v} x {h} per layer"
+        )
+    else:
         d = spec.resolved_head_dim
         out["attention.q_proj"] = f"2 x t x h x H x d = 2 x {t:,} x {h} x {heads} x {d} per layer"
         out["attention.k_proj"] = (
-            f"2 x t x h x KVH x d = 2 x {t:,} x {h} x {spec.kv_heads} x {d} per layer"
+            f"2 x t x h x KVH x d = 2 x {t:,} x {h} x {spec.kv_heads} x {d} per layer (v alike)"
+        )
+        out["attention.o_proj"] = f"2 x t x H x d x h = 2 x {t:,} x {heads} x {d} x {h} per layer"
+    if count.encoder_seq:
+        out["cross_attention"] = (
+            f"q, o: 2 x t x h x H x d; k, v: 2 x (B x {count.encoder_seq:,}) x h x KVH x d "
+            f"(not in a cached decode step); pairs = seq x encoder_seq = {count.seq:,} x "
+            f"{count.encoder_seq:,}"
         )
     matrices = 3 if spec.mlp_gated else 2
     out["mlp"] = (
@@ -389,13 +476,24 @@ def flop_formulas(spec: ModelSpec, count: FlopCount) -> dict[str, str]:
         "per dense layer"
     )
     if spec.is_moe:
+        out["moe.router"] = f"2 x t x h x E = 2 x {t:,} x {h} x {spec.num_experts} per MoE layer"
         out["moe.routed_experts"] = (
             f"top-k x {matrices} x 2 x t x h x f_e = {spec.num_experts_per_token} x {matrices}"
-            f" x 2 x {t:,} x {h} x {spec.expert_width} per MoE layer"
+            f" x 2 x {t:,} x {h} x {spec.expert_width} per MoE layer (experts each token uses)"
         )
+        if spec.shared_expert_width:
+            out["moe.shared_experts"] = (
+                f"{matrices} x 2 x t x h x f_shared = {matrices} x 2 x {t:,} x {h} x "
+                f"{spec.shared_expert_width} per MoE layer"
+            )
     if spec.lm_head:
         rows = count.batch * (count.seq if count.logits == "all" else 1)
-        out["lm_head"] = f"2 x rows x h x V = 2 x {rows:,} x {h} x {spec.vocab_size}"
+        which = "every position" if count.logits == "all" else "last position"
+        out["lm_head"] = f"2 x rows x h x V = 2 x {rows:,} x {h} x {spec.vocab_size} ({which})"
+    out["elementwise (approx.)"] = (
+        "softmax ~5 per score and head, norms ~4-5 and residual adds 1 per element, "
+        "activation ~8-9 per MLP element; not in the matmul total"
+    )
     return out
 
 
@@ -423,9 +521,16 @@ def decode_flops(
     attention: str = "causal",
     encoder_seq: int | None = None,
 ) -> DecodeCost:
-    """FLOPs of generating one token after ``context`` tokens: with a KV cache the new token
-    attends ``context + 1`` keys (``attended_pairs(1, context=L)``); without one the whole
-    prefix of ``context + 1`` tokens runs again (logits of the last position only)."""
+    """FLOPs of generating one token after ``context`` tokens, with and without a KV cache.
+
+    With a cache the new token is one row through every matmul and attends ``context + 1``
+    keys (``attended_pairs(1, causal=True, context=L)``, capped by a sliding window); the
+    encoder of an encoder-decoder ran in the prefill and its cross-attention K/V are cached.
+    Without a cache the whole prefix of ``context + 1`` tokens runs again (causal pairs of
+    ``context + 1`` tokens, cross K/V projected again; the encoder output is kept, as
+    ``generate(use_cache=False)`` does). Both take the logits of the last position only.
+    The ratio is what caching saves (``DecodeCost.saving``).
+    """
     if spec.architecture == "encoder":
         raise UsageError(f"{spec.name} is encoder-only: it does not generate tokens (no decode)")
     if context < 0:
@@ -439,9 +544,16 @@ def decode_flops(
         context=context,
         encoder_seq=encoder_seq,
         include_encoder=False,
+        cross_kv_cached=True,
     )
     without = forward_flops(
-        spec, context + 1, batch=batch, attention=attention, logits="last", encoder_seq=encoder_seq
+        spec,
+        context + 1,
+        batch=batch,
+        attention=attention,
+        logits="last",
+        encoder_seq=encoder_seq,
+        include_encoder=False,
     )
     return DecodeCost(with_cache, without)
 
@@ -455,22 +567,48 @@ def training_flops(forward: FlopCount, *, recompute: bool = False) -> int:
 # ---- published cross-checks -------------------------------------------------------------------
 
 
-def kaplan_forward_flops_per_token(non_embedding_params: int, spec: ModelSpec, n_ctx: int) -> int:
-    """Kaplan et al. 2020, Table 1: C_forward ~= 2N + 2 n_layer n_ctx d_attn per token.
+EMBEDDING_PARAM_COMPONENTS = (
+    "token_embeddings",
+    "position_embeddings",
+    "token_type_embeddings",
+    "relative_attention_bias",
+)
+"""Parameter components that are lookups, not matmuls: Kaplan's "embedding" parameters."""
 
-    N counts non-embedding parameters; the context term is their "attention mask" row (one
-    QK^T-sized product per layer at context n_ctx, averaging causal QK^T and AV).
+
+def non_embedding_params(param_components: Mapping[str, int]) -> int:
+    """N of Kaplan et al. 2020 (section 2.1) and PaLM: every parameter but the token, position,
+    token-type and relative-position embedding tables, from ``count_params(spec).components``.
+
+    An untied LM head is in N (its matmul is 2 x h x V per token); a tied one is not (it shares
+    the token embedding table), which is why 2N misses the tied head's FLOPs.
+    """
+    return sum(v for k, v in param_components.items() if k not in EMBEDDING_PARAM_COMPONENTS)
+
+
+def kaplan_forward_flops_per_token(non_embedding_params: int, spec: ModelSpec, n_ctx: int) -> int:
+    """Kaplan et al. 2020 ("Scaling Laws for Neural Language Models"), Table 1 and eq. 2.2:
+    C_forward ~= 2N + 2 n_layer n_ctx d_attn FLOPs per token, d_attn = heads x head_dim.
+
+    2N: every non-embedding weight is one multiply-accumulate per token. The context term is
+    QK^T + AV of a causal model on average: a token at position i attends ~i keys, each pair
+    costing 2 d_attn (QK^T) + 2 d_attn (AV), so the mean over n_ctx positions is
+    2 n_ctx d_attn per layer. tfcli's causal count gives 2 d_attn (s + 1) per token and layer.
     """
     d_attn = spec.num_heads * spec.qk_head_dim
     return 2 * non_embedding_params + 2 * spec.total_layers * n_ctx * d_attn
 
 
 def palm_training_flops_per_token(non_embedding_params: int, spec: ModelSpec, seq: int) -> int:
-    """PaLM (Chowdhery et al. 2022), appendix B: 6N + 12 L H Q T training FLOPs per token,
-    with L layers, H heads, Q head dim, T sequence length (full, non-causal attention)."""
-    return (
-        6 * non_embedding_params + 12 * spec.total_layers * spec.num_heads * spec.qk_head_dim * seq
-    )
+    """PaLM (Chowdhery et al. 2022), appendix B (model FLOPs utilisation): 6N + 12 L H Q T
+    training FLOPs per token, L layers, H heads, Q head dim, T sequence length.
+
+    6N = 3 x 2N (forward + backward); 12 L H Q T = 3 x (2 + 2) x L x H x Q x T: QK^T and AV
+    over all T keys per query, i.e. the full (non-causal) pair count. torchtitan's
+    ``get_num_flop_per_token`` uses the same formula with N excluding the token embeddings.
+    """
+    d_attn = spec.num_heads * spec.qk_head_dim
+    return 6 * non_embedding_params + 12 * spec.total_layers * d_attn * seq
 
 
 # ---- scaling ------------------------------------------------------------------------------------
@@ -480,6 +618,8 @@ DEFAULT_SCALING_SEQS = (2048, 8192, 32768, 131072)
 
 @dataclass(frozen=True)
 class ScalingRow:
+    """Forward matmul FLOPs and their attention part (QK^T + AV) at one sequence length."""
+
     seq: int
     total: int
     attention: int
@@ -496,10 +636,14 @@ def scaling_table(
     batch: int = 1,
     attention: str = "causal",
     logits: str = "all",
+    encoder_seq: int | None = None,
 ) -> list[ScalingRow]:
-    """Forward FLOPs and attention FLOPs at each sequence length (sorted, unique)."""
+    """``forward_flops`` at each sequence length (sorted, unique): projections and MLP grow
+    linearly in s, attention pairs quadratically, so the attention share rises with s."""
     rows = []
     for s in sorted(set(seqs)):
-        count = forward_flops(spec, s, batch=batch, attention=attention, logits=logits)
+        count = forward_flops(
+            spec, s, batch=batch, attention=attention, logits=logits, encoder_seq=encoder_seq
+        )
         rows.append(ScalingRow(s, count.total, count.attention_flops))
     return rows

@@ -10,7 +10,7 @@ Only the standard library is imported here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tfcli.errors import UsageError, did_you_mean
 from tfcli.units import GIB
@@ -55,9 +55,10 @@ PRESETS: tuple[Hardware, ...] = (
     Hardware(
         name="H200",
         peak_flops=_tflops(fp32=66.9, tf32=494.7, bf16=989.4, fp8=1978.9, int8=1978.9),
-        memory_bytes=141 * 10**9,
+        memory_bytes=141 * GIB,
         bandwidth_bytes_per_s=4.8e12,
-        source="NVIDIA H200 Tensor Core GPU datasheet (SXM, dense); 141 GB as quoted",
+        source="NVIDIA H200 Tensor Core GPU datasheet (SXM, dense); its 141 GB is binary "
+        "(nvidia-smi reports 143,771 MiB = 140.4 GiB)",
         aliases=("h200", "h200-sxm"),
     ),
     Hardware(
@@ -70,7 +71,7 @@ PRESETS: tuple[Hardware, ...] = (
     ),
     Hardware(
         name="L4",
-        peak_flops=_tflops(fp32=30.3, tf32=60.0, bf16=121.0, fp8=242.0, int8=242.0),
+        peak_flops=_tflops(fp32=30.3, tf32=60.0, bf16=121.0, fp8=242.5, int8=242.5),
         memory_bytes=24 * GIB,
         bandwidth_bytes_per_s=300e9,
         source="NVIDIA L4 Tensor Core GPU datasheet (dense = half the sparsity figures)",
@@ -78,7 +79,7 @@ PRESETS: tuple[Hardware, ...] = (
     ),
     Hardware(
         name="RTX 4090",
-        peak_flops=_tflops(fp32=82.6, bf16=165.2, fp8=330.3, int8=660.6),
+        peak_flops=_tflops(fp32=82.6, tf32=82.6, bf16=165.2, fp8=330.3, int8=660.6),
         memory_bytes=24 * GIB,
         bandwidth_bytes_per_s=1008e9,
         source="NVIDIA Ada Lovelace architecture whitepaper, GeForce RTX 4090 "
@@ -131,4 +132,47 @@ def custom_hardware(
         memory_bytes=memory_bytes,
         bandwidth_bytes_per_s=(bandwidth_gb_per_s or 0.0) * 1e9,
         source="--peak-tflops / --bandwidth",
+    )
+
+
+def resolve_hardware(
+    name: str | None,
+    *,
+    peak_tflops: float | None = None,
+    bandwidth_gb_per_s: float | None = None,
+    dtype: str = "bf16",
+) -> Hardware | None:
+    """The device of ``--hardware`` / ``--peak-tflops`` / ``--bandwidth``, or None.
+
+    A preset by name, with ``peak_tflops`` (for ``dtype``) or ``bandwidth_gb_per_s`` replacing
+    its datasheet figures when given (e.g. a measured sustained peak); without a name, a custom
+    device from the two numbers (``--peak-tflops`` is then required).
+    """
+    if name is None:
+        if peak_tflops is None:
+            if bandwidth_gb_per_s is not None:
+                raise UsageError("--bandwidth needs --peak-tflops (or use --hardware NAME)")
+            return None
+        return custom_hardware(
+            peak_tflops=peak_tflops, bandwidth_gb_per_s=bandwidth_gb_per_s, dtype=dtype
+        )
+    preset = lookup_hardware(name)
+    if peak_tflops is None and bandwidth_gb_per_s is None:
+        return preset
+    peaks = dict(preset.peak_flops)
+    bandwidth = preset.bandwidth_bytes_per_s
+    if peak_tflops is not None:
+        if peak_tflops <= 0:
+            raise UsageError(f"--peak-tflops must be positive, got {peak_tflops}")
+        peaks["bf16" if dtype == "fp16" else dtype] = peak_tflops * TERA
+    if bandwidth_gb_per_s is not None:
+        if bandwidth_gb_per_s <= 0:
+            raise UsageError(f"--bandwidth must be positive, got {bandwidth_gb_per_s}")
+        bandwidth = bandwidth_gb_per_s * 1e9
+    return replace(
+        preset,
+        name=f"{preset.name} (custom peak/bandwidth)",
+        peak_flops=peaks,
+        bandwidth_bytes_per_s=bandwidth,
+        source=preset.source + "; overridden by --peak-tflops / --bandwidth",
     )

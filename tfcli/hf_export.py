@@ -2,8 +2,20 @@
 
 The inverse of ``tfcli.hf_mappings``: a dict with ``model_type`` that
 ``transformers.AutoConfig.for_model(model_type, **rest)`` accepts and that describes the same
-architecture, so transformers can build the real model and count it. Only the standard
-library is imported here; transformers is used by the callers.
+architecture, so transformers can build the real model and count it.
+
+Two rules keep ``--verify`` honest:
+
+* keys a transformers config class never reads are not emitted (``_UNREAD``: Qwen2 hard-codes
+  its q/k/v biases, Mistral/Mixtral/Phi-3 have no bias switches, most Llama-style MLPs have no
+  ``mlp_bias``), so nothing looks expressed that transformers would silently drop;
+* the export is read back through ``tfcli.hf_mappings`` (what tfcli makes of that config.json)
+  and every field that shapes the parameters must come back unchanged; otherwise the spec has
+  no transformers counterpart and a ``TfcliError`` says which field, instead of ``--verify``
+  reporting a "difference" that is only the export's.
+
+Only the standard library is imported at module level; transformers only inside
+``hf_config_from_spec``.
 """
 
 from __future__ import annotations
@@ -12,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tfcli.errors import TfcliError
+from tfcli.hf_mappings import MAPPERS, map_hf_config
 from tfcli.spec import ModelSpec
 
 HFDict = dict[str, Any]
@@ -53,9 +66,15 @@ def _llama_like(spec: ModelSpec) -> HFDict:
 
 
 def _sliding(spec: ModelSpec) -> HFDict:
+    """Qwen-style switch. Qwen2/Qwen3/Qwen2-MoE configs derive ``layer_types`` from
+    ``max_window_layers`` (only layers from there on slide), so the per-layer kinds are given
+    explicitly; Qwen3-MoE has no ``layer_types`` and slides every layer."""
     if spec.sliding_window is None:
         return {"sliding_window": None, "use_sliding_window": False}
-    return {"sliding_window": spec.sliding_window, "use_sliding_window": True}
+    out: HFDict = {"sliding_window": spec.sliding_window, "use_sliding_window": True}
+    if spec.family in ("qwen2", "qwen3", "qwen2_moe"):
+        out.update(_layer_types(spec))
+    return out
 
 
 def _llama(spec: ModelSpec) -> HFDict:
@@ -110,13 +129,15 @@ def _qwen3_moe(spec: ModelSpec) -> HFDict:
 
 
 def _gemma(spec: ModelSpec) -> HFDict:
-    return {**_llama_like(spec), "hidden_activation": _HF_ACTIVATION[spec.activation]}
+    return _llama_like(spec)  # GemmaConfig reads hidden_act
 
 
 def _gemma2(spec: ModelSpec) -> HFDict:
     scalar = round(spec.attention_scale**-2) if spec.attention_scale else spec.resolved_head_dim
+    out = _llama_like(spec)
+    out["hidden_activation"] = out.pop("hidden_act")  # Gemma2Config / Gemma3TextConfig
     return {
-        **_gemma(spec),
+        **out,
         "sliding_window": spec.sliding_window,
         **_layer_types(spec),
         "query_pre_attn_scalar": scalar,
@@ -224,6 +245,8 @@ def _bloom(spec: ModelSpec) -> HFDict:
         "n_head": spec.num_heads,
         "layer_norm_epsilon": spec.norm_eps,
         "tie_word_embeddings": spec.tie_word_embeddings,
+        # bigscience/bloom's config.json carries its training length; BloomConfig ignores it
+        "seq_length": spec.max_position_embeddings,
     }
 
 
@@ -272,6 +295,8 @@ def _t5(spec: ModelSpec) -> HFDict:
         "feed_forward_proj": f"gated-{act}" if spec.mlp_gated else act,
         "layer_norm_epsilon": spec.norm_eps,
         "tie_word_embeddings": spec.tie_word_embeddings,
+        # published T5 config.json files carry n_positions (512); T5Config ignores it
+        "n_positions": spec.max_position_embeddings,
     }
 
 
@@ -333,15 +358,112 @@ EXPORTERS: dict[str, Callable[[ModelSpec], HFDict]] = {
 }
 
 
+_UNREAD: dict[str, frozenset[str]] = {
+    "mistral": frozenset({"attention_bias", "mlp_bias"}),
+    "mixtral": frozenset({"attention_bias", "mlp_bias"}),
+    "phi3": frozenset({"attention_bias", "mlp_bias"}),
+    "qwen2": frozenset({"attention_bias", "mlp_bias"}),
+    "qwen2_moe": frozenset({"attention_bias", "mlp_bias"}),
+    "qwen3": frozenset({"mlp_bias"}),
+    "qwen3_moe": frozenset({"mlp_bias"}),
+    "gemma": frozenset({"mlp_bias"}),
+    "gemma2": frozenset({"mlp_bias"}),
+    "gemma3_text": frozenset({"mlp_bias"}),
+    "deepseek_v3": frozenset({"mlp_bias"}),
+}
+"""Keys the transformers 5 modeling code of each model_type never reads (its linear layers
+hard-code ``bias=``), so exporting them would only pretend to express something."""
+
+
+def _param_structure(spec: ModelSpec) -> dict[str, Any]:
+    """What decides the parameter tensors transformers builds (not RoPE, windows, soft-caps,
+    scales, epsilons, routing rules): compared after a round trip through the loader."""
+    learned = spec.position_type == "learned"
+    relative = spec.position_type == "relative"
+    has_dense = not all(spec.moe_layer_flags)
+    return {
+        "architecture": spec.architecture,
+        "vocab_size": spec.vocab_size,
+        "hidden_size": spec.hidden_size,
+        "num_layers": spec.num_layers,
+        "num_encoder_layers": spec.num_encoder_layers,
+        "num_heads": spec.num_heads,
+        "num_kv_heads": spec.kv_heads,
+        "head_dim": None if spec.is_mla else spec.resolved_head_dim,
+        "intermediate_size": spec.intermediate_size if has_dense else None,
+        "attention_qkv_bias": spec.attention_qkv_bias,
+        "attention_out_bias": spec.attention_out_bias,
+        "qk_norm": spec.qk_norm,
+        "q_lora_rank": spec.q_lora_rank,
+        "kv_lora_rank": spec.kv_lora_rank,
+        "qk_nope_head_dim": spec.qk_nope_head_dim if spec.is_mla else None,
+        "qk_rope_head_dim": spec.qk_rope_head_dim if spec.is_mla else None,
+        "v_head_dim": spec.v_head_dim if spec.is_mla else None,
+        "mlp_gated": spec.mlp_gated,
+        "mlp_bias": spec.mlp_bias,
+        "num_experts": spec.num_experts,
+        "moe_intermediate_size": spec.expert_width if spec.is_moe else None,
+        "shared_expert_intermediate_size": spec.shared_expert_width if spec.is_moe else None,
+        "shared_expert_gate": spec.shared_expert_gate if spec.is_moe else None,
+        "mlp_layer_types": spec.moe_layer_flags,
+        "router_bias": spec.router_bias if spec.is_moe else None,
+        "norm_type": spec.norm_type,
+        "norm_bias": spec.norm_bias if spec.norm_type == "layernorm" else None,
+        "norm_position": spec.norm_position,
+        "final_norm": spec.final_norm,
+        "embedding_norm": spec.embedding_norm,
+        "parallel_residual": spec.parallel_residual,
+        "parallel_norms": spec.parallel_norms if spec.parallel_residual else None,
+        "position_type": spec.position_type if learned or relative else "no parameters",
+        "max_position_embeddings": spec.max_position_embeddings if learned else None,
+        "position_offset": spec.position_offset if learned else None,
+        "relative_attention_num_buckets": spec.relative_attention_num_buckets if relative else None,
+        "tie_word_embeddings": spec.tie_word_embeddings if spec.lm_head else None,
+        "type_vocab_size": spec.type_vocab_size,
+        "pooler": spec.pooler,
+        "lm_head": spec.lm_head,
+        "lm_head_bias": spec.lm_head_bias,
+    }
+
+
+def _check_expressible(spec: ModelSpec, data: HFDict) -> None:
+    """Raise when transformers' config for ``spec.family`` cannot carry ``spec``'s structure."""
+    class_name = MAPPERS[spec.family][0]
+    prefix = f"spec {spec.name!r} has no transformers {class_name} counterpart"
+    try:
+        fields, _ = map_hf_config(dict(data), origin=f"{spec.name} exported as {class_name}")
+        again = ModelSpec.from_dict({**fields, "name": spec.name})
+    except TfcliError as err:
+        raise TfcliError(f"{prefix}: {err.message}") from None
+    want, got = _param_structure(spec), _param_structure(again)
+    diff = [key for key in want if want[key] != got[key]]
+    if diff:
+        shown = ", ".join(f"{k}={want[k]!r} (it builds {got[k]!r})" for k in diff[:3])
+        raise TfcliError(
+            f"{prefix}: {shown}",
+            hint="--verify can only compare a spec transformers can build; "
+            "drop the --set override or pick a family that has the feature",
+        )
+
+
 def hf_config_dict_from_spec(spec: ModelSpec) -> HFDict:
-    """A config.json-style dict (with ``model_type``) describing ``spec`` for transformers."""
+    """A config.json-style dict (with ``model_type``) describing ``spec`` for transformers.
+
+    Raises ``TfcliError`` (one line) when ``spec.family`` is not a transformers model_type
+    tfcli exports, or when that config class cannot express a field that shapes the
+    parameters (``--set attention_qkv_bias=true`` on Mistral, a non-4x MLP on BLOOM).
+    """
     exporter = EXPORTERS.get(spec.family)
     if exporter is None:
         raise TfcliError(
             f"spec family {spec.family!r} has no transformers counterpart to verify against; "
             f"known: {', '.join(sorted(EXPORTERS))}"
         )
-    return {"model_type": spec.family, **exporter(spec)}
+    unread = _UNREAD.get(spec.family, frozenset())
+    data = {"model_type": spec.family}
+    data.update((k, v) for k, v in exporter(spec).items() if k not in unread)
+    _check_expressible(spec, data)
+    return data
 
 
 def auto_class_kind(spec: ModelSpec) -> str:

@@ -4,16 +4,24 @@ Conventions (DESIGN.md section 4):
 
 * Standard attention caches, per layer and token, one key and one value vector per KV head:
   ``2 x kv_heads x head_dim x bytes`` (the factor 2 is K and V).
-* Multi-head latent attention (DeepSeek-V2 paper, section 2.1.3; DeepSeek-V3) caches the
-  compressed latent ``c_kv`` (kv_lora_rank) and the shared RoPE key (qk_rope_head_dim):
-  ``(kv_lora_rank + qk_rope_head_dim) x bytes``, no factor 2.
-* A sliding-window layer holds at most ``w`` tokens (rule ``"window"``: the keys the next
-  query attends, itself included, as vLLM allocates). transformers' DynamicSlidingWindowLayer
-  (cache_utils.py) keeps ``w - 1`` between steps and appends the new token before attending:
-  rule ``"transformers"`` counts that.
+* Multi-head latent attention (DeepSeek-V2 paper, arXiv:2405.04434, section 2.1.2-2.1.3;
+  DeepSeek-V3) caches the compressed latent ``c_kv`` (kv_lora_rank) and the shared RoPE key
+  (qk_rope_head_dim): ``(kv_lora_rank + qk_rope_head_dim) x bytes``, no factor 2.
+* Sliding-window layers. tfcli's default rule, ``"window"``, counts what a layer must hold
+  while the newest token attends: the last ``w`` keys, that token included (``min(s, w)``).
+  With ``block_size`` it follows vLLM v1's paged cache (``SlidingWindowManager``): blocks lying
+  wholly before the window are freed, so a layer holds the blocks that cover positions
+  ``[s - w, s - 1]``: ``ceil(s / B) - (s - w) // B`` blocks, one more than ``ceil(w / B)``
+  when the window straddles a block boundary. Rule ``"transformers"`` counts what
+  transformers 5's ``DynamicSlidingWindowLayer`` (cache_utils.py) keeps between forward
+  calls: the last ``w - 1`` tokens ("Only cache the last `self.sliding_window - 1` tokens";
+  the next token makes ``w`` while it attends).
 * An encoder-only model has no KV cache. An encoder-decoder caches decoder self-attention
   (grows with the decoder length) and cross-attention K/V (sized by the encoder length).
-* Sizes are exact integers of bytes: ``ceil(elements x bits / 8)`` per tensor row, so int4
+* Tensor parallelism (``tp``): KV heads are split across ranks, or replicated when there are
+  more ranks than KV heads (vLLM ``num_kv_heads = max(1, total_kv_heads // tp)``); the MLA
+  latent is replicated on every rank (it is not per head).
+* Sizes are exact integers of bytes: ``ceil(elements x bits / 8)`` per token row, so int4
   packs two values per byte.
 
 Only the standard library is imported here.
@@ -32,6 +40,11 @@ from tfcli.spec import ModelSpec
 from tfcli.units import dtype_bits
 
 SLIDING_RULES = ("window", "transformers")
+"""``window``: w tokens, vLLM-style whole blocks with ``block_size``; ``transformers``: w - 1."""
+
+DEFAULT_RESERVE_FRACTION = 0.10
+"""Share of a budget the fit solver keeps back by default for activations, the runtime
+(CUDA context, allocator) and fragmentation: a stated assumption, not a measurement."""
 
 
 def _bytes(elements: int, dtype: str) -> int:
@@ -39,55 +52,142 @@ def _bytes(elements: int, dtype: str) -> int:
     return math.ceil(elements * dtype_bits(dtype) / 8)
 
 
+def _check_positive(option: str, value: int) -> None:
+    if value < 1:
+        raise UsageError(f"{option} must be a positive integer, got {value}")
+
+
+# ---- per token, per layer -------------------------------------------------------------------
+
+
 def kv_heads_per_device(spec: ModelSpec, tp: int) -> int:
-    """KV heads one tensor-parallel rank holds: kv_heads / tp, or 1 (replicated) if tp > kv_heads.
+    """KV heads one tensor-parallel rank holds: ``max(1, kv_heads // tp)``.
 
-    Megatron-LM and vLLM split KV heads across ranks; with more ranks than KV heads each rank
-    keeps a replica of one head (vLLM ``num_kv_heads = max(1, total_kv_heads // tp_size)``).
+    Megatron-LM and vLLM shard attention by heads: query heads must divide evenly
+    (``num_heads % tp == 0``) and KV heads must either divide across ranks
+    (``kv_heads % tp == 0``) or be replicated, one per rank (``tp % kv_heads == 0``); vLLM's
+    ``QKVParallelLinear`` refuses anything else, and so does tfcli.
     """
-    if tp < 1:
-        raise UsageError(f"--tp must be a positive integer, got {tp}")
-    return max(1, math.ceil(spec.kv_heads / tp))
+    _check_positive("--tp", tp)
+    kv = spec.kv_heads
+    if spec.num_heads % tp:
+        raise UsageError(
+            f"--tp {tp} does not divide the {spec.num_heads} attention heads of {spec.name} "
+            "(tensor parallelism shards heads evenly, as vLLM and Megatron-LM require)"
+        )
+    if not spec.is_mla and kv % tp and tp % kv:
+        raise UsageError(
+            f"--tp {tp} neither divides nor is a multiple of the {kv} KV heads of {spec.name} "
+            "(vLLM splits KV heads evenly or replicates them)"
+        )
+    return max(1, kv // tp)
 
 
-def kv_elements_per_token(spec: ModelSpec, *, tp: int = 1) -> int:
-    """Cached values per token per attention layer (one device).
+def standard_kv_elements_per_token(spec: ModelSpec, *, tp: int = 1) -> int:
+    """K and V values one token caches in one standard attention layer, on one device.
 
-    Standard: ``2 x kv_heads x head_dim`` (K and V). MLA: ``kv_lora_rank + qk_rope_head_dim``
-    (the latent and the decoupled RoPE key, DeepSeek-V2 eq. 9-10), replicated on every rank.
+    ``2 x kv_heads_per_device x head_dim`` (MHA: kv_heads = heads; GQA: fewer; MQA: 1).
     """
-    if spec.is_mla:
-        return int(spec.kv_lora_rank or 0) + int(spec.qk_rope_head_dim or 0)
     return 2 * kv_heads_per_device(spec, tp) * spec.resolved_head_dim
 
 
+def mla_latent_elements_per_token(spec: ModelSpec) -> int:
+    """Values one token caches in one MLA layer: ``kv_lora_rank + qk_rope_head_dim``.
+
+    DeepSeek-V2 paper, eq. 9-10 and section 2.1.3: only the compressed KV latent ``c_kv`` and
+    the decoupled RoPE key ``k_rope`` (shared by every head) are cached; per-head keys and
+    values are re-derived from the latent by ``W_UK``/``W_UV``. No factor 2. The latent is
+    the output of transformers' ``kv_a_proj_with_mqa`` (width kv_lora_rank + qk_rope_head_dim).
+    Replicated on every tensor-parallel rank.
+    """
+    return int(spec.kv_lora_rank or 0) + int(spec.qk_rope_head_dim or 0)
+
+
+def mla_decompressed_elements_per_token(spec: ModelSpec, *, tp: int = 1) -> int:
+    """Values one token would take if an MLA layer cached its decompressed per-head K and V.
+
+    ``heads_per_device x (qk_nope_head_dim + qk_rope_head_dim + v_head_dim)``: keys of width
+    ``qk_head_dim`` and values of width ``v_head_dim`` for every head (transformers'
+    ``DeepseekV3Attention.expand_kv`` output). What MLA saves; what an implementation without
+    latent caching (e.g. plain MHA kernels over expanded K/V) would hold.
+    """
+    kv_heads_per_device(spec, tp)  # validates tp: it divides num_heads
+    return spec.num_heads // tp * (spec.qk_head_dim + spec.value_head_dim)
+
+
+def kv_elements_per_token(spec: ModelSpec, *, tp: int = 1) -> int:
+    """Cached values per token per self-attention layer on one device: MLA latent or K+V."""
+    if spec.is_mla:
+        kv_heads_per_device(spec, tp)  # validates tp
+        return mla_latent_elements_per_token(spec)
+    return standard_kv_elements_per_token(spec, tp=tp)
+
+
 def kv_bytes_per_token_per_layer(spec: ModelSpec, dtype: str = "bf16", *, tp: int = 1) -> int:
-    """Bytes one token occupies in one attention layer's cache: elements x bits / 8."""
+    """Bytes one token occupies in one self-attention layer's cache: ceil(elements x bits / 8).
+
+    Standard: ``2 x kv_heads x head_dim x bytes``; MLA: ``(kv_lora_rank + qk_rope_head_dim) x
+    bytes``.
+    """
     return _bytes(kv_elements_per_token(spec, tp=tp), dtype)
 
 
-def cached_tokens(
-    kind: str, seq: int, window: int | None, *, rule: str = "window", block_size: int | None = None
-) -> int:
-    """Tokens one layer keeps for a sequence of ``seq`` tokens.
+# ---- tokens held per layer ------------------------------------------------------------------
 
-    full: ``seq``; sliding: ``min(seq, w)`` (rule "window") or ``min(seq, w - 1)`` (rule
-    "transformers", what DynamicSlidingWindowLayer holds between steps). With paged
-    allocation (vLLM ``block_size``) the count rounds up to whole blocks.
+
+def _blocks(tokens: int, block_size: int) -> int:
+    return -(-tokens // block_size)
+
+
+def cached_tokens(
+    kind: str,
+    seq: int,
+    window: int | None,
+    *,
+    rule: str = "window",
+    block_size: int | None = None,
+    peak: bool = False,
+) -> int:
+    """Token slots one layer holds for a sequence of ``seq`` tokens (the newest attending).
+
+    * full layer: ``seq``; paged (vLLM, block size B): ``B x ceil(seq / B)``.
+    * sliding layer, rule ``"window"``: ``min(seq, w)``. Paged, following vLLM v1
+      (``vllm/v1/core/single_type_kv_cache_manager.py``: ``SlidingWindowManager
+      .remove_skipped_blocks`` frees the blocks before ``(num_computed - w + 1) // B``, called
+      with ``num_computed = seq - 1`` before the slot of token ``seq`` is allocated):
+      ``B x (ceil(seq / B) - max(0, (seq - w) // B))``, i.e. ``ceil(w / B)`` or one block more.
+      That count oscillates as the sequence grows; ``peak=True`` gives the most held at any
+      length up to ``seq``: ``B x ceil(min(seq, w + B - 1) / B)`` (what a fit must allow for).
+    * sliding layer, rule ``"transformers"``: ``min(seq, w - 1)``, what
+      ``DynamicSlidingWindowLayer`` keeps between calls (for ``w = 1`` its slice
+      ``[-w + 1:]`` is ``[0:]`` and keeps every token: mirrored here). No paging.
     """
     if rule not in SLIDING_RULES:
         raise UsageError(
             f"unknown sliding-window rule {rule!r}; use one of {', '.join(SLIDING_RULES)}"
         )
-    tokens = seq
-    if kind == "sliding" and window is not None:
-        cap = window if rule == "window" else window - 1
-        tokens = min(seq, cap)
     if block_size is not None:
-        if block_size < 1:
-            raise UsageError(f"--block-size must be a positive integer, got {block_size}")
-        tokens = math.ceil(tokens / block_size) * block_size
-    return tokens
+        _check_positive("--block-size", block_size)
+        if rule == "transformers":
+            raise UsageError(
+                "--block-size models vLLM's paged cache; the 'transformers' sliding rule has "
+                "no blocks (use --sliding-rule window)"
+            )
+    sliding = kind == "sliding" and window is not None
+    if rule == "transformers":
+        if sliding and window is not None and window > 1:
+            return min(seq, window - 1)
+        return seq
+    if block_size is None:
+        return min(seq, window) if sliding and window is not None else seq
+    if not sliding or window is None:
+        return block_size * _blocks(seq, block_size)
+    if peak:
+        return block_size * _blocks(min(seq, window + block_size - 1), block_size)
+    return block_size * (_blocks(seq, block_size) - max(0, (seq - window) // block_size))
+
+
+# ---- the whole cache ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -98,7 +198,7 @@ class KVCache:
     batch: int
     dtype: str
     bytes_per_token_per_layer: int
-    """One token, one self-attention layer."""
+    """One token, one self-attention layer (one device under tensor parallelism)."""
     bytes_per_token: int
     """One token across all self-attention layers, before any sliding-window cap."""
     self_attention_bytes: int
@@ -117,40 +217,36 @@ class KVCache:
         return self.self_attention_bytes + self.cross_attention_bytes
 
 
-def kv_cache(
+def _assemble(
     spec: ModelSpec,
     seq: int,
+    per_token_layer: int,
     *,
-    batch: int = 1,
-    dtype: str = "bf16",
-    encoder_seq: int | None = None,
-    tp: int = 1,
-    block_size: int | None = None,
-    rule: str = "window",
+    batch: int,
+    dtype: str,
+    encoder_seq: int | None,
+    tp: int,
+    block_size: int | None,
+    rule: str,
+    peak: bool,
 ) -> KVCache:
-    """The KV cache of ``batch`` sequences of ``seq`` tokens, by layer and kind.
-
-    total = sum over decoder layers of ``batch x cached_tokens(layer) x bytes_per_token_layer``
-    plus, for encoder-decoder models, ``num_layers x batch x encoder_seq x 2 x kv_heads x
-    head_dim x bytes`` of cross-attention K/V (computed once from the encoder output).
-    Encoder-only models cache nothing.
-    """
+    """Sum ``batch x cached_tokens(layer) x per_token_layer`` over layers, plus cross-attention."""
     _check_positive("--seq", seq)
     _check_positive("--batch", batch)
-    per_token_layer = kv_bytes_per_token_per_layer(spec, dtype, tp=tp)
     enc_seq = seq if encoder_seq is None else encoder_seq
     _check_positive("--encoder-seq", enc_seq)
     if spec.architecture == "encoder":
         return KVCache(seq, batch, dtype, 0, 0, 0, 0, {}, {}, (), rule, tp, block_size, enc_seq)
+    kinds = spec.layer_kinds
     per_layer = tuple(
         batch
-        * cached_tokens(kind, seq, spec.sliding_window, rule=rule, block_size=block_size)
+        * cached_tokens(kind, seq, spec.sliding_window, rule=rule, block_size=block_size, peak=peak)
         * per_token_layer
-        for kind in spec.layer_kinds
+        for kind in kinds
     )
     layers_by_kind: dict[str, int] = {}
     bytes_by_kind: dict[str, int] = {}
-    for kind, nbytes in zip(spec.layer_kinds, per_layer, strict=True):
+    for kind, nbytes in zip(kinds, per_layer, strict=True):
         layers_by_kind[kind] = layers_by_kind.get(kind, 0) + 1
         bytes_by_kind[kind] = bytes_by_kind.get(kind, 0) + nbytes
     cross = 0
@@ -177,6 +273,41 @@ def kv_cache(
     )
 
 
+def kv_cache(
+    spec: ModelSpec,
+    seq: int,
+    *,
+    batch: int = 1,
+    dtype: str = "bf16",
+    encoder_seq: int | None = None,
+    tp: int = 1,
+    block_size: int | None = None,
+    rule: str = "window",
+    peak: bool = False,
+) -> KVCache:
+    """The KV cache of ``batch`` sequences of ``seq`` tokens, by layer and kind (one device).
+
+    total = sum over decoder layers of ``batch x cached_tokens(layer) x bytes_per_token_layer``
+    plus, for encoder-decoder models, ``num_layers x batch x encoder_seq x 2 x kv_heads x
+    head_dim x bytes`` of cross-attention K/V (computed once from the encoder output;
+    ``encoder_seq`` defaults to ``seq``). Encoder-only models cache nothing. ``peak`` counts
+    the most a paged sliding layer holds at any length up to ``seq`` (see ``cached_tokens``).
+    """
+    per_token_layer = kv_bytes_per_token_per_layer(spec, dtype, tp=tp)
+    return _assemble(
+        spec,
+        seq,
+        per_token_layer,
+        batch=batch,
+        dtype=dtype,
+        encoder_seq=encoder_seq,
+        tp=tp,
+        block_size=block_size,
+        rule=rule,
+        peak=peak,
+    )
+
+
 def kv_cache_bytes(
     spec: ModelSpec,
     seq: int,
@@ -188,7 +319,7 @@ def kv_cache_bytes(
     block_size: int | None = None,
     rule: str = "window",
 ) -> int:
-    """Total KV-cache bytes (all layers, self + cross attention); see ``kv_cache``."""
+    """Total KV-cache bytes (all layers, self + cross attention, one device); see ``kv_cache``."""
     return kv_cache(
         spec,
         seq,
@@ -216,44 +347,54 @@ class CacheLayout:
         return dataclasses.asdict(self)
 
 
+# ---- what if: other attention ---------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class AttentionVariant:
-    """The same model with another KV-head count: what MHA, GQA or MQA would cache."""
+    """The same model with another attention: what MHA, GQA, MQA (or MLA) would cache."""
 
     label: str
     kv_heads: int
+    """KV heads of the variant (MLA: the query heads its latent decompresses to)."""
+    bytes_per_token_per_layer: int
     total_bytes: int
+    is_this_model: bool
 
 
 def attention_variants(spec: ModelSpec, seq: int, layout: CacheLayout) -> list[AttentionVariant]:
-    """KV cache of ``spec`` as MHA (kv_heads = heads), as itself (GQA/MLA) and as MQA (1 head).
+    """KV cache of ``spec`` as MHA (kv_heads = heads), as itself, and as MQA (1 KV head).
 
-    Only the KV-head count changes (``spec.replace(num_kv_heads=...)``); MLA models show the
-    latent cache beside the MHA cache their attention decompresses to.
+    Only the attention changes; layers, windows, batch, dtype, paging and tp stay. For a
+    standard model the variants are ``spec.replace(num_kv_heads=...)``. For an MLA model,
+    "MHA" is its decompressed per-head K/V (``mla_decompressed_elements_per_token``: keys of
+    qk_head_dim, values of v_head_dim per head) and "MQA" one such K/V head; the model's own
+    row is the latent. A row equal to the model's own kind is shown once.
     """
-    variants: list[AttentionVariant] = []
-    seen: set[tuple[str, int]] = set()
-    candidates = [("MHA", spec.num_heads), (spec.attention_kind, spec.kv_heads), ("MQA", 1)]
+    rows: list[AttentionVariant] = []
+    own_kind = spec.attention_kind
+    candidates = [("MHA", spec.num_heads), (own_kind, spec.kv_heads), ("MQA", 1)]
     for label, heads in candidates:
         if spec.is_mla and label != "MLA":
-            variant = spec.replace(
-                kv_lora_rank=None,
-                q_lora_rank=None,
-                qk_nope_head_dim=None,
-                qk_rope_head_dim=None,
-                v_head_dim=None,
-                head_dim=spec.qk_head_dim,
-                num_kv_heads=heads,
-            )
+            kv_heads_per_device(spec, layout.tp)  # validates tp
+            per_device = max(1, heads // layout.tp)
+            per_token = _bytes(per_device * (spec.qk_head_dim + spec.value_head_dim), layout.dtype)
+            kind = label
+        elif spec.is_mla:
+            per_token = kv_bytes_per_token_per_layer(spec, layout.dtype, tp=layout.tp)
+            kind = "MLA"
         else:
-            variant = spec.replace(num_kv_heads=heads) if not spec.is_mla else spec
-        key = (variant.attention_kind, heads if not spec.is_mla or label != "MLA" else -1)
-        if key in seen:
+            variant = spec.replace(num_kv_heads=heads)
+            per_token = kv_bytes_per_token_per_layer(variant, layout.dtype, tp=layout.tp)
+            kind = variant.attention_kind
+        if any(r.label == kind for r in rows):
             continue
-        seen.add(key)
-        total = kv_cache_bytes(variant, seq, **layout.kwargs())
-        variants.append(AttentionVariant(variant.attention_kind, heads, total))
-    return variants
+        cache = _assemble(spec, seq, per_token, peak=False, **layout.kwargs())
+        rows.append(AttentionVariant(kind, heads, per_token, cache.total_bytes, kind == own_kind))
+    return rows
+
+
+# ---- attention working memory ---------------------------------------------------------------
 
 
 def naive_attention_score_bytes(
@@ -261,9 +402,10 @@ def naive_attention_score_bytes(
 ) -> int:
     """The score matrix one layer of a naive attention materialises: B x H x S_q x S_k x bytes.
 
-    A naive implementation (explicit QK^T, mask, softmax, AV) holds the full (s, s) scores
-    per head, whatever the mask; softmax produces a second tensor of the same size unless done
-    in place. FlashAttention (Dao et al. 2022) never materialises it.
+    ``S_k = seq + context`` (keys already cached plus the new ones). A naive implementation
+    (explicit QK^T, mask, softmax, AV) holds the full (S_q, S_k) scores per query head,
+    whatever the mask; softmax produces a second tensor of the same size unless done in place.
+    FlashAttention (Dao et al. 2022) never materialises it.
     """
     _check_positive("--seq", seq)
     return _bytes(batch * spec.num_heads * seq * (seq + context), dtype)
@@ -283,12 +425,33 @@ def flash_attention_working_bytes(
     return _bytes(rows * spec.value_head_dim, dtype) + rows * 4
 
 
+# ---- weights --------------------------------------------------------------------------------
+
+
 def weight_bytes(total_params: int, dtype: str) -> int:
-    """Bytes of the weights: ceil(params x bits / 8)."""
+    """Bytes of the weights: ceil(params x bits / 8) (int4 packs two per byte)."""
     return _bytes(total_params, dtype)
 
 
+def weight_bytes_per_device(total_params: int, dtype: str, tp: int = 1) -> int:
+    """Weights one tensor-parallel rank holds, taken as an even split: ceil(weight_bytes / tp).
+
+    Megatron-LM / vLLM shard every matmul weight and the (vocab-parallel) embeddings and
+    replicate norms and some biases; those replicated vectors are well under 0.1% of a large
+    model and are not added back.
+    """
+    _check_positive("--tp", tp)
+    return -(-weight_bytes(total_params, dtype) // tp)
+
+
 # ---- what fits in a budget ------------------------------------------------------------------
+
+
+def reserve_bytes_for(budget_bytes: int, *, fraction: float | None = None, fixed: int = 0) -> int:
+    """The reserve kept back from a budget: ``floor(budget x fraction) + fixed`` bytes."""
+    if fraction is not None and not 0 <= fraction < 1:
+        raise UsageError(f"--reserve fraction must be in [0, 1), got {fraction}")
+    return int(budget_bytes * (fraction or 0.0)) + fixed
 
 
 @dataclass(frozen=True)
@@ -299,7 +462,7 @@ class Fit:
     weights_bytes: int
     reserve_bytes: int
     available_bytes: int
-    """budget - weights - reserve (negative when the weights alone do not fit)."""
+    """budget - weights - reserve (negative or zero when the weights alone do not fit)."""
     max_seq_for_batch: int | None
     max_batch_for_seq: int | None
     unbounded_seq: bool
@@ -311,7 +474,7 @@ class Fit:
 
 
 def _largest(fits: Callable[[int], bool], limit: int) -> int | None:
-    """Largest n in [1, limit] with fits(n) (fits monotone decreasing), or None."""
+    """Largest n in [1, limit] with fits(n), for fits monotone (true then false), or None."""
     if not fits(1):
         return None
     lo, hi = 1, limit
@@ -346,15 +509,17 @@ def solve_fit(
 ) -> Fit:
     """Longest context for ``batch`` and largest batch for ``seq`` that fit in the budget.
 
-    available = budget - weights - reserve; a configuration fits when its KV cache
-    (``kv_cache_bytes``) is at most ``available``. The cache is monotone in both context and
-    batch (linear in batch), so a binary search over context and a division over batch are
-    exact.
+    available = budget - weights - reserve. A context ``s`` fits when the cache at its peak
+    while growing to ``s`` (``kv_cache(..., peak=True)``: equal to the cache at ``s`` except
+    for paged sliding layers, whose block count oscillates) is at most ``available``. That
+    peak is monotone in ``s`` and linear in the batch, so a binary search over the context and
+    a division over the batch are exact. For encoder-decoder models ``encoder_seq`` stays
+    fixed when given, and otherwise follows the context.
     """
     available = budget_bytes - weights_bytes_ - reserve_bytes
 
     def cache(s: int, b: int) -> int:
-        return kv_cache_bytes(
+        return kv_cache(
             spec,
             s,
             batch=b,
@@ -363,14 +528,16 @@ def solve_fit(
             tp=tp,
             block_size=block_size,
             rule=rule,
-        )
+            peak=True,
+        ).total_bytes
 
+    _check_positive("--seq", seq)
+    _check_positive("--batch", batch)
     if available <= 0 or spec.architecture == "encoder":
         return Fit(budget_bytes, weights_bytes_, reserve_bytes, available, None, None, False)
     max_seq = _largest(lambda s: cache(s, batch) <= available, SEQ_SEARCH_LIMIT)
     per_sequence = cache(seq, 1)
     max_batch = available // per_sequence if per_sequence else None
-    unbounded = max_seq == SEQ_SEARCH_LIMIT
     return Fit(
         budget_bytes,
         weights_bytes_,
@@ -378,10 +545,5 @@ def solve_fit(
         available,
         max_seq,
         max_batch if max_batch else None,
-        unbounded,
+        max_seq == SEQ_SEARCH_LIMIT,
     )
-
-
-def _check_positive(option: str, value: int) -> None:
-    if value < 1:
-        raise UsageError(f"{option} must be a positive integer, got {value}")

@@ -10,10 +10,10 @@ Only the standard library is imported here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tfcli.errors import UsageError
-from tfcli.flops import DecodeCost, FlopCount
+from tfcli.flops import DecodeCost, FlopCount, training_flops
 from tfcli.hardware import Hardware
 from tfcli.memory import kv_cache_bytes, weight_bytes
 from tfcli.params import ParamCount
@@ -31,6 +31,8 @@ class Roofline:
     peak_flops_per_s: float
     bandwidth_bytes_per_s: float
     what: str
+    bytes_parts: dict[str, int] = field(default_factory=dict)
+    """What ``bytes_moved`` is made of (weights, KV cache, gradients), summing to it."""
 
     @property
     def compute_seconds(self) -> float:
@@ -89,14 +91,17 @@ def prefill_roofline(
 ) -> Roofline:
     """Prefill of ``batch x seq`` tokens: FLOPs vs reading the weights once and writing the
     KV cache (``kv_cache_bytes`` at the same length)."""
-    moved = weight_bytes(counts.total, dtype)
+    parts = {"weights read": weight_bytes(counts.total, dtype)}
     if spec.architecture != "encoder":
-        moved += kv_cache_bytes(spec, forward.seq, batch=forward.batch, dtype=dtype)
+        parts["KV cache written"] = kv_cache_bytes(
+            spec, forward.seq, batch=forward.batch, dtype=dtype
+        )
     return Roofline(
         hardware=device.name,
         dtype=dtype,
         flops=forward.total,
-        bytes_moved=moved,
+        bytes_moved=sum(parts.values()),
+        bytes_parts=parts,
         peak_flops_per_s=device.peak_for(dtype),
         bandwidth_bytes_per_s=device.bandwidth_bytes_per_s,
         what=f"prefill of {forward.batch} x {forward.seq:,} tokens",
@@ -120,13 +125,44 @@ def decode_roofline(
     kv_read = kv_cache_bytes(
         spec, max(step.context, 1), batch=batch, dtype=dtype, encoder_seq=step.encoder_seq or None
     )
-    moved = weights_read_bytes(spec, counts, dtype, batch) + kv_read
+    parts = {
+        "weights read": weights_read_bytes(spec, counts, dtype, batch),
+        "KV cache read": kv_read,
+    }
     return Roofline(
         hardware=device.name,
         dtype=dtype,
         flops=step.total,
-        bytes_moved=moved,
+        bytes_moved=sum(parts.values()),
+        bytes_parts=parts,
         peak_flops_per_s=device.peak_for(dtype),
         bandwidth_bytes_per_s=device.bandwidth_bytes_per_s,
         what=f"decode step: {batch} x 1 token after {step.context:,} cached",
+    )
+
+
+def training_roofline(
+    forward: FlopCount,
+    counts: ParamCount,
+    device: Hardware,
+    *,
+    dtype: str,
+    recompute: bool = False,
+) -> Roofline:
+    """One training step on ``batch x seq`` tokens: ``training_flops`` (3 x forward, 4 x with
+    recomputation) vs a lower bound on traffic: the weights read in the forward and again in
+    the backward, and their gradients written once (3 x weight bytes; activations, optimizer
+    state and communication are not counted). Training at any real batch is compute-bound."""
+    weights = weight_bytes(counts.total, dtype)
+    parts = {"weights read (forward + backward)": 2 * weights, "gradients written": weights}
+    return Roofline(
+        hardware=device.name,
+        dtype=dtype,
+        flops=training_flops(forward, recompute=recompute),
+        bytes_moved=sum(parts.values()),
+        bytes_parts=parts,
+        peak_flops_per_s=device.peak_for(dtype),
+        bandwidth_bytes_per_s=device.bandwidth_bytes_per_s,
+        what=f"training step on {forward.batch} x {forward.seq:,} tokens"
+        + (" with recomputation" if recompute else ""),
     )

@@ -36,8 +36,12 @@ def attention_mask(
     device: torch.device | None = None,
 ) -> Tensor | None:
     """Boolean (S_q, S_k) mask, True where a query may attend: causal ``j <= i`` and, with a
-    window ``w``, ``i - j < w`` (positions absolute). None when everything is visible."""
-    if not causal and window is None:
+    window ``w``, ``i - j < w`` (positions absolute). None when everything is visible, e.g. a
+    decode step whose one query sees every cached key: the kernels then run unmasked."""
+    last_key = key_offset + s_k - 1
+    causal_hides = causal and last_key > q_offset  # the first query cannot see the last key
+    window_hides = window is not None and (q_offset + s_q - 1) - key_offset >= window
+    if not causal_hides and not window_hides:
         return None
     rows = torch.arange(s_q, device=device).unsqueeze(1) + q_offset  # (S_q, 1)
     cols = torch.arange(s_k, device=device).unsqueeze(0) + key_offset  # (1, S_k)
@@ -67,8 +71,11 @@ def naive_attention(
     b, h, s_q, d = q.shape
     kvh = k.shape[1]
     g = h // kvh
-    qg = q.view(b, kvh, g, s_q, d)  # (B, KVH, G, S_q, D)
-    scores = torch.matmul(qg, k.unsqueeze(2).transpose(-1, -2))  # (B, KVH, G, S_q, S_k)
+    if g == 1:  # MHA: the 4-D product transformers' eager attention computes, bit for bit
+        scores = torch.matmul(q, k.transpose(-1, -2))  # (B, H, S_q, S_k)
+    else:
+        qg = q.view(b, kvh, g, s_q, d)  # (B, KVH, G, S_q, D)
+        scores = torch.matmul(qg, k.unsqueeze(2).transpose(-1, -2))  # (B, KVH, G, S_q, S_k)
     scores = scores.view(b, h, s_q, -1).mul_(scale)  # (B, H, S_q, S_k), scaled in place
     if bias is not None:
         scores = scores.add_(bias)
@@ -77,6 +84,8 @@ def naive_attention(
     if mask is not None:
         scores = scores.masked_fill_(~mask, float("-inf"))
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)  # a second S x S
+    if g == 1:
+        return torch.matmul(probs, v)  # (B, H, S_q, Dv)
     pg = probs.view(b, kvh, g, s_q, -1)  # (B, KVH, G, S_q, S_k)
     out = torch.matmul(pg, v.unsqueeze(2))  # (B, KVH, G, S_q, Dv)
     return out.view(b, h, s_q, v.shape[-1])
@@ -111,26 +120,25 @@ def sdpa_attention(
     bias: Tensor | None = None,
     kernel: str | None = None,
 ) -> Tensor:
-    """``F.scaled_dot_product_attention``; the plain causal case uses ``is_causal`` so the
-    kernel can skip masked blocks; other masks and biases go in as an additive float mask."""
-    plain_causal = causal and mask is not None and bias is None and q.shape[2] == k.shape[2]
+    """``F.scaled_dot_product_attention``. ``causal=True`` (a square causal mask starting at
+    position 0) goes in as ``is_causal`` so the kernel can skip masked blocks; any other mask
+    goes in as a boolean ``attn_mask`` (True = attend), a bias as an additive float mask."""
     attn_mask: Tensor | None = None
-    if bias is not None or (mask is not None and not plain_causal):
-        attn_mask = (
-            torch.zeros((), dtype=q.dtype, device=q.device) if bias is None else bias.to(q.dtype)
-        )
+    if bias is not None:
+        attn_mask = bias.to(q.dtype)  # (H, S_q, S_k) or broadcastable
         if mask is not None:
             attn_mask = attn_mask.masked_fill(~mask, float("-inf"))
-    gqa = q.shape[1] != k.shape[1]
+    elif mask is not None and not causal:
+        attn_mask = mask  # (S_q, S_k) bool
     with sdpa_kernel_context(kernel, q.device):
         return F.scaled_dot_product_attention(
             q,
             k,
             v,
             attn_mask=attn_mask,
-            is_causal=plain_causal and attn_mask is None,
+            is_causal=causal and attn_mask is None,
             scale=scale,
-            enable_gqa=gqa,
+            enable_gqa=q.shape[1] != k.shape[1],  # grouped K/V read in place, not repeated
         )
 
 
@@ -156,6 +164,8 @@ def attention_core(
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown attention backend {backend!r}; use {', '.join(BACKENDS)}")
+    if sdpa_kernel is not None and sdpa_kernel not in SDPA_KERNELS:
+        raise ValueError(f"unknown SDPA kernel {sdpa_kernel!r}; use {', '.join(SDPA_KERNELS)}")
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     mask = attention_mask(
         q.shape[2],
@@ -168,10 +178,9 @@ def attention_core(
     )
     if backend == "naive" or softcap is not None:
         return naive_attention(q, k, v, scale=scale, mask=mask, bias=bias, softcap=softcap)
-    if mask is not None and q_offset == 0 and key_offset == 0 and window is None and causal:
-        return sdpa_attention(
-            q, k, v, scale=scale, causal=True, mask=mask, bias=bias, kernel=sdpa_kernel
-        )
+    square_causal = (
+        mask is not None and causal and window is None and q_offset == 0 and key_offset == 0
+    ) and q.shape[2] == k.shape[2]
     return sdpa_attention(
-        q, k, v, scale=scale, causal=False, mask=mask, bias=bias, kernel=sdpa_kernel
+        q, k, v, scale=scale, causal=square_causal, mask=mask, bias=bias, kernel=sdpa_kernel
     )

@@ -2,10 +2,10 @@
 
 One function per family maps our parameter names to tensors of the transformers state dict
 (fused projections are split: GPT-2's Conv1D ``c_attn`` is transposed, GPT-NeoX and BLOOM
-interleave q/k/v per head, Falcon groups them per KV head, Phi-3 fuses qkv and gate/up,
-transformers-5 MoE experts are stacked ``gate_up_proj`` / ``down_proj`` tensors). Gemma
-stores RMSNorm weights as ``w`` and multiplies by ``1 + w``: we store ``1 + w``.
-"""
+interleave q/k/v per head, Falcon groups them per KV head, Phi-3 fuses qkv and gate/up, MPT
+stacks q/k/v, transformers-5 MoE experts are stacked ``gate_up_proj`` / ``down_proj``
+tensors). Gemma stores RMSNorm weights as ``w`` and multiplies by ``1 + w``: we store
+``1 + w``. RoBERTa's position table is rolled by its 2 reserved rows."""
 
 from __future__ import annotations
 
@@ -43,14 +43,12 @@ def _split_rows(
                 out[f"{name}.{suffix}"] = part
 
 
-def _experts(out: StateDict, ours: str, sd: StateDict, theirs: str, count: int) -> None:
-    """transformers-5 stacked experts: gate_up_proj (E, 2f, h), down_proj (E, h, f)."""
-    gate_up, down = sd[f"{theirs}.gate_up_proj"], sd[f"{theirs}.down_proj"]
-    for e in range(count):
-        gate, up = gate_up[e].chunk(2, dim=0)
-        out[f"{ours}.{e}.gate.weight"] = gate
-        out[f"{ours}.{e}.up.weight"] = up
-        out[f"{ours}.{e}.down.weight"] = down[e]
+def _experts(out: StateDict, ours: str, sd: StateDict, theirs: str) -> None:
+    """transformers-5 stacked experts: gate_up_proj (E, 2f, h) = [gate; up], down_proj
+    (E, h, f); ours are stacked the same way, gate and up apart."""
+    gate, up = sd[f"{theirs}.gate_up_proj"].chunk(2, dim=1)  # (E, f, h) each
+    out[f"{ours}.gate"], out[f"{ours}.up"] = gate, up
+    out[f"{ours}.down"] = sd[f"{theirs}.down_proj"]
 
 
 def _llama_mlp(out: StateDict, ours: str, sd: StateDict, theirs: str) -> None:
@@ -93,7 +91,7 @@ def map_llama_family(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
             _linear(out, f"{p}.mlp.router", sd, f"{mlp}.gate")
             zeros = torch.zeros(int(spec.num_experts or 0))
             out[f"{p}.mlp.correction_bias"] = sd.get(f"{mlp}.gate.e_score_correction_bias", zeros)
-            _experts(out, f"{p}.mlp.experts", sd, f"{mlp}.experts", int(spec.num_experts or 0))
+            _experts(out, f"{p}.mlp.experts", sd, f"{mlp}.experts")
             for shared in ("shared_expert", "shared_experts"):
                 if f"{mlp}.{shared}.up_proj.weight" in sd:
                     _llama_mlp(out, f"{p}.mlp.shared", sd, f"{mlp}.{shared}")
@@ -229,10 +227,71 @@ def map_falcon(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
     return out
 
 
+def map_gptj(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
+    """GPT-J: separate q/k/v/out without bias, one LayerNorm shared by the parallel branches."""
+    out: StateDict = {"embed.weight": sd["transformer.wte.weight"]}
+    for i in range(layers):
+        p, q = f"layers.{i}", f"transformer.h.{i}"
+        for ours, theirs in (("q", "q_proj"), ("k", "k_proj"), ("v", "v_proj"), ("o", "out_proj")):
+            _linear(out, f"{p}.attention.{ours}", sd, f"{q}.attn.{theirs}")
+        _linear(out, f"{p}.mlp.up", sd, f"{q}.mlp.fc_in")
+        _linear(out, f"{p}.mlp.down", sd, f"{q}.mlp.fc_out")
+        _norm(out, f"{p}.norm1", sd, f"{q}.ln_1")
+    _norm(out, "final_norms.0", sd, "transformer.ln_f")
+    _linear(out, "lm_head", sd, "lm_head")
+    return out
+
+
+def map_opt(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
+    """OPT (pre-LN when do_layer_norm_before): learned positions with 2 reserved rows."""
+    d = "model.decoder"
+    out: StateDict = {
+        "embed.weight": sd[f"{d}.embed_tokens.weight"],
+        "positions.0.weight": sd[f"{d}.embed_positions.weight"],
+    }
+    for i in range(layers):
+        p, q = f"layers.{i}", f"{d}.layers.{i}"
+        for ours, theirs in (("q", "q_proj"), ("k", "k_proj"), ("v", "v_proj"), ("o", "out_proj")):
+            _linear(out, f"{p}.attention.{ours}", sd, f"{q}.self_attn.{theirs}")
+        _linear(out, f"{p}.mlp.up", sd, f"{q}.fc1")
+        _linear(out, f"{p}.mlp.down", sd, f"{q}.fc2")
+        _norm(out, f"{p}.norm1", sd, f"{q}.self_attn_layer_norm")
+        _norm(out, f"{p}.norm2", sd, f"{q}.final_layer_norm")
+    if spec.final_norm:
+        _norm(out, "final_norms.0", sd, f"{d}.final_layer_norm")
+    if not spec.tie_word_embeddings:
+        out["lm_head.weight"] = sd["lm_head.weight"]
+    return out
+
+
+def map_mpt(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
+    """MPT: fused Wqkv = [q; k; v] by rows, LayerNorms without bias, ALiBi."""
+    h = spec.hidden_size
+    out: StateDict = {"embed.weight": sd["transformer.wte.weight"]}
+    for i in range(layers):
+        p, q = f"layers.{i}", f"transformer.blocks.{i}"
+        names = [f"{p}.attention.{n}" for n in "qkv"]
+        _split_rows(out, names, sd, f"{q}.attn.Wqkv", [h, h, h])
+        _linear(out, f"{p}.attention.o", sd, f"{q}.attn.out_proj")
+        _linear(out, f"{p}.mlp.up", sd, f"{q}.ffn.up_proj")
+        _linear(out, f"{p}.mlp.down", sd, f"{q}.ffn.down_proj")
+        _norm(out, f"{p}.norm1", sd, f"{q}.norm_1")
+        _norm(out, f"{p}.norm2", sd, f"{q}.norm_2")
+    _norm(out, "final_norms.0", sd, "transformer.norm_f")
+    if not spec.tie_word_embeddings:
+        out["lm_head.weight"] = sd["lm_head.weight"]
+    return out
+
+
 def map_bert(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
+    """BERT and RoBERTa. RoBERTa numbers positions from padding_idx + 1 = 2 (its 514-row table
+    reserves rows 0-1): rolling the table by 2 rows puts position i at our row i."""
+    positions = sd["embeddings.position_embeddings.weight"]
+    if spec.family == "roberta":
+        positions = positions.roll(-2, dims=0)  # our row i = their row i + 2
     out: StateDict = {
         "embed.weight": sd["embeddings.word_embeddings.weight"],
-        "positions.0.weight": sd["embeddings.position_embeddings.weight"],
+        "positions.0.weight": positions,
         "token_types.weight": sd["embeddings.token_type_embeddings.weight"],
     }
     _norm(out, "embed_norms.0", sd, "embeddings.LayerNorm")
@@ -286,6 +345,8 @@ def map_t5(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
         _norm(out, f"{p}.norm2", sd, f"{q}.layer.2.layer_norm")
     _norm(out, "final_norms.0", sd, "encoder.final_layer_norm")
     _norm(out, "final_norms.1", sd, "decoder.final_layer_norm")
+    if not spec.tie_word_embeddings:  # T5 v1.1: its own LM head, no d_model^-0.5 rescale
+        out["lm_head.weight"] = sd["lm_head.weight"]
     return out
 
 
@@ -333,6 +394,9 @@ MAPPERS: dict[str, Callable[[ModelSpec, StateDict, int], StateDict]] = {
         )
     },
     "gpt2": map_gpt2,
+    "gptj": map_gptj,
+    "opt": map_opt,
+    "mpt": map_mpt,
     "gpt_neox": map_gpt_neox,
     "bloom": map_bloom,
     "falcon": map_falcon,

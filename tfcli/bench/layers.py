@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -35,6 +37,9 @@ def make_norm(spec: ModelSpec, width: int | None = None) -> nn.Module:
     return nn.LayerNorm(width, eps=spec.norm_eps, bias=spec.norm_bias)
 
 
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
 def activation(name: str, x: Tensor) -> Tensor:
     """relu, gelu (erf), gelu_tanh (GPT-2's gelu_new, Gemma's gelu_pytorch_tanh), silu."""
     if name == "relu":
@@ -42,7 +47,10 @@ def activation(name: str, x: Tensor) -> Tensor:
     if name == "gelu":
         return F.gelu(x)
     if name == "gelu_tanh":
-        return F.gelu(x, approximate="tanh")
+        # written out as transformers' NewGELUActivation (gelu_new: GPT-2, T5's gated-gelu)
+        # does; PyTorch's fused approximate="tanh" rounds differently by ~1 ulp, which an
+        # untied T5 head amplifies past assert_close's fp32 tolerance.
+        return 0.5 * x * (1.0 + torch.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * torch.pow(x, 3.0))))
     return F.silu(x)
 
 
@@ -63,6 +71,43 @@ class MLP(nn.Module):
         return self.down(activation(self.act, self.up(x)))
 
 
+class Experts(nn.Module):
+    """``count`` expert MLPs of ``width``, each matrix stacked over experts (as transformers 5
+    and grouped-GEMM kernels store them; one parameter per matrix also builds a 256-expert
+    layer in milliseconds): gate and up (E, f, h), down (E, h, f), biases (E, f) / (E, h)."""
+
+    def __init__(self, spec: ModelSpec, width: int, count: int) -> None:
+        super().__init__()
+        h = spec.hidden_size
+        self.act, self.count = spec.activation, count
+        self.gate = self._stack(count, width, h) if spec.mlp_gated else None
+        self.up = self._stack(count, width, h)
+        self.down = self._stack(count, h, width)
+        bias = spec.mlp_bias
+        zeros = lambda *shape: nn.Parameter(torch.zeros(*shape))  # noqa: E731
+        self.gate_bias = zeros(count, width) if bias and spec.mlp_gated else None
+        self.up_bias = zeros(count, width) if bias else None
+        self.down_bias = zeros(count, h) if bias else None
+
+    @staticmethod
+    def _stack(*shape: int) -> nn.Parameter:
+        """Random weights (std 0.02, the usual initializer_range): the bench needs numbers."""
+        return nn.Parameter(nn.init.normal_(torch.empty(*shape), std=0.02))
+
+    @staticmethod
+    def _row(bias: Tensor | None, e: int) -> Tensor | None:
+        return None if bias is None else bias[e]
+
+    def forward(self, x: Tensor, e: int) -> Tensor:
+        """Expert ``e`` on its tokens x (n, h) -> (n, h): the same matmuls as an ``MLP``."""
+        up = F.linear(x, self.up[e], self._row(self.up_bias, e))  # (n, f)
+        if self.gate is not None:
+            up = activation(self.act, F.linear(x, self.gate[e], self._row(self.gate_bias, e))) * up
+        else:
+            up = activation(self.act, up)
+        return F.linear(up, self.down[e], self._row(self.down_bias, e))  # (n, h)
+
+
 class MoE(nn.Module):
     """Top-k routed experts plus optional shared experts (Mixtral, Qwen-MoE, DeepSeek).
 
@@ -80,7 +125,7 @@ class MoE(nn.Module):
         self.top_k = int(spec.num_experts_per_token or 0)
         self.router = nn.Linear(spec.hidden_size, experts, bias=spec.router_bias)
         self.register_buffer("correction_bias", torch.zeros(experts))
-        self.experts = nn.ModuleList(MLP(spec, spec.expert_width) for _ in range(experts))
+        self.experts = Experts(spec, spec.expert_width, experts)
         self.shared = MLP(spec, spec.shared_expert_width) if spec.shared_expert_width else None
         self.shared_gate = (
             nn.Linear(spec.hidden_size, 1, bias=False) if spec.shared_expert_gate else None
@@ -118,7 +163,7 @@ class MoE(nn.Module):
         out = torch.zeros_like(tokens)
         for expert_id in indices.unique().tolist():
             rows, slot = (indices == expert_id).nonzero(as_tuple=True)
-            expert_out = self.experts[expert_id](tokens[rows])  # (n, h)
+            expert_out = self.experts(tokens[rows], expert_id)  # (n, h)
             out.index_add_(0, rows, expert_out * weights[rows, slot].unsqueeze(-1).to(x.dtype))
         if self.shared is not None:
             shared = self.shared(tokens)
@@ -132,7 +177,7 @@ class MoE(nn.Module):
         every token goes to experts 0..k-1, which performs the same tokens x top-k expert
         evaluations, router and shared-expert work as any real routing."""
         self.router(tokens)
-        out = sum(expert(tokens) for expert in list(self.experts)[: self.top_k])
+        out = sum(self.experts(tokens, e) for e in range(self.top_k))
         if self.shared is not None:
             shared = self.shared(tokens)
             if self.shared_gate is not None:

@@ -4,17 +4,24 @@
 it; the spec is the only input. ``layers=`` builds fewer layers at full width (the bench times
 one layer of a 70B model and extrapolates). Interface used by the bench:
 
-* ``model.layers`` (decoder, or encoder of an encoder-only model) and ``model.encoder_layers``
-  (encoder of an encoder-decoder): blocks with ``.attention`` and ``.mlp``;
-* ``block.attention.project_qkv(x, positions) -> (q, k, v)``, ``.core(q, k, v, ...)`` and
-  ``.project_out(o)`` run the parts separately (standard attention; MLA has the same three);
-* ``model.set_backend("naive" | "sdpa", sdpa_kernel=None)``;
+* ``model.layers`` (decoder, or encoder of an encoder-only model; ``model.block(i)`` typed)
+  and ``model.encoder_layers`` (encoder of an encoder-decoder): blocks with ``.attention``,
+  ``.mlp`` (``MLP`` or ``MoE``), ``.norm1`` / ``.norm2`` and, in decoders of encoder-decoders,
+  ``.cross_attention``;
+* ``block.attention.project_qkv(x, positions) -> (q, k, v)``, ``.core(q, k, v, *, q_offset=0,
+  key_offset=0, bias=None)`` and ``.project_out(o)`` run the parts separately; ``.causal``
+  and ``.window`` are plain attributes the core reads on every call. MLA has the same three
+  plus ``latent(x, positions) -> (q, c, k_rot)`` and ``expand(c, k_rot) -> (k, v)``;
+* ``model.position_bias(stack, s_q, s_k, q_offset, device)``: the ALiBi / T5 bias the core
+  needs for those position types (None otherwise);
+* ``model.set_backend("naive" | "sdpa", sdpa_kernel=None)`` (kernel: flash, efficient, math,
+  cudnn; CUDA only);
 * ``model(input_ids, cache=None)`` returns logits (decoders, encoder-decoders given
   ``decoder_input_ids``) or the last hidden state (encoders); a ``KVCache`` makes it
-  incremental (prefill, then one-token steps).
+  incremental (prefill, then one-token steps), its tensors being what ``tfcli kvcache``
+  counts.
 
-Shapes: B batch, S sequence, h hidden, H query heads, KVH key/value heads, D head dim.
-"""
+Shapes: B batch, S sequence, h hidden, H query heads, KVH key/value heads, D head dim."""
 
 from __future__ import annotations
 
@@ -27,7 +34,13 @@ from torch import Tensor, nn
 from tfcli.bench.attention import attention_core
 from tfcli.bench.cache import KVCache, LayerCache
 from tfcli.bench.layers import MLP, MoE, make_norm
-from tfcli.bench.positions import RelativeBias, RotaryEmbedding, alibi_bias, sinusoidal_table
+from tfcli.bench.positions import (
+    RelativeBias,
+    RotaryEmbedding,
+    alibi_bias,
+    sinusoidal_embedding,
+    yarn_mscale,
+)
 from tfcli.spec import ModelSpec
 
 
@@ -138,10 +151,24 @@ class SelfAttention(nn.Module):
             cache.append(k, v, seq_dim=2)
             assert cache.first is not None and cache.second is not None
             k, v, key_offset = cache.first, cache.second, cache.start
+        if bias is not None and bias.shape[-1] != k.shape[2]:
+            bias = bias[..., -k.shape[2] :]  # a sliding cache kept only the last keys
         out = self.core(q, k, v, q_offset=offset, key_offset=key_offset, bias=bias)
         if cache is not None:
             cache.trim(seq_dim=2, window=self.window)
         return self.project_out(out)
+
+
+def mla_softmax_scale(spec: ModelSpec) -> float:
+    """DeepSeek's softmax scale: d_qk^-0.5, times mscale^2 under scaled RoPE with
+    ``mscale_all_dim`` (transformers' yarn_apply_mscale)."""
+    scale = spec.qk_head_dim**-0.5
+    scaling = spec.rope_scaling or {}
+    kind = scaling.get("rope_type", scaling.get("type", "default"))
+    if kind != "default" and scaling.get("mscale_all_dim"):
+        mscale = yarn_mscale(float(scaling["factor"]), float(scaling["mscale_all_dim"]))
+        scale *= mscale * mscale
+    return scale
 
 
 class LatentAttention(nn.Module):
@@ -153,11 +180,19 @@ class LatentAttention(nn.Module):
     """
 
     def __init__(
-        self, spec: ModelSpec, index: int, *, rope: RotaryEmbedding, settings: AttentionSettings
+        self,
+        spec: ModelSpec,
+        index: int,
+        *,
+        causal: bool = True,
+        window: int | None = None,
+        rope: RotaryEmbedding,
+        settings: AttentionSettings,
     ) -> None:
         super().__init__()
         h, heads = spec.hidden_size, spec.num_heads
         self.spec, self.index, self.heads = spec, index, heads
+        self.causal, self.window = causal, window
         self.rank = int(spec.kv_lora_rank or 0)
         self.nope = int(spec.qk_nope_head_dim or 0)
         self.rope_dim = int(spec.qk_rope_head_dim or 0)
@@ -175,7 +210,7 @@ class LatentAttention(nn.Module):
         self.o = nn.Linear(heads * self.v_dim, h, bias=spec.attention_out_bias)
         self.rope = rope
         self.settings = settings
-        self.scale = spec.attention_scale or spec.qk_head_dim**-0.5
+        self.scale = spec.attention_scale or mla_softmax_scale(spec)
 
     def latent(self, x: Tensor, positions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """q (B, H, S, d_qk) with RoPE applied, latent c (B, S, r), RoPE key (B, 1, S, d_rope)."""
@@ -200,6 +235,7 @@ class LatentAttention(nn.Module):
         return k, v
 
     def project_qkv(self, x: Tensor, positions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """q (B, H, S, d_qk), and k (B, H, S, d_qk), v (B, H, S, d_v) expanded per head."""
         q, c, k_rot = self.latent(x, positions)
         k, v = self.expand(c, k_rot)
         return q, k, v
@@ -214,13 +250,17 @@ class LatentAttention(nn.Module):
         key_offset: int = 0,
         bias: Tensor | None = None,
     ) -> Tensor:
+        """softmax(q k^T scale + bias) v over the expanded per-head keys; (B, H, S, d_v)."""
         return attention_core(
             q,
             k,
             v,
             backend=self.settings.backend,
-            causal=True,
+            causal=self.causal,
+            window=self.window,
             scale=self.scale,
+            softcap=self.spec.attn_logit_softcap,
+            bias=bias,
             q_offset=q_offset,
             key_offset=key_offset,
             sdpa_kernel=self.settings.sdpa_kernel,
@@ -228,7 +268,7 @@ class LatentAttention(nn.Module):
 
     def project_out(self, o: Tensor) -> Tensor:
         b, _, s, _ = o.shape
-        return self.o(o.transpose(1, 2).reshape(b, s, self.heads * self.v_dim))
+        return self.o(o.transpose(1, 2).reshape(b, s, self.heads * self.v_dim))  # (B, S, h)
 
     def forward(
         self,
@@ -241,12 +281,16 @@ class LatentAttention(nn.Module):
         offset: int = 0,
     ) -> Tensor:
         q, c, k_rot = self.latent(x, positions)
+        key_offset = 0
         if cache is not None:
             cache.append(c, k_rot.squeeze(1), seq_dim=1)  # latent (B, S, r), key (B, S, rope)
             assert cache.first is not None and cache.second is not None
-            c, k_rot = cache.first, cache.second.unsqueeze(1)
-        k, v = self.expand(c, k_rot)
-        return self.project_out(self.core(q, k, v, q_offset=offset))
+            c, k_rot, key_offset = cache.first, cache.second.unsqueeze(1), cache.start
+        k, v = self.expand(c, k_rot)  # (B, H, S_k, d_qk), (B, H, S_k, d_v)
+        out = self.core(q, k, v, q_offset=offset, key_offset=key_offset, bias=bias)
+        if cache is not None:
+            cache.trim(seq_dim=1, window=self.window)
+        return self.project_out(out)
 
 
 class Block(nn.Module):
@@ -273,7 +317,7 @@ class Block(nn.Module):
         if spec.is_mla:
             assert rope is not None
             self.attention: SelfAttention | LatentAttention = LatentAttention(
-                spec, index, rope=rope, settings=settings
+                spec, index, causal=causal, window=window, rope=rope, settings=settings
             )
         else:
             self.attention = SelfAttention(
@@ -315,7 +359,9 @@ class Block(nn.Module):
         if spec.parallel_residual:
             h1 = self.norm1(x)
             h2 = h1 if self.norm2 is None else self.norm2(x)
-            return x + attend(h1) + self.mlp(h2)
+            x = x + attend(h1) + self.mlp(h2)
+            # no published parallel encoder-decoder: cross-attention (if any) comes after
+            return self._cross(x, positions, cross_bias, memory, cache, post=False)
         if spec.norm_position == "post":
             x = self.norm1(x + attend(x))
             x = self._cross(x, positions, cross_bias, memory, cache, post=True)
@@ -323,6 +369,7 @@ class Block(nn.Module):
             return self.norm2(x + self.mlp(x))
         if spec.norm_position == "sandwich":
             x = x + self.post_attention_norm(attend(self.norm1(x)))
+            x = self._cross(x, positions, cross_bias, memory, cache, post=False)
             assert self.norm2 is not None
             return x + self.post_mlp_norm(self.mlp(self.norm2(x)))
         x = x + attend(self.norm1(x))
@@ -363,8 +410,6 @@ class Block(nn.Module):
 
 class Transformer(nn.Module):
     """Embeddings, the stacks of blocks, final norm(s) and the LM head (or pooler)."""
-
-    sinusoid: Tensor
 
     def __init__(
         self, spec: ModelSpec, *, layers: int | None = None, backend: str = "sdpa"
@@ -429,8 +474,6 @@ class Transformer(nn.Module):
             else None
         )
         self.pooler = nn.Linear(h, h) if spec.pooler else None
-        if spec.position_type == "sinusoidal":
-            self.register_buffer("sinusoid", sinusoidal_table(rows or 8192, h), persistent=False)
 
     @staticmethod
     def _rope(spec: ModelSpec, *, local: bool = False) -> RotaryEmbedding | None:
@@ -473,22 +516,26 @@ class Transformer(nn.Module):
         if self.positions:
             x = x + self.positions[stack](positions + spec.position_offset)
         if spec.position_type == "sinusoidal":
-            x = x + self.sinusoid[positions].to(x.dtype)
+            x = x + sinusoidal_embedding(positions, spec.hidden_size).to(x.dtype)
         if self.token_types is not None:
             x = x + self.token_types(torch.zeros_like(ids))
         if self.embed_norms:
             x = self.embed_norms[stack](x)
         return x
 
-    def _bias(
+    def position_bias(
         self, stack: int, s_q: int, s_k: int, q_offset: int, device: torch.device
     ) -> Tensor | None:
+        """Additive (H, S_q, S_k) attention bias of stack 0 (encoder or only stack) or 1
+        (decoder of an encoder-decoder): ALiBi or T5's relative bias; None otherwise."""
         spec = self.spec
         if spec.position_type == "alibi":
             return alibi_bias(spec.num_heads, s_q, s_k, q_offset, device)
         if spec.position_type == "relative":
             return self.relative[stack](s_q, s_k, q_offset)
         return None
+
+    _bias = position_bias  # the name the bench first used
 
     # ---- stacks ---------------------------------------------------------------------------------
 
@@ -497,7 +544,7 @@ class Transformer(nn.Module):
         layers = self.encoder_layers if self.spec.architecture == "encoder-decoder" else self.layers
         x = self.embed_tokens(ids, 0, 0)
         positions = torch.arange(ids.shape[1], device=ids.device)
-        bias = self._bias(0, ids.shape[1], ids.shape[1], 0, ids.device)
+        bias = self.position_bias(0, ids.shape[1], ids.shape[1], 0, ids.device)
         for block in layers:
             x = block(x, positions, bias=bias)
         return self.final_norms[0](x) if self.final_norms else x
@@ -510,10 +557,8 @@ class Transformer(nn.Module):
         x = self.embed_tokens(ids, offset, stack)
         s = ids.shape[1]
         positions = torch.arange(offset, offset + s, device=ids.device)
-        bias = self._bias(stack, s, offset + s, offset, ids.device)
-        cross_bias = None
-        if memory is not None and spec.position_type == "relative":
-            cross_bias = None  # T5 cross-attention has no position bias
+        bias = self.position_bias(stack, s, offset + s, offset, ids.device)
+        cross_bias = None  # cross-attention has no position bias (T5's has none either)
         if cache is not None and memory is not None:
             for index in range(len(self.layers)):
                 self.block(index).fill_cross_cache(memory, cache)

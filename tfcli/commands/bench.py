@@ -14,8 +14,8 @@ from tfcli.commands.options import JsonOpt, SetOpt, SpecsDirOpt, parse_lengths
 from tfcli.errors import BenchError, UsageError
 
 DEFAULT_MODEL = "llama-3.2-1b"
-"""A small shipped spec: a bare ``tfcli bench`` finishes in about a minute on a laptop CPU."""
-DEFAULT_SEQS = "512,1024,2048"
+"""A small shipped spec: a bare ``tfcli bench`` finishes in about a minute on 2 CPU cores."""
+DEFAULT_SEQS = "512,1024,2048,4096"
 BENCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
@@ -55,7 +55,10 @@ def bench(
         bool, typer.Option("--force", help="Run points that may not fit in free memory.")
     ] = False,
     recalibrate: Annotated[
-        bool, typer.Option("--recalibrate", help="Measure the device's peak again.")
+        bool,
+        typer.Option(
+            "--recalibrate", help="Measure the device's peak and bandwidths again (cached)."
+        ),
     ] = False,
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write a log-log PNG of measured vs predicted.")
@@ -78,12 +81,16 @@ def bench(
     for option, value in (("--batch", batch), ("--layers", layers), ("--repeats", repeats)):
         if value < 1:
             raise UsageError(f"{option} must be a positive integer, got {value}")
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be a positive integer, got {threads}")
     if warmup < 0:
         raise UsageError(f"--warmup must be >= 0, got {warmup}")
     if sdpa_kernel is not None and sdpa_kernel not in ("flash", "efficient", "math", "cudnn"):
         raise UsageError(
             f"--sdpa-kernel must be flash, efficient, math or cudnn, got {sdpa_kernel!r}"
         )
+    if device not in ("cpu", "cuda", "auto"):
+        raise UsageError(f"--device must be cpu, cuda or auto, got {device!r}")
     seqs = list(parse_lengths("--seq", seq))
     contexts = list(parse_lengths("--context", context))
 
@@ -96,15 +103,22 @@ def bench(
         raise BenchError("tfcli bench needs torch", hint="pip install 'tfcli[bench]'") from None
     from tfcli.bench.calibrate import calibrate
     from tfcli.bench.run import BenchSettings, run_bench, summarize
-    from tfcli.render.bench import bench_progress, print_bench, print_bench_json, write_plot
+    from tfcli.render.bench import (
+        bench_progress,
+        check_plot_available,
+        print_bench,
+        print_bench_json,
+        write_plot,
+    )
+    from tfcli.render.common import print_warning
 
+    if plot is not None:
+        check_plot_available()
     if threads is not None:
         torch.set_num_threads(threads)
     chosen = device
     if device == "auto":
         chosen = "cuda" if torch.cuda.is_available() else "cpu"
-    if chosen not in ("cpu", "cuda"):
-        raise UsageError(f"--device must be cpu, cuda or auto, got {device!r}")
     if chosen == "cuda" and not torch.cuda.is_available():
         raise BenchError("--device cuda: no CUDA device is available to torch")
     torch_device = torch.device(chosen)
@@ -126,7 +140,8 @@ def bench(
         sdpa_kernel=sdpa_kernel,
         time_blocks=blocks,
     )
-    steps = len(contexts) if mode == "decode" else len(seqs) * len(backends) + 1
+    causal_step = int("sdpa" in backends and causal and spec.is_causal)
+    steps = len(contexts) if mode == "decode" else len(seqs) * len(backends) + causal_step
     with bench_progress(steps + 1, quiet=json_output) as advance:
         advance("calibrating device")
         head_dim = spec.qk_head_dim
@@ -134,6 +149,13 @@ def bench(
             torch_device, torch_dtype, head_dim, recalibrate=recalibrate
         )
         result = run_bench(settings, calibration, cached, on_step=advance)
+    if calibration.noisy:
+        print_warning(
+            f"the device was busy during calibration (matmul spread "
+            f"{100 * calibration.matmul_spread:.0f}%, probe at "
+            f"{100 * calibration.probe_flops_per_s / calibration.matmul_flops_per_s:.0f}% of "
+            "the matmul rate): predictions are off and the calibration was not cached"
+        )
     summary = summarize(result)
     if plot is not None:
         write_plot(result, plot)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -16,9 +16,6 @@ from tfcli.commands.options import (
 )
 from tfcli.errors import UsageError
 
-if TYPE_CHECKING:
-    from tfcli.hardware import Hardware
-
 MODES = ("prefill", "decode", "train")
 
 
@@ -26,21 +23,6 @@ def _choice(option: str, value: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise UsageError(f"{option} must be one of {', '.join(choices)}, got {value!r}")
     return value
-
-
-def resolve_hardware(
-    name: str | None, peak_tflops: float | None, bandwidth: float | None, dtype: str
-) -> Hardware | None:
-    """A preset by name, a custom device from --peak-tflops/--bandwidth, or None."""
-    from tfcli.hardware import custom_hardware, lookup_hardware
-
-    if name is not None:
-        return lookup_hardware(name)
-    if peak_tflops is not None:
-        return custom_hardware(peak_tflops=peak_tflops, bandwidth_gb_per_s=bandwidth, dtype=dtype)
-    if bandwidth is not None:
-        raise UsageError("--bandwidth needs --peak-tflops (or use --hardware NAME)")
-    return None
 
 
 def flops(
@@ -85,20 +67,25 @@ def flops(
     explain: ExplainOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
-    """FLOPs of MODEL by component: attention share, scaling with length, prefill/decode/train."""
+    """FLOPs of MODEL by component: attention share, scaling with length, prefill/decode/train.
+
+    FLOP = one multiply or one add (a multiply-accumulate is 2); totals are matmul FLOPs.
+    """
     from tfcli.flops import (
         ATTENTION_CONVENTIONS,
         DEFAULT_SCALING_SEQS,
         LOGITS_MODES,
         decode_flops,
         forward_flops,
+        other_convention,
         scaling_table,
     )
+    from tfcli.hardware import resolve_hardware
     from tfcli.loaders import load_model
     from tfcli.params import count_params
     from tfcli.render.common import print_warning
     from tfcli.render.flops import FlopsView, print_flops, print_flops_json
-    from tfcli.roofline import decode_roofline, prefill_roofline
+    from tfcli.roofline import decode_roofline, prefill_roofline, training_roofline
     from tfcli.units import normalize_dtype
 
     _choice("--attention", attention, ATTENTION_CONVENTIONS)
@@ -109,11 +96,26 @@ def flops(
         raise UsageError(f"--seq must be a positive integer, got {seq}")
     if batch < 1:
         raise UsageError(f"--batch must be a positive integer, got {batch}")
+    if encoder_seq is not None and encoder_seq < 1:
+        raise UsageError(f"--encoder-seq must be a positive integer, got {encoder_seq}")
+    if context is not None and mode != "decode":
+        raise UsageError("--context is the KV-cache length of a decode step: add --mode decode")
+    if context is not None and context < 0:
+        raise UsageError(f"--context must be >= 0, got {context}")
+    if recompute and mode != "train":
+        raise UsageError("--recompute applies to --mode train")
     scaling_seqs = parse_lengths("--scaling", scaling) if scaling else DEFAULT_SCALING_SEQS
-    device = resolve_hardware(hardware, peak_tflops, bandwidth, dtype)
+    device = resolve_hardware(
+        hardware, peak_tflops=peak_tflops, bandwidth_gb_per_s=bandwidth, dtype=dtype
+    )
     loaded = load_model(model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()))
     spec = loaded.spec
-    longest = seq if mode != "decode" else (context or seq) + 1
+    if encoder_seq is not None and spec.architecture != "encoder-decoder":
+        raise UsageError(f"--encoder-seq is for encoder-decoder models; {spec.name} is not one")
+    if mode == "decode" and spec.architecture == "encoder":
+        raise UsageError(f"{spec.name} is encoder-only: it does not generate tokens (no decode)")
+    cached = seq if context is None else context
+    longest = cached + 1 if mode == "decode" else seq
     if spec.max_position_embeddings and longest > spec.max_position_embeddings:
         print_warning(
             f"{longest:,} tokens exceeds {spec.name}'s trained context of "
@@ -123,26 +125,34 @@ def flops(
     forward = forward_flops(
         spec, seq, batch=batch, attention=attention, logits=logits, encoder_seq=encoder_seq
     )
-    decode = None
-    if mode == "decode":
-        decode = decode_flops(
-            spec,
-            seq if context is None else context,
-            batch=batch,
-            attention=attention,
-            encoder_seq=encoder_seq,
-        )
-    other = "full" if attention == "causal" else "causal"
-    other_forward = forward_flops(
+    other = other_convention(attention)
+    forward_other = forward_flops(
         spec, seq, batch=batch, attention=other, logits=logits, encoder_seq=encoder_seq
     )
+    decode = None
+    shown, shown_other = forward, forward_other
+    if mode == "decode":
+        decode = decode_flops(
+            spec, cached, batch=batch, attention=attention, encoder_seq=encoder_seq
+        )
+        shown = decode.with_cache
+        shown_other = decode_flops(
+            spec, cached, batch=batch, attention=other, encoder_seq=encoder_seq
+        ).with_cache
     rows = scaling_table(
-        spec, (*scaling_seqs, seq), batch=batch, attention=attention, logits=logits
+        spec,
+        (*scaling_seqs, seq),
+        batch=batch,
+        attention=attention,
+        logits=logits,
+        encoder_seq=encoder_seq,
     )
     roofline = None
     if device is not None:
         if decode is not None:
             roofline = decode_roofline(spec, decode, counts, device, dtype=dtype, batch=batch)
+        elif mode == "train":
+            roofline = training_roofline(forward, counts, device, dtype=dtype, recompute=recompute)
         else:
             roofline = prefill_roofline(forward, counts, device, dtype=dtype, spec=spec)
     view = FlopsView(
@@ -151,8 +161,10 @@ def flops(
         mode=mode,
         recompute=recompute,
         params=counts,
-        forward=forward,
-        other_convention=other_forward,
+        forward=shown,
+        other_convention=shown_other,
+        prefill=forward,
+        prefill_other=forward_other,
         decode=decode,
         scaling=rows,
         roofline=roofline,

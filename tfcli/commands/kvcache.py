@@ -9,12 +9,13 @@ import typer
 from tfcli.commands.options import JsonOpt, ModelArg, SetOpt, SpecsDirOpt
 from tfcli.errors import UsageError
 
-DEFAULT_RESERVE_FRACTION = 0.10
-"""Share of the budget kept back for activations, the CUDA context and fragmentation."""
 
+def parse_reserve(text: str, budget: int) -> tuple[int, str]:
+    """``--reserve``: ``10%`` or ``0.1`` (a fraction of the budget) or a size such as ``4GiB``.
 
-def parse_reserve(text: str, budget: int) -> int:
-    """``10%`` or ``0.1`` (a fraction of the budget) or a size such as ``4GiB``."""
+    Returns the reserve in bytes and how it was chosen, for the output.
+    """
+    from tfcli.memory import reserve_bytes_for
     from tfcli.units import parse_bytes
 
     value = text.strip()
@@ -26,10 +27,10 @@ def parse_reserve(text: str, budget: int) -> int:
             if fraction >= 1:
                 raise ValueError
     except ValueError:
-        return parse_bytes(value)
+        return parse_bytes(value), f"--reserve {value}"
     if not 0 <= fraction < 1:
         raise UsageError(f"--reserve must be a fraction in [0, 1) or a size, got {text!r}")
-    return int(budget * fraction)
+    return reserve_bytes_for(budget, fraction=fraction), f"{fraction:.0%} of the budget"
 
 
 def kvcache(
@@ -64,7 +65,11 @@ def kvcache(
     ] = None,
     reserve: Annotated[
         str,
-        typer.Option("--reserve", help="Kept back from the budget: a fraction (10%) or a size."),
+        typer.Option(
+            "--reserve",
+            help="Kept back from the budget for activations and the runtime: a fraction "
+            "(10%, 0.1) or a size (4GiB).",
+        ),
     ] = "10%",
     set_: SetOpt = None,
     specs_dir: SpecsDirOpt = None,
@@ -79,31 +84,20 @@ def kvcache(
         attention_variants,
         kv_cache,
         solve_fit,
-        weight_bytes,
+        weight_bytes_per_device,
     )
     from tfcli.params import count_params
     from tfcli.render.common import print_warning
     from tfcli.render.kvcache import KVCacheView, print_kvcache, print_kvcache_json
     from tfcli.units import normalize_dtype, parse_bytes
 
+    # Every option is checked before the model loads, so bad input gives one line only.
     dtype = normalize_dtype(dtype)
+    weights_dt = normalize_dtype(weights_dtype) if weights_dtype else None
     if rule not in SLIDING_RULES:
         raise UsageError(f"--sliding-rule must be one of {', '.join(SLIDING_RULES)}, got {rule!r}")
     if budget is not None and hardware is not None:
         raise UsageError("give --budget or --hardware, not both")
-    loaded = load_model(model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()))
-    spec = loaded.spec
-    length = seq if seq is not None else (spec.max_position_embeddings or 4096)
-    if spec.max_position_embeddings and length > spec.max_position_embeddings:
-        print_warning(
-            f"{length:,} tokens exceeds {spec.name}'s trained context of "
-            f"{spec.max_position_embeddings:,} (figures are still computed)"
-        )
-    layout = CacheLayout(
-        batch=batch, dtype=dtype, encoder_seq=encoder_seq, tp=tp, block_size=block_size, rule=rule
-    )
-    cache = kv_cache(spec, length, **layout.kwargs())
-    fit = None
     budget_bytes = None
     budget_label = None
     if hardware is not None:
@@ -111,13 +105,40 @@ def kvcache(
         budget_bytes, budget_label = device.memory_bytes, f"{device.name} memory"
     elif budget is not None:
         budget_bytes, budget_label = parse_bytes(budget), f"--budget {budget}"
-    weights_dt = normalize_dtype(weights_dtype) if weights_dtype else spec.dtype
-    counts = count_params(spec)
-    weights = weight_bytes(counts.total, weights_dt)
-    if tp > 1:
-        weights = -(-weights // tp)
+    reserve_bytes, reserve_label = (
+        parse_reserve(reserve, budget_bytes) if budget_bytes is not None else (0, None)
+    )
+    layout = CacheLayout(
+        batch=batch, dtype=dtype, encoder_seq=encoder_seq, tp=tp, block_size=block_size, rule=rule
+    )
+    for option, value in (
+        ("--seq", seq),
+        ("--batch", batch),
+        ("--encoder-seq", encoder_seq),
+        ("--tp", tp),
+        ("--block-size", block_size),
+    ):
+        if value is not None and value < 1:
+            raise UsageError(f"{option} must be a positive integer, got {value}")
+    if block_size is not None and rule == "transformers":
+        raise UsageError(
+            "--block-size models vLLM's paged cache; the 'transformers' sliding rule has no "
+            "blocks (use --sliding-rule window)"
+        )
+
+    loaded = load_model(model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()))
+    spec = loaded.spec
+    length = seq if seq is not None else (spec.max_position_embeddings or 4096)
+    cache = kv_cache(spec, length, **layout.kwargs())
+    if spec.max_position_embeddings and length > spec.max_position_embeddings:
+        print_warning(
+            f"{length:,} tokens exceeds {spec.name}'s trained context of "
+            f"{spec.max_position_embeddings:,} (figures are still computed)"
+        )
+    weights_dt = weights_dt or spec.dtype
+    fit = None
     if budget_bytes is not None:
-        reserve_bytes = parse_reserve(reserve, budget_bytes)
+        weights = weight_bytes_per_device(count_params(spec).total, weights_dt, tp)
         fit = solve_fit(
             spec,
             budget_bytes=budget_bytes,
@@ -134,6 +155,8 @@ def kvcache(
         fit=fit,
         budget_label=budget_label,
         weights_dtype=weights_dt,
+        weights_dtype_is_default=weights_dtype is None,
+        reserve_label=reserve_label,
     )
     if json_output:
         print_kvcache_json(view)

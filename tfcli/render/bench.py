@@ -1,23 +1,27 @@
-"""View of ``tfcli bench``: progress bar, measured-vs-predicted tables, summary, JSON, plot."""
+"""View of ``tfcli bench``: progress bar, measured-vs-predicted tables, summary, JSON, plot.
+
+Everything human goes to stdout except the progress bar and warnings (stderr); with
+``--json`` stdout holds one JSON document and nothing else.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import math
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich import box
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from tfcli.errors import BenchError
 from tfcli.render.common import (
-    format_bytes,
-    format_flops,
     format_flops_per_second,
     format_percent,
-    format_seconds,
-    make_table,
     print_json,
     print_note,
     print_warning,
@@ -28,8 +32,81 @@ from tfcli.render.common import (
 if TYPE_CHECKING:  # the bench types live beside torch; the view only reads their fields
     from tfcli.bench.run import BenchResult, PointResult, Summary
 
+NOISY_PROBE_FRACTION = 0.75
+"""A median probe rate below 75% of its calibrated rate marks a run as shared with other work."""
+CONTENDED_PROBE_FRACTION = 0.5
+"""A point whose median probe ran below half its calibrated rate is marked '!': contended."""
 NOISY_PROBE_SPREAD = 0.25
-"""A probe spread above this (25%) marks a run as shared with other work."""
+"""A probe spread above this (25%) within one point marks a run as noisy."""
+PLOT_HINT = "pip install 'tfcli[plot]'"
+
+
+# ---- compact formatters (three significant digits; IEC bytes, SI FLOPs) ------------------------
+
+
+def _sig3(value: float) -> str:
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _seconds(value: float) -> str:
+    """3 significant digits: 81.2 ms, 4.52 s, 980 µs."""
+    if value < 1e-3:
+        return f"{_sig3(value * 1e6)} µs"
+    if value < 1:
+        return f"{_sig3(value * 1e3)} ms"
+    return f"{_sig3(value)} s"
+
+
+def _scaled(value: float, unit: str) -> str:
+    """SI prefix (G = 1e9), 3 significant digits: 137 GFLOP, or 137 G with no unit."""
+    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(value) >= factor:
+            return f"{_sig3(value / factor)} {prefix}{unit}"
+    return f"{_sig3(value)} {unit}".rstrip()
+
+
+def _bytes(value: float | None) -> str:
+    """IEC units (GiB = 2**30 bytes), 3 significant digits; n/a for None."""
+    if value is None:
+        return "n/a"
+    for factor, unit in ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if abs(value) >= factor:
+            return f"{_sig3(value / factor)} {unit}"
+    return f"{int(value)} B"
+
+
+def _pct(fraction: float | None, signed: bool = False) -> str:
+    if fraction is None or math.isnan(fraction):
+        return "n/a"
+    return f"{100 * fraction:+.0f}%" if signed else f"{100 * fraction:.0f}%"
+
+
+def _fmt(value: float | None, pattern: str) -> str:
+    return "n/a" if value is None or math.isnan(value) else pattern.format(value)
+
+
+def _table(title: str, columns: list[str], *, left: int = 2) -> Table:
+    """A compact table (no vertical rules) that fits 80 columns; the first ``left`` columns
+    left-aligned, the rest right-aligned numbers."""
+    table = Table(
+        title=title,
+        title_justify="left",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+        show_edge=False,
+    )
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i < left else "right", no_wrap=True)
+    return table
+
+
+# ---- progress ----------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -60,179 +137,269 @@ def bench_progress(total: int, *, quiet: bool) -> Iterator[Callable[[str], None]
         progress.update(task, completed=total)
 
 
-def _err(point: PointResult) -> str:
-    error = point.core_error
-    return "-" if error is None else f"{100 * error:+.0f}%"
+# ---- human view --------------------------------------------------------------------------------
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return "just now"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min ago"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.0f} h ago"
+    return f"{seconds / 86400:.0f} days ago"
+
+
+def _print_header(result: BenchResult, summary: Summary | None) -> None:
+    s, cal = result.settings, result.calibration
+    out = stdout_console
+    out.print(
+        f"[bold]tfcli bench {s.spec.name}[/bold] on {cal.device} ({cal.dtype}, "
+        f"{cal.threads} threads), {s.layers} layer(s) at full width, batch {s.batch}, "
+        f"{s.repeats} repeat(s) after {s.warmup} warm-up",
+        highlight=False,
+    )
+    origin = (
+        f"cached, measured {_age(time.time() - cal.measured_at)}"
+        if result.calibration_cached
+        else "measured now"
+    )
+    load = _fmt(cal.load_average, "{:.1f}")
+    out.print(
+        f"calibration ({origin}, load {load}): matmul "
+        f"{format_flops_per_second(cal.matmul_flops_per_s)} (spread {_pct(cal.matmul_spread)}), "
+        f"read {cal.read_bytes_per_s / 1e9:.1f} GB/s, GEMV {cal.gemv_bytes_per_s / 1e9:.1f} GB/s, "
+        f"SDPA {format_percent(cal.sdpa_efficiency)} of matmul peak unmasked, "
+        f"{format_percent(cal.sdpa_masked_efficiency)} with a mask (S=1536, H=8), "
+        f"SDPA decode {cal.sdpa_decode_bytes_per_s / 1e9:.1f} GB/s, first-touch "
+        f"{cal.first_touch_bytes_per_s / 1e9:.1f} GB/s, softmax "
+        f"{cal.softmax_elements_per_s / 1e6:.0f} M elements/s",
+        markup=False,
+        soft_wrap=True,
+    )
+    if summary is not None:
+        out.print(
+            f"machine during the run: load average "
+            f"{_fmt(result.load_average_start, '{:.1f}')} -> "
+            f"{_fmt(result.load_average_end, '{:.1f}')}; noise probe (a 384^3 matmul after every "
+            f"sample) median {_pct(summary.probe_median_fraction)}, slowest "
+            f"{_pct(summary.probe_min_fraction)} of its calibrated rate "
+            f"({format_flops_per_second(cal.probe_flops_per_s)})",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def print_bench(result: BenchResult, summary: Summary, *, plot: Path | None) -> None:
-    s, cal = result.settings, result.calibration
-    spec = s.spec
-    stdout_console.print(
-        f"[bold]tfcli bench {spec.name}[/bold] on {cal.device} ({cal.dtype}, "
-        f"{cal.threads} threads), {s.layers} layer(s) at full width, batch {s.batch}",
-        highlight=False,
-    )
-    origin = "cached" if result.calibration_cached else "measured now"
-    stdout_console.print(
-        f"calibration ({origin}): matmul {format_flops_per_second(cal.matmul_flops_per_s)}, "
-        f"read bandwidth {cal.read_bytes_per_s / 1e9:.1f} GB/s, SDPA at "
-        f"{format_percent(cal.sdpa_efficiency)} of matmul peak (S=1536, 8 heads, d={cal.head_dim})",
-        markup=False,
-    )
+    """Tables and summary on stdout; noise and interruption warnings on stderr."""
+    s = result.settings
+    _print_header(result, summary)
     if s.mode == "decode":
         _print_decode(result)
     else:
-        _print_points(result)
+        _print_times(result)
+        _print_work(result)
         _print_summary(result, summary)
-    probe = [p.core.probe_spread for p in result.points if p.core is not None]
-    if probe and max(probe) > NOISY_PROBE_SPREAD:
-        print_warning(
-            f"the noise probe varied by up to {format_percent(max(probe))}: another process "
-            "shared the device, timings are noisy"
-        )
+    _warn_noise(result, summary)
     if result.interrupted:
         print_warning("interrupted: the figures above are what was measured before Ctrl-C")
-    if plot is not None:
+    if plot is not None and (result.points or result.decode):
         print_note(f"plot written to {plot}")
     if s.mode == "decode":
         print_note(
             "step = one token through the first layer (projections, attention over the cached "
-            "keys, MLP); predicted = max(bytes read / calibrated read bandwidth, FLOPs / matmul "
-            "peak): weights of the layer (active experts for MoE) + its KV cache; medians over "
-            "repeats; error = (predicted - measured) / measured."
+            "keys, MLP). Predicted = weights / calibrated GEMV bandwidth + KV bytes the kernel "
+            "streams / calibrated SDPA-decode bandwidth ('KV read': SDPA with GQA reads each KV "
+            "head once per query head); medians over repeats; error = (predicted - "
+            "measured) / measured; probe = noise probe rate vs calibration."
         )
         return
     print_note(
         "core = softmax(QK^T)V only; sublayer = + q/k/v/o projections; block = + norms and MLP. "
-        "Predicted = executed FLOPs / (calibrated peak x kernel efficiency) for SDPA; for naive "
-        "FLOPs / peak + the fresh S x S scores at first-touch bandwidth + in-place passes + "
-        "softmax at its calibrated rate; medians over repeats; error = "
-        "(predicted - measured) / measured; memory = peak growth during one core call (IEC)."
+        "Predicted from the calibration only: SDPA = executed FLOPs / (matmul peak x SDPA "
+        "efficiency); naive = FLOPs / peak + fresh S x S scores at first-touch bandwidth + "
+        "in-place passes at read bandwidth + softmax at its calibrated rate. Executed FLOPs "
+        "follow the kernel: naive computes all S^2 pairs then masks; CPU SDPA skips only whole "
+        "512-key blocks above the diagonal (DESIGN.md 6); 'FLOPs' is tfcli's causal s(s+1)/2 "
+        "convention; sdpa>math / sdpa>naive: SDPA fell back to an unfused kernel. Medians "
+        "over repeats; error = (predicted - measured) / measured; probe = noise probe rate vs "
+        "calibration ('!' below 50%: that point was contended); memory = peak growth during "
+        "one core call (IEC)."
     )
 
 
-def _print_points(result: BenchResult) -> None:
-    table = make_table(
-        "Attention on this device (per layer)",
-        [
-            "seq",
-            "backend",
-            "core",
-            "± IQR",
-            "predicted",
-            "error",
-            "sublayer",
-            "block",
-            "est. FLOPs",
-            "achieved",
-            "of peak",
-            "peak mem",
-            "est. mem",
-        ],
-        right_align_from=2,
+def _warn_noise(result: BenchResult, summary: Summary) -> None:
+    fraction = summary.probe_median_fraction
+    if fraction is not None and fraction < NOISY_PROBE_FRACTION:
+        print_warning(
+            f"the noise probe ran at {_pct(fraction)} of its calibrated rate: other work shared "
+            "the device, measured times are inflated by about that much"
+        )
+        return
+    spreads = [p.core.probe_spread for p in result.points if p.core is not None]
+    spreads += [d.step.probe_spread for d in result.decode if d.step is not None]
+    if spreads and max(spreads) > NOISY_PROBE_SPREAD:
+        print_warning(
+            f"the noise probe varied by up to {_pct(max(spreads))} within a point: another "
+            "process shared the device at times, timings are noisy"
+        )
+
+
+def _backend_cell(point: PointResult) -> str:
+    """The backend, and the kernel that really ran when it differs (sdpa>math, sdpa>naive)."""
+    if point.backend == "sdpa" and point.kernel != "flash":
+        return f"sdpa>{point.kernel}"
+    return point.backend
+
+
+def _probe_cell(rates: list[float], calibrated: float) -> str:
+    if not rates:
+        return "-"
+    rates = sorted(rates)
+    fraction = rates[len(rates) // 2] / calibrated
+    return _pct(fraction) + ("!" if fraction < CONTENDED_PROBE_FRACTION else "")
+
+
+def _print_times(result: BenchResult) -> None:
+    table = _table(
+        "Attention time per layer (median, spread = IQR)",
+        ["seq", "backend", "core", "spread", "predicted", "error", "probe", "sublayer", "block"],
+    )
+    calibrated = result.calibration.probe_flops_per_s
+    for p in result.points:
+        if p.core is None:
+            table.add_row(f"{p.seq:,}", _backend_cell(p), f"skipped: {p.skipped}", *[""] * 6)
+            continue
+        table.add_row(
+            f"{p.seq:,}",
+            _backend_cell(p),
+            _seconds(p.core.median),
+            _seconds(p.core.iqr) if len(p.core.seconds) > 1 else "-",
+            _seconds(p.predicted_core_seconds),
+            _pct(p.core_error, signed=True),
+            _probe_cell(p.core.probe_flops_per_s, calibrated),
+            _seconds(p.sublayer.median) if p.sublayer else "-",
+            _seconds(p.block.median) if p.block else "-",
+        )
+    stdout_console.print(table)
+
+
+def _print_work(result: BenchResult) -> None:
+    table = _table(
+        "Work and memory per layer",
+        ["seq", "backend", "FLOPs", "executed", "FLOP/s", "of peak", "peak mem", "est. mem"],
     )
     peak = result.calibration.matmul_flops_per_s
     for p in result.points:
         if p.core is None:
-            table.add_row(f"{p.seq:,}", p.backend, f"skipped: {p.skipped}", *[""] * 10)
+            table.add_row(
+                f"{p.seq:,}",
+                _backend_cell(p),
+                _scaled(p.estimated_core_flops, ""),
+                _scaled(p.executed_core_flops, ""),
+                "-",
+                "-",
+                "-",
+                _bytes(p.estimated_peak_bytes),
+            )
             continue
         achieved = p.executed_core_flops / p.core.median
         table.add_row(
             f"{p.seq:,}",
-            p.backend,
-            format_seconds(p.core.median),
-            format_seconds(p.core.iqr),
-            format_seconds(p.predicted_core_seconds),
-            _err(p),
-            format_seconds(p.sublayer.median) if p.sublayer else "-",
-            format_seconds(p.block.median) if p.block else "-",
-            format_flops(p.estimated_core_flops),
-            format_flops_per_second(achieved),
-            format_percent(achieved / peak),
-            format_bytes(p.measured_peak_bytes) if p.measured_peak_bytes is not None else "n/a",
-            format_bytes(p.estimated_peak_bytes),
+            _backend_cell(p),
+            _scaled(p.estimated_core_flops, ""),
+            _scaled(p.executed_core_flops, ""),
+            _scaled(achieved, ""),
+            _pct(achieved / peak),
+            _bytes(p.measured_peak_bytes),
+            _bytes(p.estimated_peak_bytes),
         )
     stdout_console.print(table)
 
 
-def _fmt(value: float | None, pattern: str) -> str:
-    return (
-        "n/a"
-        if value is None or (isinstance(value, float) and math.isnan(value))
-        else pattern.format(value)
-    )
-
-
 def _print_summary(result: BenchResult, summary: Summary) -> None:
-    table = make_table("Summary", ["", "measured", "theory"])
-    lengths = "all lengths" if summary.fit_all_lengths else f"seq >= {summary.fit_from_seq}"
+    table = _table("Summary", ["", "measured", "expected"], left=1)
+    fit = "all seq" if summary.fit_all_lengths else f"seq >= {summary.fit_from_seq:,}"
     for backend, exponent in summary.attention_exponent.items():
+        model = summary.predicted_exponent.get(backend)
         table.add_row(
-            f"attention-core exponent, {backend} (time ~ seq^k, {lengths})",
+            f"core exponent k (t ~ seq^k), {backend}, {fit}",
             _fmt(exponent, "{:.2f}"),
-            "2 (s^2 pairs)",
+            f"2 (model {_fmt(model, '{:.2f}')})",
         )
-    table.add_row(
-        "projection exponent (sublayer - core)", _fmt(summary.projection_exponent, "{:.2f}"), "1"
-    )
+    table.add_row("projection exponent, sdpa", _fmt(summary.projection_exponent, "{:.2f}"), "1")
     for backend, error in summary.median_abs_error.items():
-        table.add_row(
-            f"median |error| of predicted core time, {backend} ({lengths})",
-            _fmt(None if error is None else 100 * error, "{:.1f}%"),
-            "",
-        )
+        table.add_row(f"median |error| of core, {backend}, {fit}", _pct(error), "")
+    done = [p.seq for p in result.points if p.core is not None]
+    longest = f"{max(done):,}" if done else "-"
     if result.causal_saving is not None:
         table.add_row(
-            f"causal saving (SDPA no-mask / causal) at {max(result.settings.seqs):,}",
-            f"{result.causal_saving:.2f}x",
-            _fmt(result.predicted_causal_saving, "{:.2f}x (kernel blocks)"),
+            f"causal saving, sdpa unmasked/causal, {longest}",
+            _fmt(result.causal_saving, "{:.2f}x"),
+            _fmt(result.predicted_causal_saving, "{:.2f}x (key blocks)"),
         )
     table.add_row(
-        "naive / SDPA core time at the longest length",
-        _fmt(summary.naive_sdpa_time_ratio, "{:.2f}x"),
-        "",
+        f"naive / sdpa core time, {longest}", _fmt(summary.naive_sdpa_time_ratio, "{:.2f}x"), ""
     )
     table.add_row(
-        "naive / SDPA peak memory at the longest length",
+        f"naive / sdpa peak memory, {longest}",
         _fmt(summary.naive_sdpa_memory_ratio, "{:.1f}x"),
-        "O(s^2) vs O(s)",
+        _fmt(summary.naive_sdpa_memory_ratio_estimated, "{:.1f}x est."),
     )
     table.add_row(
-        "naive measured memory vs estimate (longest length)",
-        _fmt(
-            None if summary.naive_memory_error is None else 100 * summary.naive_memory_error,
-            "{:+.1f}%",
-        ),
-        "",
+        f"naive memory vs estimate, {longest}", _pct(summary.naive_memory_error, signed=True), ""
     )
+    table.add_row("largest core spread (IQR / median)", _pct(summary.max_core_spread), "")
     stdout_console.print(table)
 
 
 def _print_decode(result: BenchResult) -> None:
-    table = make_table(
+    table = _table(
         "Decode: one token after a cached context (per layer)",
-        ["context", "step", "± IQR", "predicted", "error", "KV read", "weights read", "bound"],
+        [
+            "context",
+            "step",
+            "spread",
+            "predicted",
+            "error",
+            "probe",
+            "KV cache",
+            "KV read",
+            "weights",
+        ],
+        left=1,
     )
-    cal = result.calibration
+    calibrated = result.calibration.probe_flops_per_s
     for d in result.decode:
         if d.step is None:
-            table.add_row(f"{d.context:,}", f"skipped: {d.skipped}", *[""] * 6)
+            table.add_row(f"{d.context:,}", f"skipped: {d.skipped}", *[""] * 7)
             continue
-        memory_time = (d.kv_bytes + d.weight_bytes) / cal.read_bytes_per_s
-        bound = "memory" if memory_time >= d.flops / cal.matmul_flops_per_s else "compute"
-        error = (d.predicted_seconds - d.step.median) / d.step.median
         table.add_row(
             f"{d.context:,}",
-            format_seconds(d.step.median),
-            format_seconds(d.step.iqr),
-            format_seconds(d.predicted_seconds),
-            f"{100 * error:+.0f}%",
-            format_bytes(d.kv_bytes),
-            format_bytes(d.weight_bytes),
-            bound,
+            _seconds(d.step.median),
+            _seconds(d.step.iqr) if len(d.step.seconds) > 1 else "-",
+            _seconds(d.predicted_seconds),
+            _pct(d.error, signed=True),
+            _probe_cell(d.step.probe_flops_per_s, calibrated),
+            _bytes(d.kv_bytes),
+            _bytes(d.executed_kv_bytes),
+            _bytes(d.weight_bytes),
         )
     stdout_console.print(table)
+
+
+# ---- JSON --------------------------------------------------------------------------------------
+
+
+def _samples(prefix: str, samples: Any) -> dict[str, Any]:
+    if samples is None:
+        return {}
+    return {
+        f"{prefix}_seconds_median": samples.median,
+        f"{prefix}_seconds_iqr": samples.iqr,
+        f"{prefix}_seconds_samples": samples.seconds,
+        f"{prefix}_probe_flops_per_s": samples.probe_flops_per_s,
+    }
 
 
 def bench_document(result: BenchResult, summary: Summary) -> dict[str, Any]:
@@ -243,30 +410,29 @@ def bench_document(result: BenchResult, summary: Summary) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "seq": p.seq,
             "backend": p.backend,
+            "kernel": p.kernel,
             "causal": p.causal,
             "skipped": p.skipped,
+            "estimated_core_flops": p.estimated_core_flops,
+            "executed_core_flops": p.executed_core_flops,
+            "predicted_core_seconds": p.predicted_core_seconds,
+            "predicted_sublayer_seconds": p.predicted_sublayer_seconds,
+            "predicted_block_seconds": p.predicted_block_seconds,
             "estimated_peak_bytes": p.estimated_peak_bytes,
+            "footprint_bytes": p.footprint_bytes,
         }
         if p.core is not None:
+            achieved = p.executed_core_flops / p.core.median
             entry |= {
-                "core_seconds_median": p.core.median,
-                "core_seconds_iqr": p.core.iqr,
-                "core_seconds_samples": p.core.seconds,
-                "probe_spread_fraction": p.core.probe_spread,
-                "predicted_core_seconds": p.predicted_core_seconds,
+                **_samples("core", p.core),
                 "core_error_fraction": p.core_error,
-                "estimated_core_flops": p.estimated_core_flops,
-                "executed_core_flops": p.executed_core_flops,
-                "achieved_flops_per_s": p.executed_core_flops / p.core.median,
-                "fraction_of_peak": p.executed_core_flops / p.core.median / cal.matmul_flops_per_s,
+                "probe_spread_fraction": p.core.probe_spread,
+                "achieved_flops_per_s": achieved,
+                "fraction_of_peak": achieved / cal.matmul_flops_per_s,
                 "measured_peak_bytes": p.measured_peak_bytes,
-                "predicted_sublayer_seconds": p.predicted_sublayer_seconds,
-                "predicted_block_seconds": p.predicted_block_seconds,
+                **_samples("sublayer", p.sublayer),
+                **_samples("block", p.block),
             }
-            if p.sublayer is not None:
-                entry["sublayer_seconds_median"] = p.sublayer.median
-            if p.block is not None:
-                entry["block_seconds_median"] = p.block.median
         points.append(entry)
     return {
         "model": s.spec.name,
@@ -276,37 +442,43 @@ def bench_document(result: BenchResult, summary: Summary) -> dict[str, Any]:
         "layers": s.layers,
         "batch": s.batch,
         "mode": s.mode,
+        "repeats": s.repeats,
+        "warmup": s.warmup,
         "interrupted": result.interrupted,
-        "calibration": {
-            "matmul_flops_per_s": cal.matmul_flops_per_s,
-            "read_bytes_per_s": cal.read_bytes_per_s,
-            "sdpa_efficiency_fraction": cal.sdpa_efficiency,
-            "cached": result.calibration_cached,
-        },
+        "load_average_start": result.load_average_start,
+        "load_average_end": result.load_average_end,
+        "calibration": {**cal.to_dict(), "cached": result.calibration_cached},
         "points": points,
         "decode": [
             {
                 "context": d.context,
-                "step_seconds_median": d.step.median if d.step else None,
-                "predicted_seconds": d.predicted_seconds,
+                "skipped": d.skipped,
                 "kv_bytes": d.kv_bytes,
+                "executed_kv_bytes": d.executed_kv_bytes,
                 "weight_bytes": d.weight_bytes,
                 "flops": d.flops,
-                "skipped": d.skipped,
+                "predicted_seconds": d.predicted_seconds,
+                **_samples("step", d.step),
+                "step_error_fraction": d.error,
             }
             for d in result.decode
         ],
         "summary": {
             "attention_exponent": summary.attention_exponent,
+            "predicted_attention_exponent": summary.predicted_exponent,
             "projection_exponent": summary.projection_exponent,
             "median_abs_error_fraction": summary.median_abs_error,
             "causal_saving_measured": result.causal_saving,
             "causal_saving_predicted": result.predicted_causal_saving,
             "naive_sdpa_time_ratio": summary.naive_sdpa_time_ratio,
             "naive_sdpa_memory_ratio": summary.naive_sdpa_memory_ratio,
+            "naive_sdpa_memory_ratio_estimated": summary.naive_sdpa_memory_ratio_estimated,
             "naive_memory_error_fraction": summary.naive_memory_error,
             "fit_from_seq": summary.fit_from_seq,
             "fit_used_all_lengths": summary.fit_all_lengths,
+            "probe_median_fraction_of_calibrated": summary.probe_median_fraction,
+            "probe_min_fraction_of_calibrated": summary.probe_min_fraction,
+            "max_core_spread_fraction": summary.max_core_spread,
         },
     }
 
@@ -315,35 +487,61 @@ def print_bench_json(result: BenchResult, summary: Summary) -> None:
     print_json(bench_document(result, summary))
 
 
+# ---- plot --------------------------------------------------------------------------------------
+
+
+def check_plot_available() -> None:
+    """Fail early (before any timing) when --plot cannot be honoured."""
+    if importlib.util.find_spec("matplotlib") is None:
+        raise BenchError("--plot needs matplotlib, which is not installed", hint=PLOT_HINT)
+
+
 def write_plot(result: BenchResult, path: Path) -> None:
-    """Log-log measured (points) and predicted (lines) core time vs length, per backend."""
+    """Log-log measured (points) and predicted (lines) core time vs length, per backend
+    (decode mode: step time vs context)."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise BenchError("--plot needs matplotlib", hint="pip install 'tfcli[plot]'") from None
+        raise BenchError(
+            "--plot needs matplotlib, which is not installed", hint=PLOT_HINT
+        ) from None
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for backend in result.settings.backends:
-        points = [p for p in result.points if p.backend == backend and p.core is not None]
-        if not points:
+    series: list[tuple[str, list[int], list[float], list[float]]] = []
+    if result.settings.mode == "decode":
+        steps = [d for d in result.decode if d.step is not None]
+        series.append(
+            (
+                "decode step",
+                [d.context for d in steps],
+                [d.predicted_seconds for d in steps],
+                [d.step.median for d in steps],  # type: ignore[union-attr]
+            )
+        )
+        ax.set_xlabel("cached context (tokens)")
+        ax.set_ylabel("decode step time (s)")
+    else:
+        for backend in result.settings.backends:
+            points = [p for p in result.points if p.backend == backend and p.core is not None]
+            series.append(
+                (
+                    backend,
+                    [p.seq for p in points],
+                    [p.predicted_core_seconds for p in points],
+                    [p.core.median for p in points],  # type: ignore[union-attr]
+                )
+            )
+        ax.set_xlabel("sequence length")
+        ax.set_ylabel("attention-core time (s)")
+    for label, xs, predicted, measured in series:
+        if not xs:
             continue
-        seqs = [p.seq for p in points]
-        line = ax.plot(
-            seqs, [p.predicted_core_seconds for p in points], "-", label=f"{backend} predicted"
-        )
-        ax.plot(
-            seqs,
-            [p.core.median for p in points],  # type: ignore[union-attr]
-            "o",
-            color=line[0].get_color(),
-            label=f"{backend} measured",
-        )
+        line = ax.plot(xs, predicted, "-", label=f"{label} predicted")
+        ax.plot(xs, measured, "o", color=line[0].get_color(), label=f"{label} measured")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    ax.set_xlabel("sequence length")
-    ax.set_ylabel("attention-core time (s)")
     ax.set_title(f"{result.settings.spec.name} on {result.calibration.device}")
     ax.legend()
     ax.grid(True, which="both", alpha=0.3)

@@ -62,7 +62,9 @@ def print_compare(
     print_note(
         "counts and FLOPs in SI units (1 B = 1e9, 1 TFLOP = 1e12; a multiply-accumulate is 2 "
         "FLOPs); memory in IEC units (1 GiB = 2**30 bytes); KV cache / token counts every "
-        "layer (sliding windows cap the total, not the per-token figure)"
+        "layer (sliding windows cap the total, not the per-token figure: rule 'window', a "
+        "sliding layer holds the last w tokens); encoder-decoder models add the cross-attention "
+        "cache with as many encoder tokens as decoder tokens"
     )
 
 

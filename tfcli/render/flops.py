@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,7 @@ from tfcli.flops import (
     ScalingRow,
     convention_label,
     kaplan_forward_flops_per_token,
+    non_embedding_params,
     palm_training_flops_per_token,
     training_flops,
 )
@@ -32,14 +34,19 @@ from tfcli.render.params import describe
 from tfcli.roofline import Roofline
 from tfcli.spec import ModelSpec
 
-EMBEDDING_COMPONENTS = ("token_embeddings", "position_embeddings", "token_type_embeddings")
 SCORES_DTYPE = "fp32"
 """dtype of the materialised score matrix in the scaling table (softmax runs in fp32)."""
 
 
 @dataclass(frozen=True)
 class FlopsView:
-    """Everything ``tfcli flops`` shows, computed before rendering."""
+    """Everything ``tfcli flops`` shows, computed before rendering.
+
+    ``forward`` is the pass the mode asks about (the prefill/training forward over ``seq``, or
+    the one-token decode step with a KV cache), ``other_convention`` the same pass counted with
+    the other attention convention, ``prefill`` (and ``prefill_other``) the forward over
+    ``seq`` (training, the prefill roofline and the published cross-checks use it).
+    """
 
     spec: ModelSpec
     origin: str
@@ -48,18 +55,26 @@ class FlopsView:
     params: ParamCount
     forward: FlopCount
     other_convention: FlopCount
+    prefill: FlopCount
+    prefill_other: FlopCount
     decode: DecodeCost | None
     scaling: list[ScalingRow]
     roofline: Roofline | None
 
     @property
     def train_flops(self) -> int:
-        return training_flops(self.forward, recompute=self.recompute)
+        return training_flops(self.prefill, recompute=self.recompute)
 
     @property
     def non_embedding_params(self) -> int:
-        embeddings = sum(self.params.components.get(k, 0) for k in EMBEDDING_COMPONENTS)
-        return self.params.total - embeddings
+        """Kaplan's N per token: active parameters (MoE: top-k and shared experts only)."""
+        return non_embedding_params(self.params.active_components)
+
+    @property
+    def convention_ratio(self) -> float:
+        """Attention FLOPs under the other convention / under the one in force."""
+        ours = self.forward.attention_flops
+        return self.other_convention.attention_flops / ours if ours else float("nan")
 
 
 def _conventions_note(view: FlopsView) -> str:
@@ -71,20 +86,30 @@ def _conventions_note(view: FlopsView) -> str:
     )
 
 
+def _what(view: FlopsView) -> str:
+    fwd = view.forward
+    if view.mode == "decode":
+        text = f"decode step: batch {fwd.batch} x 1 new token after {fwd.context:,} cached tokens"
+    else:
+        text = f"{view.mode} forward: batch {fwd.batch} x seq {fwd.seq:,}"
+    if fwd.encoder_seq:
+        text += f" (encoder {fwd.encoder_seq:,})"
+    return text
+
+
 def print_flops(view: FlopsView, *, explain: bool) -> None:
     spec, fwd = view.spec, view.forward
     stdout_console.print(f"[bold]{spec.name}[/bold]  ({view.origin})", highlight=False)
     stdout_console.print(describe(spec), highlight=False, markup=False)
-    shape = f"batch {fwd.batch} x seq {fwd.seq:,}"
-    if fwd.encoder_seq:
-        shape += f" (encoder {fwd.encoder_seq:,})"
     stdout_console.print(
-        f"attention convention: {convention_label(spec, fwd.attention_convention)}",
+        f"{_what(view)}; attention convention: {convention_label(spec, fwd.attention_convention)}",
         style="bold cyan",
         markup=False,
     )
+    _print_headline(view)
 
-    table = make_table(f"Forward FLOPs by component, {shape}", ["component", "FLOPs", "", "share"])
+    title = f"FLOPs by component, {_what(view)}"
+    table = make_table(title, ["component", "FLOPs", "", "share"])
     for name, value in fwd.components.items():
         style = "yellow" if name.endswith((".scores", ".av")) else None
         table.add_row(
@@ -99,6 +124,13 @@ def print_flops(view: FlopsView, *, explain: bool) -> None:
         "matmul total", format_int(fwd.total), format_flops(fwd.total), "100.0%", style="bold"
     )
     table.add_row(
+        "  of which attention (QK^T + AV)",
+        format_int(fwd.attention_flops),
+        format_flops(fwd.attention_flops),
+        format_percent(fwd.attention_share),
+        style="bold yellow",
+    )
+    table.add_row(
         "elementwise (approx., not in total)",
         format_int(fwd.elementwise),
         format_flops(fwd.elementwise),
@@ -106,21 +138,6 @@ def print_flops(view: FlopsView, *, explain: bool) -> None:
         style="dim",
     )
     stdout_console.print(table)
-
-    other = view.other_convention
-    ratio = other.attention_flops / fwd.attention_flops if fwd.attention_flops else float("nan")
-    stdout_console.print(
-        f"attention (QK^T + AV) is {format_percent(fwd.attention_share)} of the forward pass "
-        f"at {fwd.seq:,} tokens: {format_flops(fwd.attention_flops)} of {format_flops(fwd.total)}",
-        style="bold",
-        markup=False,
-    )
-    stdout_console.print(
-        f"under the {other.attention_convention} convention: attention "
-        f"{format_flops(other.attention_flops)} ({ratio:.3f}x), total "
-        f"{format_flops(other.total)}, share {format_percent(other.attention_share)}",
-        markup=False,
-    )
     _print_layers(fwd.layers)
     _print_mode(view)
     _print_scaling(view)
@@ -129,6 +146,27 @@ def print_flops(view: FlopsView, *, explain: bool) -> None:
     if explain:
         _print_explain(view)
     print_note(_conventions_note(view))
+
+
+def _print_headline(view: FlopsView) -> None:
+    """The answer first: how much of this pass is attention, under both conventions."""
+    fwd, other = view.forward, view.other_convention
+    if view.mode == "decode":
+        where = f"of the decode step after {fwd.context:,} cached tokens"
+    else:
+        where = f"of the forward pass at {fwd.seq:,} tokens"
+    stdout_console.print(
+        f"attention (QK^T + AV) is {format_percent(fwd.attention_share)} {where}: "
+        f"{format_flops(fwd.attention_flops)} of {format_flops(fwd.total)} (matmul FLOPs)",
+        style="bold",
+        markup=False,
+    )
+    stdout_console.print(
+        f"  counted {other.attention_convention} instead: {format_percent(other.attention_share)}"
+        f" (attention {format_flops(other.attention_flops)}, {view.convention_ratio:.3f}x; "
+        f"total {format_flops(other.total)})",
+        markup=False,
+    )
 
 
 def _print_layers(layers: tuple[LayerFlops, ...]) -> None:
@@ -144,15 +182,18 @@ def _print_layers(layers: tuple[LayerFlops, ...]) -> None:
         )
         groups.setdefault(key, []).append(layer.index)
     has_cross = any(layer.cross_attention for layer in layers)
+    any_moe = any(layer.moe for layer in layers)
     columns = ["layers", "kind", "pairs/seq", "projections", "attention"]
     if has_cross:
         columns.append("cross-attn")
     columns += ["mlp", "per layer"]
-    table = make_table("Per layer (matmul FLOPs)", columns)
+    table = make_table("Per layer (matmul FLOPs)", columns, right_align_from=2)
     for (stack, kind, pairs, proj, mlp, cross), indices in groups.items():
         layer = next(x for x in layers if x.stack == stack and x.index == indices[0])
         label = f"{stack} {_ranges(indices)}"
-        row = [label, kind, format_int(pairs), format_flops(proj), format_flops(layer.attention)]
+        kind_text = f"{kind}, {'MoE' if layer.moe else 'dense'}" if any_moe else kind
+        row = [label, kind_text, format_int(pairs), format_flops(proj)]
+        row.append(format_flops(layer.attention))
         if has_cross:
             row.append(format_flops(cross))
         row += [format_flops(mlp), format_flops(layer.total)]
@@ -161,7 +202,11 @@ def _print_layers(layers: tuple[LayerFlops, ...]) -> None:
 
 
 def _ranges(indices: list[int]) -> str:
-    """[0,1,2,5] -> '0-2, 5' (and the count)."""
+    """[0,1,2,5] -> '0-2, 5'; [0,2,4,...,40] -> '0, 2, ..., 40 (21x)' (and the count)."""
+    steps = {b - a for a, b in itertools.pairwise(indices)}
+    if len(indices) > 3 and len(steps) == 1 and steps != {1}:
+        first, second, last = indices[0], indices[1], indices[-1]
+        return f"{first}, {second}, ..., {last} ({len(indices)}x)"
     parts, start = [], indices[0]
     for prev, cur in zip(indices, [*indices[1:], None], strict=True):
         if cur is None or cur != prev + 1:
@@ -216,10 +261,10 @@ def _print_scaling(view: FlopsView) -> None:
             "seq",
             "total FLOPs",
             "attention FLOPs",
-            "attention share",
-            "cost vs first row",
-            "naive scores/layer",
-            "flash working/layer",
+            "attn share",
+            "rel. cost",
+            "naive scores",
+            "flash-style",
         ],
     )
     base = rows[0].total
@@ -243,15 +288,21 @@ def _print_scaling(view: FlopsView) -> None:
         )
     stdout_console.print(table)
     print_note(
-        "naive scores = batch x heads x seq x seq x 4 B (fp32 scores one layer materialises); "
-        "flash working = output + fp32 log-sum-exp per row (FlashAttention keeps O(seq)); "
-        "memory in IEC units (1 GiB = 2**30 B)"
+        f"rel. cost = total / total at {rows[0].seq:,}. Attention memory of one layer: naive "
+        "scores = batch x heads x seq x seq x 4 B (the fp32 score matrix an eager attention "
+        "materialises); flash-style = output + fp32 log-sum-exp per row (FlashAttention keeps "
+        "O(seq), Dao et al. 2022); IEC units (1 GiB = 2**30 B)"
     )
 
 
 def _print_roofline(r: Roofline) -> None:
-    table = make_table(f"Roofline on {r.hardware} ({r.dtype}): {r.what}", ["", "value"])
+    table = make_table(f"Roofline on {r.hardware} ({r.dtype})", ["", "value"])
+    table.add_row("pass", r.what)
     table.add_row("FLOPs", format_flops(r.flops))
+    table.add_row("peak", f"{format_flops(r.peak_flops_per_s)}/s (dense datasheet)")
+    table.add_row("bandwidth", f"{r.bandwidth_bytes_per_s / 1e9:,.0f} GB/s")
+    for label, value in r.bytes_parts.items():
+        table.add_row(f"  {label}", format_bytes(value))
     table.add_row("bytes moved", format_bytes(r.bytes_moved))
     table.add_row("compute-bound time", format_seconds(r.compute_seconds))
     table.add_row("memory-bound time", format_seconds(r.memory_seconds))
@@ -266,28 +317,30 @@ def _print_explain(view: FlopsView) -> None:
     table = make_table("Formulas", ["term", "formula"], right_align_from=99)
     for name, formula in fwd.formulas.items():
         table.add_row(name, formula)
+    pre = view.prefill
+    full = pre if pre.attention_convention == "full" else view.prefill_other
+    causal = view.prefill_other if pre.attention_convention == "full" else pre
     n = view.non_embedding_params
-    tokens = fwd.batch * fwd.seq
-    kaplan = kaplan_forward_flops_per_token(n, spec, fwd.seq)
-    ours_per_token = fwd.total / tokens
+    tokens = pre.batch * pre.seq
+    d_attn = spec.num_heads * spec.qk_head_dim
+    kaplan = kaplan_forward_flops_per_token(n, spec, pre.seq)
+    ours = causal.total / tokens
     table.add_row(
         "Kaplan et al. 2020",
-        f"2N + 2 n_layer n_ctx d_attn = 2 x {n:,} + 2 x {spec.total_layers} x {fwd.seq:,} x "
-        f"{spec.num_heads * spec.qk_head_dim} = {format_flops(kaplan)} per token "
-        f"(tfcli: {format_flops(ours_per_token)} per token, ratio {ours_per_token / kaplan:.3f}; "
-        "N = parameters outside the token/position embeddings (a tied LM head is not in 2N); "
-        "the context term is one "
-        "QK^T-sized product per layer, i.e. causal QK^T + AV)",
+        f"2N + 2 n_layer n_ctx d_attn = 2 x {n:,} + 2 x {spec.total_layers} x {pre.seq:,} x "
+        f"{d_attn} = {format_flops(kaplan)} per token; tfcli causal forward over {pre.seq:,}: "
+        f"{format_flops(ours)} per token (ratio {ours / kaplan:.4f}). N = active parameters "
+        "outside the token/position embeddings (a tied LM head is not in 2N); the context term is "
+        "causal QK^T + AV averaged over positions",
     )
-    palm = palm_training_flops_per_token(n, spec, fwd.seq)
-    full = view.other_convention if fwd.attention_convention == "causal" else fwd
+    palm = palm_training_flops_per_token(n, spec, pre.seq)
     train_per_token = 3 * full.total / tokens
     table.add_row(
         "PaLM (Chowdhery et al. 2022)",
         f"6N + 12 L H Q T = 6 x {n:,} + 12 x {spec.total_layers} x {spec.num_heads} x "
-        f"{spec.qk_head_dim} x {fwd.seq:,} = {format_flops(palm)} per training token "
-        f"(tfcli, full attention, 3 x forward: {format_flops(train_per_token)}, ratio "
-        f"{train_per_token / palm:.3f}; same N)",
+        f"{spec.qk_head_dim} x {pre.seq:,} = {format_flops(palm)} per training token; tfcli "
+        f"3 x forward, full attention: {format_flops(train_per_token)} (ratio "
+        f"{train_per_token / palm:.4f}; same N; torchtitan uses this formula)",
     )
     stdout_console.print(table)
 
@@ -299,7 +352,8 @@ def flops_document(view: FlopsView) -> dict[str, Any]:
         "model": spec.name,
         "origin": view.origin,
         "mode": view.mode,
-        "seq": fwd.seq,
+        "pass": _what(view),
+        "seq": view.prefill.seq,
         "batch": fwd.batch,
         "encoder_seq": fwd.encoder_seq or None,
         "conventions": {
@@ -317,6 +371,8 @@ def flops_document(view: FlopsView) -> dict[str, Any]:
             "attention": view.other_convention.attention_convention,
             "forward_flops": view.other_convention.total,
             "attention_flops": view.other_convention.attention_flops,
+            "attention_share": view.other_convention.attention_share,
+            "attention_ratio": view.convention_ratio,
         },
         "layers": [
             {
@@ -328,10 +384,12 @@ def flops_document(view: FlopsView) -> dict[str, Any]:
                 "attention_flops": layer.attention,
                 "cross_attention_flops": layer.cross_attention,
                 "mlp_flops": layer.mlp,
+                "moe": layer.moe,
                 "total_flops": layer.total,
             }
             for layer in fwd.layers
         ],
+        "prefill_forward_flops": view.prefill.total,
         "train_step_flops": view.train_flops,
         "recompute": view.recompute,
         "scaling": [

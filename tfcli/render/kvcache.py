@@ -30,6 +30,8 @@ class KVCacheView:
     fit: Fit | None
     budget_label: str | None
     weights_dtype: str
+    weights_dtype_is_default: bool = True
+    reserve_label: str | None = None
 
 
 def per_token_formula(spec: ModelSpec, cache: KVCache) -> str:
@@ -40,7 +42,9 @@ def per_token_formula(spec: ModelSpec, cache: KVCache) -> str:
             f"(kv_lora_rank + qk_rope_head_dim) x bytes = ({spec.kv_lora_rank} + "
             f"{spec.qk_rope_head_dim}) x {bits / 8:g} = {cache.bytes_per_token_per_layer:,} B"
         )
-    heads = spec.kv_heads if cache.tp == 1 else f"{spec.kv_heads}/tp"
+    heads: int | str = spec.kv_heads
+    if cache.tp > 1:
+        heads = f"max(1, {spec.kv_heads} // tp {cache.tp})"
     return (
         f"2 x kv_heads x head_dim x bytes = 2 x {heads} x {spec.resolved_head_dim} x "
         f"{bits / 8:g} = {cache.bytes_per_token_per_layer:,} B"
@@ -48,17 +52,33 @@ def per_token_formula(spec: ModelSpec, cache: KVCache) -> str:
 
 
 def rule_note(spec: ModelSpec, cache: KVCache) -> str:
-    if "sliding" not in spec.layer_kinds:
+    """Which sliding-window / paging rule the figures follow, in words (empty if irrelevant)."""
+    sliding = "sliding" in spec.layer_kinds and spec.sliding_window is not None
+    w = int(spec.sliding_window or 0)
+    if cache.block_size is not None:
+        text = (
+            f"paged cache (vLLM v1): each sequence takes whole blocks of {cache.block_size} "
+            "tokens per layer"
+        )
+        if sliding:
+            text += (
+                f"; a sliding layer keeps the blocks covering the last w = {w} tokens "
+                f"(blocks wholly before the window are freed): {-(-w // cache.block_size)} "
+                "blocks, or one more when the window straddles a block boundary"
+            )
+        return text
+    if not sliding:
         return ""
     if cache.rule == "window":
         return (
-            f"sliding layers hold at most w = {spec.sliding_window} tokens (rule 'window': the "
-            "keys the next query attends, as vLLM allocates; transformers keeps w - 1 between "
-            "steps: --sliding-rule transformers)"
+            f"sliding-window rule 'window': a sliding layer holds at most w = {w} tokens, the "
+            "keys the newest token attends (itself included), as vLLM allocates; transformers' "
+            "DynamicSlidingWindowLayer keeps w - 1 between calls (--sliding-rule transformers)"
         )
     return (
-        f"sliding layers hold at most w - 1 = {int(spec.sliding_window or 1) - 1} tokens (rule "
-        "'transformers', DynamicSlidingWindowLayer; the new token makes w while attending)"
+        f"sliding-window rule 'transformers': a sliding layer holds at most w - 1 = {w - 1} "
+        "tokens between calls, as transformers' DynamicSlidingWindowLayer does (the next token "
+        "makes w while it attends)"
     )
 
 
@@ -116,27 +136,41 @@ def print_kvcache(view: KVCacheView) -> None:
 
 
 def _print_variants(view: KVCacheView) -> None:
-    kind = view.spec.attention_kind
-    own = next((v for v in view.variants if v.label == kind), view.variants[0])
+    own = next((v for v in view.variants if v.is_this_model), view.variants[0])
     table = make_table(
-        f"What if: the same model with other attention (seq {view.cache.seq:,})",
-        ["attention", "kv heads", "total", "vs this model"],
+        f"What if: other attention, same seq {view.cache.seq:,}",
+        ["attention", "kv heads", "per token per layer", "total", "vs this model"],
     )
     for variant in view.variants:
         ratio = variant.total_bytes / own.total_bytes if own.total_bytes else float("nan")
+        label = variant.label + (" (this model)" if variant.is_this_model else "")
+        if view.spec.is_mla and not variant.is_this_model:
+            label += " (decompressed K/V)"
         table.add_row(
-            variant.label, str(variant.kv_heads), format_bytes(variant.total_bytes), f"{ratio:.2f}x"
+            label,
+            str(variant.kv_heads),
+            format_int(variant.bytes_per_token_per_layer) + " B",
+            format_bytes(variant.total_bytes),
+            f"{ratio:.3g}x",
         )
     stdout_console.print(table)
 
 
 def _print_fit(view: KVCacheView) -> None:
     fit = view.fit
-    assert fit is not None
+    if fit is None:
+        return
     table = make_table(f"Fit in {view.budget_label}", ["", "value"])
     table.add_row("budget", format_bytes(fit.budget_bytes))
-    table.add_row(f"weights ({view.weights_dtype})", format_bytes(fit.weights_bytes))
-    table.add_row("reserve (activations, runtime, fragmentation)", format_bytes(fit.reserve_bytes))
+    per_device = " per device (1/tp)" if view.cache.tp > 1 else ""
+    dtype_source = " (the spec's dtype)" if view.weights_dtype_is_default else ""
+    table.add_row(
+        f"weights, {view.weights_dtype}{dtype_source}{per_device}", format_bytes(fit.weights_bytes)
+    )
+    table.add_row(
+        f"reserve for activations and runtime ({view.reserve_label})",
+        format_bytes(fit.reserve_bytes),
+    )
     table.add_row("left for the KV cache", format_bytes(max(fit.available_bytes, 0)))
     if not fit.weights_fit:
         table.add_row(
@@ -149,7 +183,9 @@ def _print_fit(view: KVCacheView) -> None:
             "any length (every layer is capped by the sliding window)"
             if fit.unbounded_seq
             else (
-                format_int(fit.max_seq_for_batch) + " tokens" if fit.max_seq_for_batch else "none"
+                format_int(fit.max_seq_for_batch) + " tokens"
+                if fit.max_seq_for_batch
+                else "none (not even 1 token)"
             )
         )
         table.add_row(f"longest context at batch {view.cache.batch}", seq_text, style="bold")
@@ -174,7 +210,9 @@ def kvcache_document(view: KVCacheView) -> dict[str, Any]:
         "dtype": cache.dtype,
         "tp": cache.tp,
         "block_size": cache.block_size,
+        "sliding_window": spec.sliding_window,
         "sliding_rule": cache.rule,
+        "rule_note": rule_note(spec, cache) or None,
         "encoder_seq": cache.encoder_seq if spec.architecture == "encoder-decoder" else None,
         "bytes_per_token_per_layer": cache.bytes_per_token_per_layer,
         "bytes_per_token": cache.bytes_per_token,
@@ -185,7 +223,13 @@ def kvcache_document(view: KVCacheView) -> dict[str, Any]:
         "bytes_by_kind": dict(cache.bytes_by_kind),
         "per_layer_bytes": list(cache.per_layer_bytes),
         "variants": [
-            {"attention": v.label, "kv_heads": v.kv_heads, "total_bytes": v.total_bytes}
+            {
+                "attention": v.label,
+                "kv_heads": v.kv_heads,
+                "is_this_model": v.is_this_model,
+                "bytes_per_token_per_layer": v.bytes_per_token_per_layer,
+                "total_bytes": v.total_bytes,
+            }
             for v in view.variants
         ],
     }
@@ -196,6 +240,7 @@ def kvcache_document(view: KVCacheView) -> dict[str, Any]:
             "weights_bytes": fit.weights_bytes,
             "weights_dtype": view.weights_dtype,
             "reserve_bytes": fit.reserve_bytes,
+            "reserve_rule": view.reserve_label,
             "available_bytes": fit.available_bytes,
             "weights_fit": fit.weights_fit,
             "max_seq_for_batch": fit.max_seq_for_batch,
