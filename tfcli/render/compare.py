@@ -13,7 +13,7 @@ from tfcli.render.common import (
     make_table,
     print_json,
     print_note,
-    stdout_console,
+    print_table,
 )
 from tfcli.spec import ModelSpec
 
@@ -58,7 +58,7 @@ def print_compare(
     ]
     for label, cell in lines:
         table.add_row(label, *(cell(r) for r in rows))
-    stdout_console.print(table)
+    print_table(table)
     print_note(
         "counts and FLOPs in SI units (1 B = 1e9, 1 TFLOP = 1e12; a multiply-accumulate is 2 "
         "FLOPs); memory in IEC units (1 GiB = 2**30 bytes); KV cache / token counts every "

@@ -28,6 +28,7 @@ from tfcli.render.common import (
     make_table,
     print_json,
     print_note,
+    print_table,
     stdout_console,
 )
 from tfcli.render.params import describe
@@ -137,7 +138,7 @@ def print_flops(view: FlopsView, *, explain: bool) -> None:
         format_percent(fwd.elementwise / fwd.total),
         style="dim",
     )
-    stdout_console.print(table)
+    print_table(table)
     _print_layers(fwd.layers)
     _print_mode(view)
     _print_scaling(view)
@@ -198,7 +199,7 @@ def _print_layers(layers: tuple[LayerFlops, ...]) -> None:
             row.append(format_flops(cross))
         row += [format_flops(mlp), format_flops(layer.total)]
         table.add_row(*row)
-    stdout_console.print(table)
+    print_table(table)
 
 
 def _ranges(indices: list[int]) -> str:
@@ -244,7 +245,7 @@ def _print_mode(view: FlopsView) -> None:
                 format_flops(count.total),
                 format_percent(count.attention_share),
             )
-        stdout_console.print(table)
+        print_table(table)
         stdout_console.print(
             f"the KV cache saves {d.saving:,.1f}x the FLOPs of this token",
             style="bold",
@@ -286,7 +287,7 @@ def _print_scaling(view: FlopsView) -> None:
                 )
             ),
         )
-    stdout_console.print(table)
+    print_table(table)
     print_note(
         f"rel. cost = total / total at {rows[0].seq:,}. Attention memory of one layer: naive "
         "scores = batch x heads x seq x seq x 4 B (the fp32 score matrix an eager attention "
@@ -309,7 +310,7 @@ def _print_roofline(r: Roofline) -> None:
     table.add_row("arithmetic intensity", f"{r.intensity:,.1f} FLOP/B")
     table.add_row("device ridge point", f"{r.ridge_intensity:,.1f} FLOP/B")
     table.add_row("bound", f"{r.bound}: {format_seconds(r.seconds)} at 100% of peak", style="bold")
-    stdout_console.print(table)
+    print_table(table)
 
 
 def _print_explain(view: FlopsView) -> None:
@@ -342,7 +343,7 @@ def _print_explain(view: FlopsView) -> None:
         f"3 x forward, full attention: {format_flops(train_per_token)} (ratio "
         f"{train_per_token / palm:.4f}; same N; torchtitan uses this formula)",
     )
-    stdout_console.print(table)
+    print_table(table)
 
 
 def flops_document(view: FlopsView) -> dict[str, Any]:

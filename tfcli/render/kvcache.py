@@ -12,6 +12,7 @@ from tfcli.render.common import (
     make_table,
     print_json,
     print_note,
+    print_table,
     stdout_console,
 )
 from tfcli.render.params import describe
@@ -116,7 +117,7 @@ def print_kvcache(view: KVCacheView) -> None:
     table.add_row(
         "total", format_int(cache.total_bytes), format_bytes(cache.total_bytes), style="bold"
     )
-    stdout_console.print(table)
+    print_table(table)
     stdout_console.print(f"per token per layer: {per_token_formula(spec, cache)}", markup=False)
     note = rule_note(spec, cache)
     if note:
@@ -153,7 +154,7 @@ def _print_variants(view: KVCacheView) -> None:
             format_bytes(variant.total_bytes),
             f"{ratio:.3g}x",
         )
-    stdout_console.print(table)
+    print_table(table)
 
 
 def _print_fit(view: KVCacheView) -> None:
@@ -194,7 +195,7 @@ def _print_fit(view: KVCacheView) -> None:
             format_int(fit.max_batch_for_seq) if fit.max_batch_for_seq else "none (not even 1)",
             style="bold",
         )
-    stdout_console.print(table)
+    print_table(table)
 
 
 def kvcache_document(view: KVCacheView) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from tfcli.render.common import (
     make_table,
     print_json,
     print_note,
+    print_table,
     stdout_console,
 )
 from tfcli.spec import ModelSpec
@@ -58,7 +59,7 @@ def print_models(rows: list[ModelRow]) -> None:
             _context(spec),
             _attention(spec),
         )
-    stdout_console.print(table)
+    print_table(table)
     print_note("params in SI units (1 B = 1e9); active = parameters used per token (MoE)")
 
 
@@ -118,11 +119,11 @@ def print_show(
         if not all_fields and name in defaults and defaults[name] == current:
             continue
         table.add_row(name, _value(current), field_origins.get(name, "tfcli default"))
-    stdout_console.print(table)
+    print_table(table)
     derived = make_table("Derived", ["property", "value"], right_align_from=99)
     for name, value in derived_values(spec).items():
         derived.add_row(name, _value(value))
-    stdout_console.print(derived)
+    print_table(derived)
     if not all_fields:
         print_note("fields at their default value are hidden; --all shows every field")
 

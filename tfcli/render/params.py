@@ -14,6 +14,7 @@ from tfcli.render.common import (
     make_table,
     print_json,
     print_note,
+    print_table,
     stdout_console,
 )
 from tfcli.spec import ModelSpec
@@ -98,7 +99,7 @@ def print_params(view: ParamsView, *, explain: bool, per_layer: bool) -> None:
         total_row.append(format_int(counts.active))
     table.add_section()
     table.add_row(*total_row, style="bold")
-    stdout_console.print(table)
+    print_table(table)
     summary = f"total {format_int(counts.total)} ({format_count(counts.total)})"
     if spec.is_moe:
         summary += (
@@ -152,7 +153,7 @@ def _print_layers(counts: ParamCount, *, per_layer: bool) -> None:
         if has_moe:
             cells.append(format_int(layer.active))
         table.add_row(*cells)
-    stdout_console.print(table)
+    print_table(table)
 
 
 def _print_weights(view: ParamsView) -> None:
@@ -167,14 +168,14 @@ def _print_weights(view: ParamsView) -> None:
             f"{nbytes / GB:,.2f} GB",
             style=style,
         )
-    stdout_console.print(table)
+    print_table(table)
 
 
 def _print_formulas(counts: ParamCount) -> None:
     table = make_table("Formulas", ["component", "formula"], right_align_from=99)
     for name, formula in counts.formulas.items():
         table.add_row(name, formula)
-    stdout_console.print(table)
+    print_table(table)
 
 
 def params_document(view: ParamsView) -> dict[str, Any]:
