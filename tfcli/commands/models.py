@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import typer
 
-from tfcli.commands.options import JsonOpt, SpecsDirOpt
+from tfcli.commands.options import FormatOpt, JsonOpt, SpecsDirOpt, output_format
+
+EPILOG = """Examples:
+
+  tfcli models                          the shipped specs
+
+  tfcli models --format csv             the same as CSV (raw parameter counts)
+
+  tfcli models --specs-dir ./my-specs   with your own spec YAMLs
+"""
 
 
-def models(specs_dir: SpecsDirOpt = None, json_output: JsonOpt = False) -> None:
+def models(
+    specs_dir: SpecsDirOpt = None, fmt: FormatOpt = "table", json_output: JsonOpt = False
+) -> None:
     """List the known model specs: name, family, architecture, params, context, attention."""
     from tfcli.loaders import load_model, shipped_specs
     from tfcli.params import count_params
-    from tfcli.render.models import ModelRow, print_models, print_models_json
+    from tfcli.render.models import ModelRow, print_models, print_models_csv, print_models_json
+
+    chosen = output_format(fmt, json_output)
 
     dirs = tuple(specs_dir or ())
     rows = []
@@ -19,11 +32,13 @@ def models(specs_dir: SpecsDirOpt = None, json_output: JsonOpt = False) -> None:
         spec = load_model(name, specs_dirs=dirs).spec
         counts = count_params(spec)
         rows.append(ModelRow(spec=spec, total_params=counts.total, active_params=counts.active))
-    if json_output:
+    if chosen == "json":
         print_models_json(rows)
+    elif chosen == "csv":
+        print_models_csv(rows)
     else:
         print_models(rows)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("models")(models)
+    app.command("models", epilog=EPILOG)(models)

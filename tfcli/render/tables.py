@@ -108,7 +108,9 @@ def _natural(text: str) -> int:
 
 
 def _column_minimum(column: GridColumn, cells: list[str]) -> int:
-    header_words = [min(len(w), _HEADER_WORD_CAP) for w in _words(column.header)]
+    header_words = [
+        len(w) if _DIGIT.search(w) else min(len(w), _HEADER_WORD_CAP) for w in _words(column.header)
+    ]
     header = max(header_words, default=1)
     if column.kind == "number":
         return max([header, *(_natural(c) for c in cells)])
@@ -141,13 +143,14 @@ def plan_widths(grid: Grid, width: int) -> list[int] | None:
         return None
     widths = list(minimum)
     spare = width - extra - sum(widths)
-    while spare > 0:
-        deficits = [natural[i] - widths[i] for i in range(n)]
-        best = max(range(n), key=lambda i: deficits[i])
-        if deficits[best] <= 0:
-            break
-        widths[best] += 1
-        spare -= 1
+    # labels and numbers reach their natural width first, free text takes what is left
+    for group in ([i for i in range(n) if grid.columns[i].kind != "text"], list(range(n))):
+        while spare > 0:
+            best = max(group, key=lambda i: natural[i] - widths[i])
+            if natural[best] - widths[best] <= 0:
+                break
+            widths[best] += 1
+            spare -= 1
     return widths
 
 
