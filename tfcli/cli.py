@@ -25,8 +25,12 @@ app = typer.Typer(
     help="Transformer parameters, FLOPs and KV cache from hyperparameters, checked on hardware.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Examples: tfcli params llama-3-8b · tfcli flops llama-3-8b --seq 131072 · "
+    "tfcli kvcache llama-3-8b --hardware h100 · tfcli compare llama-3-8b "
+    "llama-3-8b:num_kv_heads=32. Each command's --help has more.",
 )
 
 _DEBUG = {"on": os.environ.get("TFCLI_DEBUG", "") not in ("", "0")}
@@ -139,6 +143,8 @@ def main(argv: list[str] | None = None) -> None:
     except _usage_error_types() as err:
         if _DEBUG["on"]:
             raise
+        if not err.format_message().strip():  # type: ignore[attr-defined]
+            sys.exit(0)  # a bare `tfcli` (or command) printed its help: nothing went wrong
         ctx = getattr(err, "ctx", None)
         command = ctx.command_path if ctx is not None else "tfcli"
         print_error(err.format_message(), hint=f"see `{command} --help`")  # type: ignore[attr-defined]

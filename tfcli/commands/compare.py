@@ -17,18 +17,16 @@ from tfcli.commands.options import (
     JsonOpt,
     SetOpt,
     SpecsDirOpt,
+    examples,
     output_format,
 )
 from tfcli.errors import UsageError
 
-EPILOG = """Examples:
-
-  tfcli compare llama-3-8b mistral-7b deepseek-v3        side by side at 8,192 tokens
-
-  tfcli compare llama-3-8b llama-3-8b:num_kv_heads=32    GQA against its MHA what-if
-
-  tfcli compare llama-3-8b qwen3-8b --seq 131072 --format csv    one CSV row per model
-"""
+EPILOG = examples(
+    ("Side by side at 8,192 tokens", "tfcli compare llama-3-8b mistral-7b deepseek-v3"),
+    ("GQA against its MHA what-if", "tfcli compare llama-3-8b llama-3-8b:num_kv_heads=32"),
+    ("One CSV row per model", "tfcli compare llama-3-8b qwen3-8b --seq 131072 --format csv"),
+)
 
 
 def split_model_overrides(ref: str) -> tuple[str, tuple[str, ...]]:

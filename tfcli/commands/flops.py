@@ -15,6 +15,7 @@ from tfcli.commands.options import (
     ModelArg,
     SetOpt,
     SpecsDirOpt,
+    examples,
     output_format,
     parse_counts,
     parse_lengths,
@@ -30,18 +31,13 @@ def _choice(option: str, value: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-EPILOG = """Examples:
-
-  tfcli flops llama-3-8b --seq 131072                 attention share at 128K tokens
-
-  tfcli flops llama-3-8b --seq 1024,8192,131072 --batch 1,8 --format csv    a sweep as CSV
-
-  tfcli flops llama-3-8b --seq 4096 --batch 8 --hardware h100     TTFT, TPOT and tokens/s
-
-  tfcli flops llama-3-8b --mode decode --context 8191 --hardware h100     one decode step
-
-  tfcli flops gpt2 --mode train --recompute --explain        training step with formulas
-"""
+EPILOG = examples(
+    ("Attention share at 128K tokens", "tfcli flops llama-3-8b --seq 131072"),
+    ("A sweep as CSV", "tfcli flops llama-3-8b --seq 1024,8192,131072 --batch 1,8 --format csv"),
+    ("TTFT, TPOT and tokens/s", "tfcli flops llama-3-8b --seq 4096 --batch 8 --hardware h100"),
+    ("One decode step", "tfcli flops llama-3-8b --mode decode --context 8191 --hardware h100"),
+    ("Training step with formulas", "tfcli flops gpt2 --mode train --recompute --explain"),
+)
 
 
 def flops(

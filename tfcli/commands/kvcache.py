@@ -14,6 +14,7 @@ from tfcli.commands.options import (
     ModelArg,
     SetOpt,
     SpecsDirOpt,
+    examples,
     output_format,
     parse_counts,
     parse_lengths,
@@ -24,18 +25,13 @@ SERVING_WEIGHTS_DTYPE = "bf16"
 """Weights dtype of a fit when neither --weights-dtype nor a quantization_config says otherwise:
 models are served in bf16 even when their config.json records fp32 (gemma-2-9b)."""
 
-EPILOG = """Examples:
-
-  tfcli kvcache llama-2-70b --seq 131072                 KV bytes per token and in total
-
-  tfcli kvcache llama-3-8b --seq 8192,32768 --batch 1,8,32 --format csv     a sweep as CSV
-
-  tfcli kvcache llama-3-8b --hardware h100             longest context and largest batch
-
-  tfcli kvcache llama-3-8b --seq 8192 --batch 8 --hardware h100    fit, TTFT and TPOT
-
-  tfcli kvcache gemma-2-9b --seq 8193 --block-size 16          vLLM's paged cache
-"""
+EPILOG = examples(
+    ("KV bytes per token and in total", "tfcli kvcache llama-2-70b --seq 131072"),
+    ("A sweep as CSV", "tfcli kvcache llama-3-8b --seq 8192,32768 --batch 1,8,32 --format csv"),
+    ("Longest context and largest batch", "tfcli kvcache llama-3-8b --hardware h100"),
+    ("Fit, TTFT and TPOT", "tfcli kvcache llama-3-8b --seq 8192 --batch 8 --hardware h100"),
+    ("vLLM's paged cache", "tfcli kvcache gemma-2-9b --seq 8193 --block-size 16"),
+)
 
 
 def parse_reserve(text: str, budget: int) -> tuple[int, str]:

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from tfcli.commands.options import FormatOpt, JsonOpt, SpecsDirOpt, output_format
+from tfcli.commands.options import FormatOpt, JsonOpt, SpecsDirOpt, examples, output_format
 
-EPILOG = """Examples:
-
-  tfcli models                          the shipped specs
-
-  tfcli models --format csv             the same as CSV (raw parameter counts)
-
-  tfcli models --specs-dir ./my-specs   with your own spec YAMLs
-"""
+EPILOG = examples(
+    ("The shipped specs", "tfcli models"),
+    ("The same as CSV (raw parameter counts)", "tfcli models --format csv"),
+    ("With your own spec YAMLs", "tfcli models --specs-dir ./my-specs"),
+)
 
 
 def models(

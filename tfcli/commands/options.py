@@ -65,6 +65,15 @@ ExplainOpt = Annotated[
 ]
 
 
+def examples(*pairs: tuple[str, str]) -> str:
+    """A ``--help`` epilog: each example's purpose, then the command on its own line (Typer
+    joins the lines of a paragraph, so each line is its own paragraph)."""
+    lines = ["Examples:"]
+    for purpose, command in pairs:
+        lines += [f"{purpose}:", f"  $ {command}"]
+    return "\n\n".join(lines)
+
+
 def output_format(fmt: str, json_output: bool, *, csv: bool = True) -> str:
     """The chosen output format (``--json`` is ``--format json``); sets up the views."""
     from tfcli.render.common import OUTPUT_FORMATS, set_output_format

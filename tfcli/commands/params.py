@@ -13,6 +13,7 @@ from tfcli.commands.options import (
     ModelArg,
     SetOpt,
     SpecsDirOpt,
+    examples,
     output_format,
 )
 from tfcli.errors import UnsupportedModelTypeError
@@ -25,19 +26,13 @@ UNEXPLAINED = (
     "class; compare the components of --json with the model's named_parameters()"
 )
 
-EPILOG = """Examples:
-
-  tfcli params llama-3-8b                      total, by component, per layer, weight memory
-
-  tfcli params mixtral-8x7b --explain          MoE total vs active, with every formula
-
-  tfcli params llama-3-8b --set num_kv_heads=32    a what-if
-
-  tfcli params ./config.json --verify          the transformers count beside ours (exit 1 if
-                                               they differ)
-
-  tfcli params deepseek-v3 --format csv        components as CSV
-"""
+EPILOG = examples(
+    ("Total, by component, per layer, weight memory", "tfcli params llama-3-8b"),
+    ("MoE total vs active, with every formula", "tfcli params mixtral-8x7b --explain"),
+    ("A what-if", "tfcli params llama-3-8b --set num_kv_heads=32"),
+    ("Transformers' count too (exit 1 if it differs)", "tfcli params ./config.json --verify"),
+    ("Components as CSV", "tfcli params deepseek-v3 --format csv"),
+)
 
 
 def params(

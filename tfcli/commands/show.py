@@ -6,16 +6,21 @@ from typing import Annotated
 
 import typer
 
-from tfcli.commands.options import FormatOpt, JsonOpt, ModelArg, SetOpt, SpecsDirOpt, output_format
+from tfcli.commands.options import (
+    FormatOpt,
+    JsonOpt,
+    ModelArg,
+    SetOpt,
+    SpecsDirOpt,
+    examples,
+    output_format,
+)
 
-EPILOG = """Examples:
-
-  tfcli show llama-3-8b                 the fields that differ from the defaults
-
-  tfcli show ./config.json --all        every field, and the config.json key it came from
-
-  tfcli show llama-3-8b --format csv    field, value, origin as CSV
-"""
+EPILOG = examples(
+    ("The fields that differ from the defaults", "tfcli show llama-3-8b"),
+    ("Every field, and the config.json key it came from", "tfcli show ./config.json --all"),
+    ("Field, value, origin as CSV", "tfcli show llama-3-8b --format csv"),
+)
 
 
 def show(
