@@ -153,7 +153,7 @@ def print_flops_sweep(view: FlopsSweepView) -> None:
     stdout_console.print(describe(spec), highlight=False, markup=False)
     length = "context" if view.mode == "decode" else "seq"
     what = {"prefill": "forward FLOPs", "decode": "decode-step FLOPs", "train": "train FLOPs"}
-    columns = [length, "batch", what[view.mode], "attention FLOPs", "attn share", "per token"]
+    columns = [length, "batch", what[view.mode], "attn share", "per token"]
     serving = any(p.serving is not None for p in view.points)
     if serving:
         columns += ["TTFT", "TPOT", "tokens/s"]
@@ -165,7 +165,6 @@ def print_flops_sweep(view: FlopsSweepView) -> None:
             format_int(p.length),
             format_int(p.count.batch),
             format_int(p.pass_flops),
-            format_int(p.count.attention_flops),
             format_percent(p.count.attention_share),
             format_flops(p.pass_flops / p.tokens),
         ]
