@@ -269,3 +269,16 @@ def test_verify_exits_1_and_says_why_when_totals_differ() -> None:
         pytest.skip("flan-t5-base counts agree with this transformers version")
     assert run.returncode == 1, run.stderr
     assert "--verify:" in run.stderr and "ties" in run.stderr
+
+
+def test_bench_skip_reason_is_whole_at_80_columns() -> None:
+    pytest.importorskip("torch")
+    run = _raw(
+        ["bench", "gpt2", "--seq", "1024k", "--backend", "naive", "--repeats", "1",
+         "--warmup", "0", "--no-blocks"],
+        COLUMNS="80",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    reasons = [line for line in run.stdout.splitlines() if "skipped:" in line]
+    assert (reasons and "needs ~" in reasons[0] and "GiB" in reasons[0]) or "TiB" in reasons[0]
+    assert "…" not in run.stdout
