@@ -39,6 +39,8 @@ EXEMPT_KEYS = {
     # One value per layer: the views group equal layers into one row with the same value.
     "per_layer_bytes",
     "per_layer_state_bytes",
+    # The formulas' factors: printed by --explain (test_explain_prints_every_term_factor).
+    "terms",
 }
 
 
@@ -104,3 +106,14 @@ def test_every_json_integer_appears_whole_at_every_width(args: list[str]) -> Non
 def _is_table_line(line: str, columns: int) -> bool:
     """A table line (box drawing) wider than the console: the table did not fit."""
     return len(line) > columns and any(ch in line for ch in "│┃|")
+
+
+@pytest.mark.parametrize("args", [["params", "t5-base"], ["flops", "llama-3-8b"]], ids=" ".join)
+def test_explain_prints_every_term_factor(args: list[str]) -> None:
+    document = json.loads(_run([*args, "--json"], 200))
+    wanted = {v for t in document["terms"] for _, v in t["factors"]} | {
+        t["value"] for t in document["terms"]
+    }
+    for columns in (40, 80):
+        missing = wanted - _numbers_in(_run([*args, "--explain"], columns))
+        assert not missing, (columns, sorted(missing)[:10])

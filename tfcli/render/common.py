@@ -19,6 +19,7 @@ from rich.text import Text
 
 from tfcli.errors import OutputError
 from tfcli.render.tables import Grid, grid_markdown, make_grid, print_grid
+from tfcli.terms import Term
 
 
 class _Stream:
@@ -295,6 +296,24 @@ def make_table(
     before labels, and ``text_columns`` free text wrapped at spaces (see ``render.tables``).
     Print it with :func:`print_table`."""
     return make_grid(title, columns, right_align_from=right_align_from, text_columns=text_columns)
+
+
+def format_term(term: Term) -> str:
+    """``2 x t x h x H·d = 2 x 8,192 x 4,096 x 4,096 = 274,877,906,944``: symbols, then the
+    numbers put in, then the value (their product)."""
+    symbols = " x ".join(symbol for symbol, _ in term.factors)
+    numbers = " x ".join(format_int(value) for _, value in term.factors)
+    text = f"{symbols} = {numbers} = {format_int(term.value)}"
+    return text + (f" ({term.note})" if term.note else "")
+
+
+def term_document(term: Term) -> dict[str, Any]:
+    """A term in JSON: its component, factors as [symbol, value] pairs, and their product."""
+    return {
+        "component": term.component,
+        "factors": [[symbol, value] for symbol, value in term.factors],
+        "value": term.value,
+    }
 
 
 def print_note(text: str) -> None:

@@ -16,6 +16,7 @@ from tfcli.flops import DecodeCost, FlopCount, LayerFlops
 from tfcli.hardware import Hardware
 from tfcli.memory import AttentionVariant, Fit, KVCache
 from tfcli.params import LayerParams, ParamCount
+from tfcli.render.common import term_document
 from tfcli.roofline import Roofline, ServingTime
 from tfcli.spec import ModelSpec
 
@@ -42,9 +43,12 @@ def param_totals(counts: ParamCount) -> dict[str, Any]:
 
 
 def layer_params(layer: LayerParams) -> dict[str, Any]:
+    """One run of ``count`` identical layers from ``index`` on."""
     return {
         "index": layer.index,
+        "count": layer.count,
         "stack": layer.stack,
+        "kind": layer.kind,
         "attention_params": layer.attention,
         "cross_attention_params": layer.cross_attention,
         "mlp_params": layer.mlp,
@@ -61,14 +65,16 @@ def param_count(counts: ParamCount) -> dict[str, Any]:
         **param_totals(counts),
         "components_params": dict(counts.components),
         "active_components_params": dict(counts.active_components),
-        "layers": [layer_params(layer) for layer in counts.layers],
-        "formulas": dict(counts.formulas),
+        "layers": [layer_params(layer) for layer in counts.runs],
+        "terms": [term_document(t) for t in counts.terms],
     }
 
 
 def layer_flops(layer: LayerFlops) -> dict[str, Any]:
+    """One run of ``count`` identical layers from ``index`` on."""
     return {
         "index": layer.index,
+        "count": layer.count,
         "stack": layer.stack,
         "kind": layer.kind,
         "pairs_per_sequence": layer.pairs,
@@ -102,8 +108,8 @@ def flop_count(count: FlopCount) -> dict[str, Any]:
         "logits": count.logits,
         "components_flops": dict(count.components),
         "elementwise_flops_approx": count.elementwise,
-        "layers": [layer_flops(layer) for layer in count.layers],
-        "formulas": dict(count.formulas),
+        "layers": [layer_flops(layer) for layer in count.runs],
+        "terms": [term_document(t) for t in count.terms],
     }
 
 
