@@ -13,8 +13,17 @@ from __future__ import annotations
 from typing import Any
 
 from tfcli.errors import LoadError, UnsupportedModelTypeError
+from tfcli.hf.modern import RECORDS_2025
 from tfcli.hf.reader import Reader
-from tfcli.hf.types import RECORDS, WRAPPERS
+from tfcli.hf.records import Record
+from tfcli.hf.types import RECORDS as CLASSIC_RECORDS
+from tfcli.hf.types import WRAPPERS
+
+RECORDS: dict[str, Record] = {
+    **CLASSIC_RECORDS,
+    **{record.model_type: record for record in RECORDS_2025},
+}
+"""Every model_type tfcli reads, by name."""
 
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted((*RECORDS, *WRAPPERS)))
 

@@ -939,6 +939,10 @@ WRAPPERS: dict[str, Wrapper] = {
     w.model_type: w
     for w in (
         Wrapper("gemma3", "gemma3_text", "the SigLIP vision tower and multi-modal projector"),
+        Wrapper("llama4", "llama4_text", "the vision encoder and multi-modal projector"),
+        Wrapper("mistral3", "mistral", "the Pixtral vision tower and multi-modal projector"),
+        Wrapper("qwen2_vl", "qwen2", "the vision transformer and merger", flat_text=True),
+        Wrapper("qwen2_5_vl", "qwen2", "the vision transformer and merger", flat_text=True),
     )
 }
 """Multimodal model_types read through their text_config."""
