@@ -40,7 +40,7 @@ MAMBA_STRUCTURE = fixed(
 
 def _dt_rank(r: Reader, name: str) -> None:
     """``time_step_rank: auto`` means ceil(hidden / 16) (MambaConfig, JambaConfig)."""
-    value, found = r.raw(name, "auto")
+    value, _found = r.raw(name, "auto")
     if value == "auto":
         rank = math.ceil(r.fields["hidden_size"] / 16)
     else:
@@ -228,7 +228,7 @@ def _mamba2_keys(r: Reader, *, expand: int, d_ssm_key: str | None) -> None:
     inner = _inner(r, "mamba_expand", expand, d_ssm_key)
     heads = r.get("mamba_n_heads", 128, "count")
     r.put("ssm_num_heads", heads, "mamba_n_heads")
-    head, found = r.raw("mamba_d_head", "auto")
+    head, _found = r.raw("mamba_d_head", "auto")
     if head != "auto":
         from tfcli.hf.reader import check
 
