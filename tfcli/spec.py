@@ -207,6 +207,9 @@ class ModelSpec:
     router_bias: bool = False
     expert_bias: bool = False
     """Bias vectors on every routed expert's projections (gpt-oss)."""
+    moe_dense_reference: bool = False
+    """transformers' implementation runs every expert on every token and zeroes the unrouted
+    ones (Llama 4): counted so under the full (eager, FlopCounterMode) convention only."""
     router_correction_bias: bool = False
     """A routing correction bias stored as a parameter (ERNIE-4.5 moe_statics; DeepSeek's is a
     buffer and not counted)."""
