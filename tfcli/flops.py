@@ -348,7 +348,7 @@ def bigbird_pairs(spec: ModelSpec, seq: int, *, executed: bool) -> int:
 @dataclass(frozen=True)
 class LayerFlops:
     """Matmul FLOPs of one layer (or of each of ``count`` identical layers from ``index``);
-    ``total`` = projections + attention + cross + mlp."""
+    ``total`` = projections + attention (QK^T, AV, indexer) + scan + cross + mlp."""
 
     index: int
     stack: str
@@ -361,10 +361,12 @@ class LayerFlops:
     moe: bool = False
     """True when the layer's MLP is a routed mixture of experts."""
     count: int = 1
+    scan: int = 0
+    """A state mixer's recurrence matmuls (Gated DeltaNet, Mamba, lightning scans)."""
 
     @property
     def total(self) -> int:
-        return self.projections + self.attention + self.cross_attention + self.mlp
+        return self.projections + self.attention + self.scan + self.cross_attention + self.mlp
 
 
 @dataclass(frozen=True)
@@ -501,7 +503,7 @@ def _layer_flops(
             projections += value
             terms.append(_shape_term(shape, step.rows(shape), run.count))
     pairs = 0
-    core = 0
+    core = scan_total = 0
     if plan.mixer in ("attention", "mla"):
         pairs = layer_pairs(plan, spec, step.seq, step.context, attention)
         scores, values = attention_core_flops(spec, step.batch, pairs)
@@ -549,7 +551,7 @@ def _layer_flops(
             value = scan(spec, step.batch, step.seq, decode=step.context > 0)
             if value:
                 components[name] = components.get(name, 0) + value
-                core += value
+                scan_total += value
                 terms.append(Term(name, (*_layers(run.count), ("scan", value))))
     cross = 0
     if plan.cross:
@@ -585,6 +587,7 @@ def _layer_flops(
         mlp=mlp,
         moe=plan.mlp == "moe",
         count=run.count,
+        scan=scan_total,
     )
     elementwise = elementwise_layer_flops(spec, plan, tokens, step.batch * pairs)
     if plan.cross:

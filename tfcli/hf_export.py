@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tfcli.errors import TfcliError
+from tfcli.hf.export_modern import EXPORTERS_2025
 from tfcli.hf_mappings import MAPPERS, map_hf_config
 from tfcli.spec import ModelSpec
 
@@ -355,6 +356,7 @@ EXPORTERS: dict[str, Callable[[ModelSpec], HFDict]] = {
     "deepseek_v2": _deepseek,
     "deepseek_v3": _deepseek,
     "mpt": _mpt,
+    **EXPORTERS_2025,
 }
 
 
@@ -437,8 +439,16 @@ def _check_expressible(spec: ModelSpec, data: HFDict) -> None:
         raise TfcliError(f"{prefix}: {err.message}") from None
     want, got = _param_structure(spec), _param_structure(again)
     diff = [key for key in want if want[key] != got[key]]
+    if not diff:
+        from tfcli.params import count_params
+
+        ours, theirs = count_params(spec).components, count_params(again).components
+        diff = [key for key in {*ours, *theirs} if ours.get(key) != theirs.get(key)]
+        want, got = ours, theirs
     if diff:
-        shown = ", ".join(f"{k}={want[k]!r} (it builds {got[k]!r})" for k in diff[:3])
+        shown = ", ".join(
+            f"{k}={want.get(k)!r} (it builds {got.get(k)!r})" for k in sorted(diff)[:3]
+        )
         raise TfcliError(
             f"{prefix}: {shown}",
             hint="--verify can only compare a spec transformers can build; "

@@ -41,6 +41,7 @@ from tfcli.bench.positions import (
     sinusoidal_embedding,
     yarn_mscale,
 )
+from tfcli.bench.support import check_buildable
 from tfcli.spec import ModelSpec
 
 
@@ -632,7 +633,9 @@ def build_model(
     backend: str = "sdpa",
 ) -> Transformer:
     """The built-in model of ``spec`` on ``device`` in ``dtype`` (random init; ``layers`` caps
-    the depth of each stack at full width)."""
+    the depth of each stack at full width). ``BenchError`` for a feature it does not build
+    (``tfcli.bench.support.missing_features``)."""
+    check_buildable(spec)
     with torch.device(device):
         model = Transformer(spec, layers=layers, backend=backend)
     return model.to(dtype=dtype)
