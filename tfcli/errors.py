@@ -12,6 +12,38 @@ from collections.abc import Iterable
 EXIT_BAD_INPUT = 2
 """Exit code for every kind of bad user input."""
 
+ECHO_LIMIT = 200
+"""An error message echoes at most this many characters of a bad value (DESIGN.md section 7)."""
+MESSAGE_LIMIT = 2000
+"""A whole error message is cut to this many characters, on one line."""
+
+
+def shorten(value: object, limit: int = ECHO_LIMIT) -> str:
+    """``repr(value)`` cut to ``limit`` characters (with the full length said), for messages.
+
+    A 5 MB string in a spec must not become a 5 MB error line.
+    """
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # e.g. an int over 4,300 digits, a cyclic value
+        text = f"<{type(value).__name__}>"
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def clip(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text`` itself (no quotes) cut to ``limit`` characters, with the full length said."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def one_line(message: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``message`` on one line (newlines become spaces), at most ``limit`` characters."""
+    flat = " ".join(message.split()) if "\n" in message or "\r" in message else message
+    return flat if len(flat) <= limit else flat[:limit] + "..."
+
 
 class TfcliError(Exception):
     """Base class: a message for the user, an optional hint, and the process exit code."""
@@ -19,9 +51,10 @@ class TfcliError(Exception):
     exit_code: int = EXIT_BAD_INPUT
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        message = one_line(message)
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint = one_line(hint) if hint is not None else None
 
     def __str__(self) -> str:
         return self.message
@@ -58,6 +91,8 @@ class BenchError(TfcliError):
 
 def did_you_mean(word: str, choices: Iterable[str], *, limit: int = 3) -> str | None:
     """Return ``"did you mean a, b?"`` for the closest ``choices`` to ``word``, or None."""
+    if len(word) > 100:  # nothing is that long; and difflib's cost grows with the word
+        return None
     matches = difflib.get_close_matches(word, list(choices), n=limit, cutoff=0.6)
     if not matches:
         return None

@@ -6,7 +6,14 @@ from typing import Annotated
 
 import typer
 
-from tfcli.commands.options import JsonOpt, SetOpt, SpecsDirOpt
+from tfcli.commands.options import (
+    MAX_BATCH,
+    MAX_TOKENS,
+    JsonOpt,
+    SetOpt,
+    SpecsDirOpt,
+    check_count,
+)
 from tfcli.errors import UsageError
 
 
@@ -32,6 +39,8 @@ def compare(
 
     if len(models) < 2:
         raise UsageError("compare needs at least two models")
+    check_count("--seq", seq, maximum=MAX_TOKENS)
+    check_count("--batch", batch, maximum=MAX_BATCH)
     dtype = normalize_dtype(dtype)
     rows = []
     for ref in models:

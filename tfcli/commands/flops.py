@@ -7,21 +7,25 @@ from typing import Annotated
 import typer
 
 from tfcli.commands.options import (
+    MAX_BATCH,
+    MAX_TOKENS,
     ExplainOpt,
     JsonOpt,
     ModelArg,
     SetOpt,
     SpecsDirOpt,
+    check_count,
+    check_positive_number,
     parse_lengths,
 )
-from tfcli.errors import UsageError
+from tfcli.errors import UsageError, shorten
 
 MODES = ("prefill", "decode", "train")
 
 
 def _choice(option: str, value: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
-        raise UsageError(f"{option} must be one of {', '.join(choices)}, got {value!r}")
+        raise UsageError(f"{option} must be one of {', '.join(choices)}, got {shorten(value)}")
     return value
 
 
@@ -92,16 +96,14 @@ def flops(
     _choice("--logits", logits, LOGITS_MODES)
     _choice("--mode", mode, MODES)
     dtype = normalize_dtype(dtype)
-    if seq < 1:
-        raise UsageError(f"--seq must be a positive integer, got {seq}")
-    if batch < 1:
-        raise UsageError(f"--batch must be a positive integer, got {batch}")
-    if encoder_seq is not None and encoder_seq < 1:
-        raise UsageError(f"--encoder-seq must be a positive integer, got {encoder_seq}")
+    check_count("--seq", seq, maximum=MAX_TOKENS)
+    check_count("--batch", batch, maximum=MAX_BATCH)
+    check_count("--encoder-seq", encoder_seq, maximum=MAX_TOKENS)
+    check_count("--context", context, minimum=0, maximum=MAX_TOKENS)
+    check_positive_number("--peak-tflops", peak_tflops)
+    check_positive_number("--bandwidth", bandwidth)
     if context is not None and mode != "decode":
         raise UsageError("--context is the KV-cache length of a decode step: add --mode decode")
-    if context is not None and context < 0:
-        raise UsageError(f"--context must be >= 0, got {context}")
     if recompute and mode != "train":
         raise UsageError("--recompute applies to --mode train")
     scaling_seqs = parse_lengths("--scaling", scaling) if scaling else DEFAULT_SCALING_SEQS

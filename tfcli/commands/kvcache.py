@@ -6,30 +6,41 @@ from typing import Annotated
 
 import typer
 
-from tfcli.commands.options import JsonOpt, ModelArg, SetOpt, SpecsDirOpt
-from tfcli.errors import UsageError
+from tfcli.commands.options import (
+    MAX_BATCH,
+    MAX_RANKS,
+    MAX_TOKENS,
+    JsonOpt,
+    ModelArg,
+    SetOpt,
+    SpecsDirOpt,
+    check_count,
+)
+from tfcli.errors import UsageError, shorten
 
 
 def parse_reserve(text: str, budget: int) -> tuple[int, str]:
     """``--reserve``: ``10%`` or ``0.1`` (a fraction of the budget) or a size such as ``4GiB``.
 
-    Returns the reserve in bytes and how it was chosen, for the output.
+    Returns the reserve in bytes and how it was chosen, for the output. A plain number must
+    be a fraction in [0, 1); anything else needs a memory unit.
     """
     from tfcli.memory import reserve_bytes_for
     from tfcli.units import parse_bytes
 
     value = text.strip()
+    number = value[:-1] if value.endswith("%") else value
     try:
-        if value.endswith("%"):
-            fraction = float(value[:-1]) / 100
-        else:
-            fraction = float(value)
-            if fraction >= 1:
-                raise ValueError
+        fraction = float(number) / (100 if value.endswith("%") else 1)
     except ValueError:
+        if value.endswith("%"):
+            raise UsageError(f"--reserve: cannot read {shorten(text)} as a percentage") from None
         return parse_bytes(value), f"--reserve {value}"
     if not 0 <= fraction < 1:
-        raise UsageError(f"--reserve must be a fraction in [0, 1) or a size, got {text!r}")
+        raise UsageError(
+            f"--reserve must be a fraction in [0, 1) (0.1 or 10%) or a size with a unit "
+            f"(4GiB), got {shorten(text)}"
+        )
     return reserve_bytes_for(budget, fraction=fraction), f"{fraction:.0%} of the budget"
 
 
@@ -95,7 +106,8 @@ def kvcache(
     dtype = normalize_dtype(dtype)
     weights_dt = normalize_dtype(weights_dtype) if weights_dtype else None
     if rule not in SLIDING_RULES:
-        raise UsageError(f"--sliding-rule must be one of {', '.join(SLIDING_RULES)}, got {rule!r}")
+        rules = ", ".join(SLIDING_RULES)
+        raise UsageError(f"--sliding-rule must be one of {rules}, got {shorten(rule)}")
     if budget is not None and hardware is not None:
         raise UsageError("give --budget or --hardware, not both")
     budget_bytes = None
@@ -105,21 +117,17 @@ def kvcache(
         budget_bytes, budget_label = device.memory_bytes, f"{device.name} memory"
     elif budget is not None:
         budget_bytes, budget_label = parse_bytes(budget), f"--budget {budget}"
-    reserve_bytes, reserve_label = (
-        parse_reserve(reserve, budget_bytes) if budget_bytes is not None else (0, None)
-    )
+    # parsed even without a budget: a bad --reserve is never silently ignored
+    reserve_bytes, chosen_reserve = parse_reserve(reserve, budget_bytes or 0)
+    reserve_label = chosen_reserve if budget_bytes is not None else None
     layout = CacheLayout(
         batch=batch, dtype=dtype, encoder_seq=encoder_seq, tp=tp, block_size=block_size, rule=rule
     )
-    for option, value in (
-        ("--seq", seq),
-        ("--batch", batch),
-        ("--encoder-seq", encoder_seq),
-        ("--tp", tp),
-        ("--block-size", block_size),
-    ):
-        if value is not None and value < 1:
-            raise UsageError(f"{option} must be a positive integer, got {value}")
+    check_count("--seq", seq, maximum=MAX_TOKENS)
+    check_count("--batch", batch, maximum=MAX_BATCH)
+    check_count("--encoder-seq", encoder_seq, maximum=MAX_TOKENS)
+    check_count("--tp", tp, maximum=MAX_RANKS)
+    check_count("--block-size", block_size, maximum=MAX_TOKENS)
     if block_size is not None and rule == "transformers":
         raise UsageError(
             "--block-size models vLLM's paged cache; the 'transformers' sliding rule has no "
