@@ -190,12 +190,9 @@ def _os_error(path: Path, err: OSError) -> LoadError:
 
 def _check_regular(path: Path, mode: int, size: int, limit: int) -> None:
     if not stat.S_ISREG(mode):
-        raise LoadError(f"{path}: is {_file_kind(mode)}; a MODEL file must be a regular file")
+        raise LoadError(f"{path}: is {_file_kind(mode)}, not a regular file; refusing to read it")
     if size > limit:
-        raise LoadError(
-            f"{path}: is {size:,} bytes; a MODEL file is at most {limit:,} bytes "
-            f"({limit // 2**20} MiB)"
-        )
+        raise LoadError(f"{path}: is {size:,} bytes; at most {limit:,} bytes are read")
 
 
 def read_bytes_bounded(path: Path, *, limit: int = MAX_FILE_BYTES) -> bytes:
@@ -226,7 +223,7 @@ def read_bytes_bounded(path: Path, *, limit: int = MAX_FILE_BYTES) -> bytes:
         raise _os_error(path, err) from None
     data = b"".join(chunks)
     if len(data) > limit:
-        raise LoadError(f"{path}: is larger than {limit:,} bytes, the most a MODEL file may be")
+        raise LoadError(f"{path}: is larger than {limit:,} bytes, the most that is read")
     return data
 
 
