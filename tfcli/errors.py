@@ -14,7 +14,7 @@ EXIT_BAD_INPUT = 2
 
 ECHO_LIMIT = 200
 """An error message echoes at most this many characters of a bad value (DESIGN.md section 7)."""
-MESSAGE_LIMIT = 2000
+MESSAGE_LIMIT = 1000
 """A whole error message is cut to this many characters, on one line."""
 
 

@@ -318,24 +318,6 @@ _BASE_LOADER: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 """libyaml's C safe loader when PyYAML was built with it (10x faster), else SafeLoader."""
 
 
-class _SafeLoader(_BASE_LOADER):  # type: ignore[misc, valid-type]
-    """The safe loader, with a tagged value that cannot be built (``!!int abc``) reported as a
-    YAML error at its line instead of a Python exception."""
-
-    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
-        try:
-            return super().construct_object(node, deep=deep)
-        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as err:
-            tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
-            detail = f" ({clip(str(err), 80)})" if isinstance(err, ValueError) else ""
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"{tag} {shorten(node.value, 80)} is not a valid {tag.lstrip('!')}{detail}",
-                node.start_mark,
-            ) from None
-
-
 _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
 _PLAIN_INT = re.compile(
@@ -366,7 +348,30 @@ def _without_sexagesimal(loader: Any) -> None:
     loader.add_implicit_resolver(_FLOAT_TAG, _PLAIN_FLOAT, list("-+0123456789."))
 
 
-_without_sexagesimal(_SafeLoader)
+def make_safe_loader(base: Any) -> Any:
+    """A subclass of the safe loader ``base`` (``CSafeLoader`` or ``SafeLoader``) that reports a
+    tagged value that cannot be built (``!!int abc``) as a YAML error at its line instead of a
+    Python exception, and reads no base-60 numbers (``_without_sexagesimal``)."""
+
+    class Loader(base):  # type: ignore[misc, valid-type]
+        def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+            try:
+                return super().construct_object(node, deep=deep)
+            except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as err:
+                tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+                detail = f" ({clip(str(err), 80)})" if isinstance(err, ValueError) else ""
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"{tag} {shorten(node.value, 80)} is not a valid {tag.lstrip('!')}{detail}",
+                    node.start_mark,
+                ) from None
+
+    _without_sexagesimal(Loader)
+    return Loader
+
+
+_SafeLoader = make_safe_loader(_BASE_LOADER)
 
 
 def parse_yaml(text: str, origin: str) -> Any:
