@@ -696,3 +696,14 @@ def test_unknown_key_is_truncated() -> None:
 def test_error_messages_are_one_line() -> None:
     error = LoadError("first\nsecond\r\nthird")
     assert "\n" not in error.message and "\r" not in error.message
+
+
+def test_usage_error_truncates_the_value() -> None:
+    """click's own messages ("'xxx…' is not a valid integer") are cut like ours."""
+    line = one_line_error(invoke("flops", "llama-3-8b", "--seq", "x" * 100_000, "--json"))
+    assert len(line) < 500 and "not a valid int" in line
+
+
+def test_long_quoted_values_are_cut_in_messages() -> None:
+    error = LoadError("activation " + repr("g" * 100_000) + " is not supported")
+    assert len(error.message) < 400 and error.message.endswith("is not supported")

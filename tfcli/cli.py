@@ -15,7 +15,7 @@ import typer
 
 from tfcli import __version__
 from tfcli.commands import register_all
-from tfcli.errors import EXIT_BAD_INPUT, TfcliError
+from tfcli.errors import EXIT_BAD_INPUT, TfcliError, one_line
 from tfcli.render.common import print_error
 
 app = typer.Typer(
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
             raise
         ctx = getattr(err, "ctx", None)
         command = ctx.command_path if ctx is not None else "tfcli"
-        print_error(err.format_message(), hint=f"see `{command} --help`")  # type: ignore[attr-defined]
+        print_error(one_line(err.format_message()), hint=f"see `{command} --help`")  # type: ignore[attr-defined]
         sys.exit(EXIT_BAD_INPUT)
     except _abort_types():
         print_error("interrupted")

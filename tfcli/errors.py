@@ -7,6 +7,7 @@ shows a traceback (DESIGN.md section 7).
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 
 EXIT_BAD_INPUT = 2
@@ -21,7 +22,8 @@ MESSAGE_LIMIT = 1000
 def shorten(value: object, limit: int = ECHO_LIMIT) -> str:
     """``repr(value)`` cut to ``limit`` characters (with the full length said), for messages.
 
-    A 5 MB string in a spec must not become a 5 MB error line.
+    A 5 MB string in a spec must not become a 5 MB error line. A cut string keeps its
+    closing quote.
     """
     try:
         text = repr(value)
@@ -29,7 +31,8 @@ def shorten(value: object, limit: int = ECHO_LIMIT) -> str:
         text = f"<{type(value).__name__}>"
     if len(text) <= limit:
         return text
-    return f"{text[:limit]}... ({len(text):,} characters)"
+    close = text[-1] if text[-1] in "'\"" and text[0] == text[-1] else ""
+    return f"{text[:limit]}...{close} ({len(text):,} characters)"
 
 
 def clip(text: str, limit: int = ECHO_LIMIT) -> str:
@@ -39,9 +42,21 @@ def clip(text: str, limit: int = ECHO_LIMIT) -> str:
     return f"{text[:limit]}... ({len(text):,} characters)"
 
 
+_LONG_QUOTED = re.compile("'([^'\\n]{" + str(ECHO_LIMIT) + "})[^'\\n]{20,}'")
+"""A quoted value longer than a ``shorten``-ed one (which may hold ECHO_LIMIT + 3)."""
+
+
+def clip_quoted(message: str) -> str:
+    """Cut every single-quoted value longer than ECHO_LIMIT inside ``message`` (click's usage
+    errors and ``{value!r}`` echo the whole value)."""
+    return _LONG_QUOTED.sub(lambda m: f"'{m.group(1)}...' (cut)", message)
+
+
 def one_line(message: str, limit: int = MESSAGE_LIMIT) -> str:
-    """``message`` on one line (newlines become spaces), at most ``limit`` characters."""
+    """``message`` on one line (newlines become spaces), long quoted values cut, at most
+    ``limit`` characters."""
     flat = " ".join(message.split()) if "\n" in message or "\r" in message else message
+    flat = clip_quoted(flat) if len(flat) > ECHO_LIMIT else flat
     return flat if len(flat) <= limit else flat[:limit] + "..."
 
 
