@@ -117,6 +117,13 @@ VALUES = st.recursive(
     ),
     max_leaves=6,
 )  # fmt: skip
+PLAUSIBLE = st.one_of(
+    st.integers(min_value=1, max_value=512),
+    st.floats(min_value=1e-6, max_value=1e6),
+    st.booleans(),
+    st.sampled_from(["silu", "gelu", "bfloat16", "float32"]),
+)
+"""Values a real config could hold: most documents then stay valid and reach the output."""
 LAYER_VALUES = st.one_of(
     st.integers(min_value=-2, max_value=64),
     st.sampled_from([1000, 1_000_001, 10**9 + 7 - 10**9 + 1_000_000, "12", 12.0, 1.5, None]),
@@ -228,8 +235,9 @@ def config_documents(draw: st.DrawFn) -> str:
     for key in draw(st.lists(st.sampled_from(sorted(config)), max_size=2, unique=True)):
         if key != "model_type" or draw(st.booleans()):
             config.pop(key, None)
+    values = draw(st.sampled_from([VALUES, PLAUSIBLE]))
     for key in draw(st.lists(st.sampled_from(keys), max_size=4, unique=True)):
-        config[key] = draw(LAYER_VALUES if key in LAYER_KEYS else VALUES)
+        config[key] = draw(LAYER_VALUES if key in LAYER_KEYS else values)
     if draw(st.integers(0, 9)) == 0:  # sometimes not an object at all, or a deep one
         return json.dumps(draw(st.sampled_from([[config], "x", 1, None, {"a": [[[[[[]]]]]]}])))
     return json.dumps(config, allow_nan=True)
@@ -243,11 +251,16 @@ COMMANDS = st.sampled_from(
         ("kvcache", "--json"),
         ("kvcache", "--json", "--budget", "80GiB"),
         ("show", "--json"),
+        ("params",),
+        ("flops", "--mode", "train"),
+        ("kvcache", "--budget", "24GiB"),
+        ("show",),
     ]
 )
+"""Commands run on each drawn document; the last four render the human view (Rich)."""
 
 
-@settings(max_examples=140 * SCALE)
+@settings(max_examples=200 * SCALE)
 @given(document=config_documents(), command=COMMANDS)
 def test_config_json_documents(document: str, command: tuple[str, ...]) -> None:
     with _folder() as folder:
@@ -255,7 +268,7 @@ def test_config_json_documents(document: str, command: tuple[str, ...]) -> None:
         path.write_text(document, encoding="utf-8")
         outcome = invoke(command[0], str(path), *command[1:])
     _skip_mapper_crash(outcome, document)
-    check_contract(outcome)
+    check_contract(outcome, json_output="--json" in command)
 
 
 # ---- spec YAML ------------------------------------------------------------------------------
@@ -276,6 +289,10 @@ YAML_SCALARS = st.one_of(
     st.integers(-3, 5000).map(str),
     NESTED,
 )  # fmt: skip
+PLAUSIBLE_YAML = st.one_of(
+    st.integers(1, 512).map(str),
+    st.sampled_from(["true", "false", "1.0e-05", "10000.0", "null", "silu", "rmsnorm", "bf16"]),
+)
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"b{i}: &b{i} [{', '.join([f'*{p}'] * 10)}]\n"
     for i, p in enumerate(["a"] + [f"b{j}" for j in range(8)])
@@ -287,9 +304,10 @@ def spec_documents(draw: st.DrawFn) -> str:
     """A spec YAML text: a shipped spec with lines replaced, added, or the whole broken."""
     base = (SPECS / f"{draw(st.sampled_from(YAML_BASES))}.yaml").read_text(encoding="utf-8")
     lines = base.splitlines()
-    for _ in range(draw(st.integers(1, 3))):
+    values = draw(st.sampled_from([YAML_SCALARS, PLAUSIBLE_YAML]))
+    for _ in range(draw(st.integers(0, 3))):
         key = draw(st.sampled_from([*field_names(), "unknown_field", "<<"]))
-        value = draw(YAML_SCALARS)
+        value = draw(values)
         if key in ("num_layers", "num_encoder_layers", "first_dense_layers") and value.isdigit():
             value = str(min(int(value[:6]), 3000))
         lines = [line for line in lines if not line.startswith(f"{key}:")]
@@ -305,14 +323,14 @@ def spec_documents(draw: st.DrawFn) -> str:
     return text
 
 
-@settings(max_examples=110 * SCALE)
+@settings(max_examples=150 * SCALE)
 @given(document=spec_documents(), command=COMMANDS)
 def test_spec_yaml_documents(document: str, command: tuple[str, ...]) -> None:
     with _folder() as folder:
         path = folder / "fuzzed.yaml"
         path.write_text(document, encoding="utf-8")
         outcome = invoke(command[0], str(path), *command[1:])
-    check_contract(outcome)
+    check_contract(outcome, json_output="--json" in command)
 
 
 # ---- option values --------------------------------------------------------------------------
@@ -392,7 +410,7 @@ def option_lines(draw: st.DrawFn) -> list[str]:
     return [*argv, "--json"]
 
 
-@settings(max_examples=110 * SCALE)
+@settings(max_examples=150 * SCALE)
 @given(argv=option_lines())
 def test_option_values(argv: list[str]) -> None:
     check_contract(invoke(*argv))

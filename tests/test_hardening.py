@@ -568,6 +568,14 @@ def test_non_finite_device_options(option: tuple[str, str]) -> None:
     one_line_error(invoke("flops", "llama-3-8b", "--hardware", "h100", *option, "--json"))
 
 
+@pytest.mark.parametrize("value", ["1e308", "1e-300"])
+def test_device_options_bounded(value: str) -> None:
+    """1e308 TFLOP/s overflows to an infinite peak in the JSON; 1e-300 to infinite times."""
+    for option in ("--peak-tflops", "--bandwidth"):
+        argv = ("flops", "llama-3-8b", "--hardware", "h100", option, value, "--json")
+        one_line_error(invoke(*argv), option)
+
+
 @pytest.mark.parametrize("command", ["params", "flops", "kvcache"])
 def test_set_dtype_int3(command: str) -> None:
     one_line_error(invoke(command, "llama-3-8b", "--set", "dtype=int3", "--json"), "dtype")

@@ -86,9 +86,15 @@ def check_count(option: str, value: int | None, *, maximum: int, minimum: int = 
         raise UsageError(f"{option} must be at most {maximum:,}, got {shorten(value)}")
 
 
-def check_positive_number(option: str, value: float | None) -> None:
-    """A float option that must be finite and > 0 when given (``--peak-tflops``)."""
+def check_positive_number(
+    option: str, value: float | None, *, minimum: float = 1e-6, maximum: float = 1e9
+) -> None:
+    """A float option that must be finite and in [minimum, maximum] when given
+    (``--peak-tflops``, ``--bandwidth``: a millionth to a billion of their unit, so every
+    time derived from them stays a finite, nonzero float)."""
     if value is None:
         return
     if not math.isfinite(value) or value <= 0:
         raise UsageError(f"{option} must be a positive finite number, got {value}")
+    if not minimum <= value <= maximum:
+        raise UsageError(f"{option} must be between {minimum:g} and {maximum:g}, got {value:g}")
