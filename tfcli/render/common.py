@@ -14,6 +14,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from tfcli.terms import Term
+
 stdout_console = Console(highlight=False)
 stderr_console = Console(stderr=True, highlight=False)
 
@@ -114,6 +116,24 @@ def make_table(title: str | None, columns: list[str], *, right_align_from: int =
             column, justify="right" if i >= right_align_from else "left", no_wrap=i == 0
         )
     return table
+
+
+def format_term(term: Term) -> str:
+    """``2 x t x h x H·d = 2 x 8,192 x 4,096 x 4,096 = 274,877,906,944``: symbols, then the
+    numbers put in, then the value (their product)."""
+    symbols = " x ".join(symbol for symbol, _ in term.factors)
+    numbers = " x ".join(format_int(value) for _, value in term.factors)
+    text = f"{symbols} = {numbers} = {format_int(term.value)}"
+    return text + (f" ({term.note})" if term.note else "")
+
+
+def term_document(term: Term) -> dict[str, Any]:
+    """A term in JSON: its component, factors as [symbol, value] pairs, and their product."""
+    return {
+        "component": term.component,
+        "factors": [[symbol, value] for symbol, value in term.factors],
+        "value": term.value,
+    }
 
 
 def print_note(text: str) -> None:

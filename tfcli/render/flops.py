@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tfcli.flops import (
@@ -25,10 +24,12 @@ from tfcli.render.common import (
     format_int,
     format_percent,
     format_seconds,
+    format_term,
     make_table,
     print_json,
     print_note,
     stdout_console,
+    term_document,
 )
 from tfcli.render.params import describe
 from tfcli.roofline import Roofline
@@ -138,7 +139,7 @@ def print_flops(view: FlopsView, *, explain: bool) -> None:
         style="dim",
     )
     stdout_console.print(table)
-    _print_layers(fwd.layers)
+    _print_layers(fwd.runs)
     _print_mode(view)
     _print_scaling(view)
     if view.roofline is not None:
@@ -169,54 +170,38 @@ def _print_headline(view: FlopsView) -> None:
     )
 
 
-def _print_layers(layers: tuple[LayerFlops, ...]) -> None:
-    groups: dict[tuple[str, str, int, int, int, int], list[int]] = {}
-    for layer in layers:
-        key = (
-            layer.stack,
-            layer.kind,
-            layer.pairs,
-            layer.projections,
-            layer.mlp,
-            layer.cross_attention,
-        )
-        groups.setdefault(key, []).append(layer.index)
-    has_cross = any(layer.cross_attention for layer in layers)
-    any_moe = any(layer.moe for layer in layers)
+def _print_layers(runs: tuple[LayerFlops, ...]) -> None:
+    """One row per run of identical layers (the layer plan's runs, merged when equal)."""
+    merged: list[LayerFlops] = []
+    for run in runs:
+        last = merged[-1] if merged else None
+        if last is not None and _same(last, run) and last.index + last.count == run.index:
+            merged[-1] = replace(last, count=last.count + run.count)
+        else:
+            merged.append(run)
+    has_cross = any(layer.cross_attention for layer in merged)
+    any_moe = any(layer.moe for layer in merged)
     columns = ["layers", "kind", "pairs/seq", "projections", "attention"]
     if has_cross:
         columns.append("cross-attn")
     columns += ["mlp", "per layer"]
     table = make_table("Per layer (matmul FLOPs)", columns, right_align_from=2)
-    for (stack, kind, pairs, proj, mlp, cross), indices in groups.items():
-        layer = next(x for x in layers if x.stack == stack and x.index == indices[0])
-        label = f"{stack} {_ranges(indices)}"
-        kind_text = f"{kind}, {'MoE' if layer.moe else 'dense'}" if any_moe else kind
-        row = [label, kind_text, format_int(pairs), format_flops(proj)]
+    for layer in merged:
+        label = f"{layer.stack} {layer.index}"
+        if layer.count > 1:
+            label += f"-{layer.index + layer.count - 1} ({layer.count}x)"
+        kind_text = f"{layer.kind}, {'MoE' if layer.moe else 'dense'}" if any_moe else layer.kind
+        row = [label, kind_text, format_int(layer.pairs), format_flops(layer.projections)]
         row.append(format_flops(layer.attention))
         if has_cross:
-            row.append(format_flops(cross))
-        row += [format_flops(mlp), format_flops(layer.total)]
+            row.append(format_flops(layer.cross_attention))
+        row += [format_flops(layer.mlp), format_flops(layer.total)]
         table.add_row(*row)
     stdout_console.print(table)
 
 
-def _ranges(indices: list[int]) -> str:
-    """[0,1,2,5] -> '0-2, 5'; [0,2,4,...,40] -> '0, 2, ..., 40 (21x)' (and the count)."""
-    steps = {b - a for a, b in itertools.pairwise(indices)}
-    if len(indices) > 3 and len(steps) == 1 and steps != {1}:
-        first, second, last = indices[0], indices[1], indices[-1]
-        return f"{first}, {second}, ..., {last} ({len(indices)}x)"
-    parts, start = [], indices[0]
-    for prev, cur in zip(indices, [*indices[1:], None], strict=True):
-        if cur is None or cur != prev + 1:
-            parts.append(f"{start}" if start == prev else f"{start}-{prev}")
-            if cur is not None:
-                start = cur
-    text = ", ".join(parts)
-    if len(parts) > 3:
-        text = f"{parts[0]}, ... ({len(indices)} layers)"
-    return text + (f" ({len(indices)}x)" if len(indices) > 1 and len(parts) <= 3 else "")
+def _same(a: LayerFlops, b: LayerFlops) -> bool:
+    return replace(a, index=0, count=1) == replace(b, index=0, count=1)
 
 
 def _print_mode(view: FlopsView) -> None:
@@ -315,8 +300,8 @@ def _print_roofline(r: Roofline) -> None:
 def _print_explain(view: FlopsView) -> None:
     spec, fwd = view.spec, view.forward
     table = make_table("Formulas", ["term", "formula"], right_align_from=99)
-    for name, formula in fwd.formulas.items():
-        table.add_row(name, formula)
+    for term in fwd.terms:
+        table.add_row(term.component, format_term(term))
     pre = view.prefill
     full = pre if pre.attention_convention == "full" else view.prefill_other
     causal = view.prefill_other if pre.attention_convention == "full" else pre
@@ -324,10 +309,13 @@ def _print_explain(view: FlopsView) -> None:
     tokens = pre.batch * pre.seq
     d_attn = spec.num_heads * spec.qk_head_dim
     kaplan = kaplan_forward_flops_per_token(n, spec, pre.seq)
+    attention_layers = sum(
+        run.count for run in spec.layer_runs if run.plan.mixer in ("attention", "mla")
+    )
     ours = causal.total / tokens
     table.add_row(
         "Kaplan et al. 2020",
-        f"2N + 2 n_layer n_ctx d_attn = 2 x {n:,} + 2 x {spec.total_layers} x {pre.seq:,} x "
+        f"2N + 2 n_layer n_ctx d_attn = 2 x {n:,} + 2 x {attention_layers} x {pre.seq:,} x "
         f"{d_attn} = {format_flops(kaplan)} per token; tfcli causal forward over {pre.seq:,}: "
         f"{format_flops(ours)} per token (ratio {ours / kaplan:.4f}). N = active parameters "
         "outside the token/position embeddings (a tied LM head is not in 2N); the context term is "
@@ -337,7 +325,7 @@ def _print_explain(view: FlopsView) -> None:
     train_per_token = 3 * full.total / tokens
     table.add_row(
         "PaLM (Chowdhery et al. 2022)",
-        f"6N + 12 L H Q T = 6 x {n:,} + 12 x {spec.total_layers} x {spec.num_heads} x "
+        f"6N + 12 L H Q T = 6 x {n:,} + 12 x {attention_layers} x {spec.num_heads} x "
         f"{spec.qk_head_dim} x {pre.seq:,} = {format_flops(palm)} per training token; tfcli "
         f"3 x forward, full attention: {format_flops(train_per_token)} (ratio "
         f"{train_per_token / palm:.4f}; same N; torchtitan uses this formula)",
@@ -377,6 +365,7 @@ def flops_document(view: FlopsView) -> dict[str, Any]:
         "layers": [
             {
                 "index": layer.index,
+                "count": layer.count,
                 "stack": layer.stack,
                 "kind": layer.kind,
                 "pairs_per_sequence": layer.pairs,
@@ -387,7 +376,7 @@ def flops_document(view: FlopsView) -> dict[str, Any]:
                 "moe": layer.moe,
                 "total_flops": layer.total,
             }
-            for layer in fwd.layers
+            for layer in fwd.runs
         ],
         "prefill_forward_flops": view.prefill.total,
         "train_step_flops": view.train_flops,
@@ -407,7 +396,7 @@ def flops_document(view: FlopsView) -> dict[str, Any]:
             }
             for row in view.scaling
         ],
-        "formulas": dict(fwd.formulas),
+        "terms": [term_document(t) for t in fwd.terms],
     }
     if view.decode is not None:
         doc["decode"] = {

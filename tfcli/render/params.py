@@ -11,10 +11,12 @@ from tfcli.render.common import (
     format_count,
     format_int,
     format_percent,
+    format_term,
     make_table,
     print_json,
     print_note,
     stdout_console,
+    term_document,
 )
 from tfcli.spec import ModelSpec
 from tfcli.units import DTYPE_BITS, GB
@@ -49,33 +51,6 @@ def describe(spec: ModelSpec) -> str:
     return (
         f"{spec.architecture} · {spec.attention_kind} ({heads}) · {depth} · "
         f"hidden {spec.hidden_size}{moe}"
-    )
-
-
-def _group_layers(layers: tuple[LayerParams, ...]) -> list[tuple[str, LayerParams, int]]:
-    """Consecutive layers with identical counts collapse into one row: (label, layer, count)."""
-    groups: list[tuple[str, LayerParams, int]] = []
-    start = 0
-    for i in range(1, len(layers) + 1):
-        if i < len(layers) and _layer_key(layers[i]) == _layer_key(layers[start]):
-            continue
-        first, last = layers[start], layers[i - 1]
-        label = f"{first.stack} {first.index}"
-        if last.index != first.index:
-            label += f"-{last.index}"
-        groups.append((label, first, i - start))
-        start = i
-    return groups
-
-
-def _layer_key(layer: LayerParams) -> tuple[Any, ...]:
-    return (
-        layer.stack,
-        layer.attention,
-        layer.cross_attention,
-        layer.mlp,
-        layer.mlp_active,
-        layer.norms,
     )
 
 
@@ -131,21 +106,20 @@ def print_params(view: ParamsView, *, explain: bool, per_layer: bool) -> None:
 
 
 def _print_layers(counts: ParamCount, *, per_layer: bool) -> None:
-    has_cross = any(layer.cross_attention for layer in counts.layers)
-    has_moe = any(layer.mlp != layer.mlp_active for layer in counts.layers)
-    columns = ["layers", "attention"]
+    runs = counts.layers if per_layer else counts.runs
+    has_cross = any(layer.cross_attention for layer in runs)
+    has_moe = any(layer.mlp != layer.mlp_active for layer in runs)
+    kinds = len({layer.kind for layer in runs}) > 1
+    columns = ["layers"] + (["kind"] if kinds else []) + ["mixer"]
     if has_cross:
         columns.append("cross-attention")
     columns += ["mlp", "norms", "per layer"]
     if has_moe:
         columns.append("active per layer")
-    table = make_table("Per layer", columns)
-    if per_layer:
-        rows = [(f"{layer.stack} {layer.index}", layer, 1) for layer in counts.layers]
-    else:
-        rows = _group_layers(counts.layers)
-    for label, layer, repeat in rows:
-        cells = [f"{label}" + (f" ({repeat}x)" if repeat > 1 else ""), format_int(layer.attention)]
+    table = make_table("Per layer", columns, right_align_from=2 if kinds else 1)
+    for layer in runs:
+        cells = [_layer_label(layer)] + ([layer.kind] if kinds else [])
+        cells.append(format_int(layer.attention))
         if has_cross:
             cells.append(format_int(layer.cross_attention))
         cells += [format_int(layer.mlp), format_int(layer.norms), format_int(layer.total)]
@@ -153,6 +127,13 @@ def _print_layers(counts: ParamCount, *, per_layer: bool) -> None:
             cells.append(format_int(layer.active))
         table.add_row(*cells)
     stdout_console.print(table)
+
+
+def _layer_label(layer: LayerParams) -> str:
+    if layer.count == 1:
+        return f"{layer.stack} {layer.index}"
+    last = layer.index + layer.count - 1
+    return f"{layer.stack} {layer.index}-{last} ({layer.count}x)"
 
 
 def _print_weights(view: ParamsView) -> None:
@@ -172,8 +153,8 @@ def _print_weights(view: ParamsView) -> None:
 
 def _print_formulas(counts: ParamCount) -> None:
     table = make_table("Formulas", ["component", "formula"], right_align_from=99)
-    for name, formula in counts.formulas.items():
-        table.add_row(name, formula)
+    for term in counts.terms:
+        table.add_row(term.component, format_term(term))
     stdout_console.print(table)
 
 
@@ -192,7 +173,9 @@ def params_document(view: ParamsView) -> dict[str, Any]:
         "layers": [
             {
                 "index": layer.index,
+                "count": layer.count,
                 "stack": layer.stack,
+                "kind": layer.kind,
                 "attention_params": layer.attention,
                 "cross_attention_params": layer.cross_attention,
                 "mlp_params": layer.mlp,
@@ -201,10 +184,10 @@ def params_document(view: ParamsView) -> dict[str, Any]:
                 "total_params": layer.total,
                 "active_params": layer.active,
             }
-            for layer in counts.layers
+            for layer in counts.runs
         ],
         "weight_bytes": dict(view.weight_bytes),
-        "formulas": dict(counts.formulas),
+        "terms": [term_document(t) for t in counts.terms],
         "conventions": {
             "tied_embeddings": "counted once",
             "weight_bytes": "ceil(params x bits / 8)",
