@@ -12,9 +12,9 @@ minutes on two cores; ``HYPOTHESIS_PROFILE=dev`` draws ten times more, randomly.
 Known exceptions, filtered out with ``assume`` and listed (with the site) when
 ``TFCLI_FUZZ_LOG`` names a file: tracebacks raised inside ``tfcli/hf_mappings.py``, whose
 mappers read raw config values before validation (the lead's declarative rewrite of the
-mappers fixes those). Layer counts stay at most a few thousand (or just past the cap): until
-the per-layer plan of issue 9 lands, cost grows quadratically with depth, and the mappers
-build per-layer lists before any cap is checked.
+mappers fixes those). In config.json documents layer counts stay small (or just past the
+1,000,000 cap): some mappers build per-layer lists before any cap is checked. Spec YAMLs and
+``--set`` draw depths up to the cap: the layer plan answers a million layers at once.
 """
 
 from __future__ import annotations
@@ -287,6 +287,7 @@ YAML_SCALARS = st.one_of(
         ]
     ),
     st.integers(-3, 5000).map(str),
+    st.sampled_from(["1000000", "685230", "1000001", "999999"]),  # depths at the cap
     NESTED,
 )  # fmt: skip
 PLAUSIBLE_YAML = st.one_of(
@@ -308,8 +309,6 @@ def spec_documents(draw: st.DrawFn) -> str:
     for _ in range(draw(st.integers(0, 3))):
         key = draw(st.sampled_from([*field_names(), "unknown_field", "<<"]))
         value = draw(values)
-        if key in ("num_layers", "num_encoder_layers", "first_dense_layers") and value.isdigit():
-            value = str(min(int(value[:6]), 3000))
         lines = [line for line in lines if not line.startswith(f"{key}:")]
         lines.insert(draw(st.integers(0, len(lines))), f"{key}: {value}")
     text = "\n".join(lines) + "\n"

@@ -489,6 +489,10 @@ def test_size_caps(field: str, value: int) -> None:
 def test_layer_cap_admits_a_million() -> None:
     """Issue 9 asks `--set num_layers=1000000` to answer: the cap must let it through."""
     assert load_model("llama-3-8b", overrides=["num_layers=1000000"]).spec.num_layers == 10**6
+    for command in ("params", "flops", "kvcache"):
+        outcome = invoke(command, "llama-3-8b", "--set", "num_layers=1000000", "--json")
+        check_contract(outcome)
+        assert outcome.code == 0, outcome.stderr
 
 
 def test_fifo_returns_at_once(tmp_path: Path) -> None:
