@@ -719,3 +719,8 @@ def test_usage_error_truncates_the_value() -> None:
 def test_long_quoted_values_are_cut_in_messages() -> None:
     error = LoadError("activation " + repr("g" * 100_000) + " is not supported")
     assert len(error.message) < 400 and error.message.endswith("is not supported")
+
+
+def test_set_integer_over_4300_digits() -> None:
+    line = one_line_error(invoke("params", "gpt2", "--set", "num_layers=1" + "0" * 5000))
+    assert "5,001 digits" in line

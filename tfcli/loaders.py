@@ -248,11 +248,10 @@ class _Walk:
     keys: list[str] = field(default_factory=list)
     unique: int = 0
 
-    def where(self) -> str:
-        return "".join(self.keys).lstrip(".") or "the document"
-
     def fail(self, why: str) -> LoadError:
-        return LoadError(f"{self.origin}: {clip(self.where(), 120)}: {why}")
+        """``origin: key.path: why`` (no path for the top-level value)."""
+        where = "".join(self.keys).lstrip(".")
+        return LoadError(f"{self.origin}: {clip(where, 120) + ': ' if where else ''}{why}")
 
 
 def _scalar_problem(value: Any) -> str | None:
@@ -573,10 +572,13 @@ def load_hub_id(ref: str) -> LoadedModel:
 
 def _number_or_text(text: str) -> Any:
     """'1e6' -> 1000000.0 (YAML 1.1 reads it as a string), '32' -> 32, else the text."""
+    digits = text.strip().lstrip("+-")
+    if digits.isdigit() and len(digits) > MAX_INT_DIGITS:
+        raise SpecError(f"--set: an integer of {len(digits):,} digits is too large")
     for convert in (int, float):
         try:
             return convert(text)
-        except ValueError:  # not a number (or an int over Python's 4,300-digit limit)
+        except ValueError:
             continue
     return text
 
