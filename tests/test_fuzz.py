@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -413,3 +414,35 @@ def option_lines(draw: st.DrawFn) -> list[str]:
 @given(argv=option_lines())
 def test_option_values(argv: list[str]) -> None:
     check_contract(invoke(*argv))
+
+
+# ---- bench options: refused before any work ------------------------------------------------
+
+BAD_BENCH_OPTIONS = st.sampled_from(
+    [
+        ("--threads", "0"), ("--threads", "-1"), ("--threads", "100000"), ("--batch", "0"),
+        ("--layers", "0"), ("--layers", "1000001"), ("--repeats", "0"), ("--repeats", "10000"),
+        ("--warmup", "-1"), ("--seq", "0"), ("--seq", "1" + "0" * 200), ("--seq", "8k,x"),
+        ("--context", "-5"), ("--plot", "out.txt"), ("--plot", "no-such-folder/p.png"),
+        ("--backend", "fast"), ("--mode", "train"), ("--dtype", "int3"), ("--device", "tpu"),
+        ("--sdpa-kernel", "magic"), ("--threads", "nan"), ("--batch", "1e400"),
+    ]
+)  # fmt: skip
+GOOD_BENCH_OPTIONS = st.sampled_from(
+    [("--seq", "512"), ("--layers", "1"), ("--repeats", "1"), ("--device", "cpu")]
+)
+
+
+@settings(max_examples=40 * SCALE)
+@given(
+    bad=st.lists(BAD_BENCH_OPTIONS, min_size=1, max_size=2),
+    good=st.lists(GOOD_BENCH_OPTIONS, max_size=2),
+)
+def test_bench_options_refused_before_any_work(
+    bad: list[tuple[str, str]], good: list[tuple[str, str]]
+) -> None:
+    argv = ["bench", "gpt2", *(x for pair in good + bad for x in pair), "--json"]
+    with mock.patch("tfcli.loaders.load_model", side_effect=AssertionError("work started")):
+        outcome = invoke(*argv)
+    check_contract(outcome)
+    assert outcome.code == 2
