@@ -364,7 +364,7 @@ def test_unreadable_refs_main(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     refs_main.mkdir()  # a folder where the hub's file should be: it cannot be read
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    one_line_error(invoke("params", "test-org/tiny", "--json"), "test-org/tiny")
+    one_line_error(invoke("params", "test-org/tiny", "--json"), "refs/main", "folder")
 
 
 def test_refs_main_permission_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -724,3 +724,11 @@ def test_long_quoted_values_are_cut_in_messages() -> None:
 def test_set_integer_over_4300_digits() -> None:
     line = one_line_error(invoke("params", "gpt2", "--set", "num_layers=1" + "0" * 5000))
     assert "5,001 digits" in line
+
+
+def test_refs_main_fifo_does_not_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("huggingface_hub")
+    os.mkfifo(_hub_cache(tmp_path))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    one_line_error(invoke("params", "test-org/tiny", "--json"), "FIFO")

@@ -534,6 +534,18 @@ def _cache_dir() -> str | None:
     return cache_dir
 
 
+def _check_refs_main(cache_dir: str | None, ref: str) -> None:
+    """huggingface_hub reads ``refs/main`` with a plain ``open``: a FIFO there would block
+    forever, so anything but a small regular file is refused first."""
+    if cache_dir is None:
+        from huggingface_hub import constants
+
+        cache_dir = str(constants.HF_HUB_CACHE)
+    refs_main = Path(cache_dir) / ("models--" + ref.replace("/", "--")) / "refs" / "main"
+    if _exists(refs_main):
+        read_bytes_bounded(refs_main, limit=2**10)
+
+
 def load_hub_id(ref: str) -> LoadedModel:
     """``org/name`` from the local Hugging Face cache (``HF_HUB_CACHE`` / ``HF_HOME``); never
     downloads."""
@@ -547,6 +559,7 @@ def load_hub_id(ref: str) -> LoadedModel:
         ) from None
     cache_dir = _cache_dir()
     where = cache_dir or "the default Hugging Face cache"
+    _check_refs_main(cache_dir, ref)
     try:
         found = try_to_load_from_cache(repo_id=ref, filename="config.json", cache_dir=cache_dir)
     except OSError as err:  # an unreadable refs/main, a cache folder without permission
