@@ -16,6 +16,7 @@ from tfcli.commands.options import (
     SetOpt,
     SpecsDirOpt,
     check_count,
+    examples,
     parse_lengths,
 )
 from tfcli.errors import BenchError, UsageError, shorten
@@ -189,5 +190,13 @@ def bench(
         raise typer.Exit(130)
 
 
+EPILOG = examples(
+    ("A small model on this machine, naive and SDPA attention", "tfcli bench"),
+    ("Llama-3-8B's layer at four lengths", "tfcli bench llama-3-8b --seq 512,1024,2048,4096"),
+    ("Decode steps against the memory-bound prediction", "tfcli bench --mode decode"),
+    ("Measured against predicted, as a plot", "tfcli bench --plot bench.png"),
+)
+
+
 def register(app: typer.Typer) -> None:
-    app.command("bench")(bench)
+    app.command("bench", epilog=EPILOG)(bench)
