@@ -346,6 +346,8 @@ SIZE_TEXT = st.sampled_from(
     ["80", "80GiB", "80GB", "24g", "1e400GB", "1e400", "-1GB", "0GB", "nanGB", "infGiB", "1.5TiB",
      "80 GiB", "80XB", "GiB", "1" + "0" * 200 + "GB", "1e9B", "10%", "0.1", "1e400%", "nan%"]
 )  # fmt: skip
+LIST_TEXT = st.one_of(NUMBER_TEXT, st.lists(NUMBER_TEXT, min_size=2, max_size=4).map(",".join))
+"""One value or a sweep list (flops and kvcache take both)."""
 SET_VALUES = st.one_of(YAML_SCALARS, st.integers(-2, 3000).map(str))
 
 
@@ -375,10 +377,13 @@ def option_lines(draw: st.DrawFn) -> list[str]:
         "flops": st.fixed_dictionaries(
             {},
             optional={
-                "--seq": NUMBER_TEXT,
-                "--batch": NUMBER_TEXT,
+                "--seq": LIST_TEXT,
+                "--batch": LIST_TEXT,
+                "--mfu": NUMBER_TEXT,
+                "--mbu": st.sampled_from(["0.5", "0", "1.5", "nan", "inf", "-0.1"]),
+                "--format": st.sampled_from(["table", "json", "csv", "markdown", "yaml"]),
                 "--mode": st.sampled_from(["prefill", "decode", "train", "bogus"]),
-                "--context": NUMBER_TEXT,
+                "--context": LIST_TEXT,
                 "--attention": st.sampled_from(["causal", "full", "x"]),
                 "--scaling": st.lists(NUMBER_TEXT, max_size=3).map(",".join),
                 "--peak-tflops": NUMBER_TEXT,
@@ -390,8 +395,9 @@ def option_lines(draw: st.DrawFn) -> list[str]:
         "kvcache": st.fixed_dictionaries(
             {},
             optional={
-                "--seq": NUMBER_TEXT,
-                "--batch": NUMBER_TEXT,
+                "--seq": LIST_TEXT,
+                "--batch": LIST_TEXT,
+                "--mfu": st.sampled_from(["0.5", "0", "2", "nan"]),
                 "--budget": SIZE_TEXT,
                 "--reserve": SIZE_TEXT,
                 "--tp": NUMBER_TEXT,

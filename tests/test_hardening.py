@@ -729,3 +729,24 @@ def test_params_dtype_keeps_json() -> None:
     outcome = invoke("params", "llama-3-8b", "--dtype", "fp16", "--json")
     check_contract(outcome)
     assert json.loads(outcome.stdout)["total_params"] == 8_030_261_248
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("flops", "gpt2", "--seq", ",".join(["512"] * 300)),
+        ("flops", "gpt2", "--seq", ",".join(str(n) for n in range(1, 201)), "--batch",
+         ",".join(str(n) for n in range(1, 201))),
+        ("kvcache", "gpt2", "--batch", ",".join(["1"] * 100_000)),
+        ("flops", "gpt2", "--mode", "decode", "--context", ",".join(["1"] * 100_000)),
+        ("kvcache", "gpt2", "--batch", "1" + "0" * 200),
+    ],
+)  # fmt: skip
+def test_sweeps_are_bounded(argv: tuple[str, ...]) -> None:
+    one_line_error(invoke(*argv, "--json"))
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0", "1.5"])
+def test_mfu_mbu_fractions(value: str) -> None:
+    one_line_error(invoke("flops", "gpt2", "--hardware", "h100", "--mfu", value, "--json"), "--mfu")
+    one_line_error(invoke("kvcache", "gpt2", "--hardware", "h100", "--mbu", value, "--json"))
