@@ -84,8 +84,9 @@ def _alarm(seconds: int) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def invoke(*argv: str) -> Outcome:
-    """``tfcli ARGV`` in this process, stdin empty, stdout and stderr captured."""
+def invoke(*argv: str, hang_seconds: int = HANG_SECONDS) -> Outcome:
+    """``tfcli ARGV`` in this process, stdin empty, stdout and stderr captured; stopped by
+    SIGALRM (an ``Outcome`` whose error is ``Hang``) after ``hang_seconds``."""
     out, err = io.StringIO(), io.StringIO()
     code: int | None = None
     error: BaseException | None = None
@@ -94,7 +95,7 @@ def invoke(*argv: str) -> Outcome:
     sys.stdin = io.StringIO("")
     start = time.perf_counter()
     try:
-        with _alarm(HANG_SECONDS), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with _alarm(hang_seconds), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             main(list(argv))
     except SystemExit as stop:
         code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
