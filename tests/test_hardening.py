@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from tests.cli_helpers import REPO, assert_one_line_error, run_cli
-from tests.fuzz_helpers import Outcome, check_contract, invoke
+from tests.fuzz_helpers import Outcome, check_contract, invoke, strict_json
 from tfcli import loaders
 from tfcli.errors import LoadError, SpecError
 from tfcli.loaders import MAX_FILE_BYTES, load_model, parse_overrides
@@ -762,3 +762,14 @@ def test_alternating_layers_at_the_cap_answer(tmp_path: Path) -> None:
     outcome = invoke("params", path, "--json", hang_seconds=6)
     check_contract(outcome)
     assert outcome.code == 0
+
+
+def test_no_attention_layers_gives_no_nan() -> None:
+    """Found by the fuzz: an all-Mamba config (granitemoehybrid's defaults) made the
+    causal/full attention ratio 0/0 = NaN, and `flops --json` exit 1."""
+    outcome = invoke("flops", "llama-3-8b", "--set", "mixer=mamba2", "--set", "ssm_state_size=16",
+                     "--set", "ssm_inner_size=8192", "--set", "ssm_num_heads=64",
+                     "--set", "conv_kernel=4", "--json")  # fmt: skip
+    check_contract(outcome)
+    assert outcome.code == 0, outcome.stderr
+    assert strict_json(outcome.stdout)["other_convention"]["attention_ratio"] is None
