@@ -32,6 +32,7 @@ below the matmul rate is flagged ``noisy``, reported, and not cached.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import time
@@ -207,20 +208,58 @@ def measure_probe(device: torch.device) -> float:
     return max(Probe(device).rates(30))
 
 
+CACHE_MAX_BYTES = 2**20
+"""A calibration cache larger than 1 MiB is not ours: it is measured again."""
+
+
 def _load_all() -> dict[str, dict[str, object]]:
+    """Every cached entry; an unreadable, oversized, non-regular (a symlink to /dev/zero) or
+    malformed cache is a warning and reads as empty (everything is measured again)."""
+    from tfcli.errors import TfcliError
+    from tfcli.loaders import parse_json, read_text_bounded, warn
+
     path = cache_path()
+    if not path.exists() and not path.is_symlink():
+        return {}
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        data = parse_json(read_text_bounded(path, limit=CACHE_MAX_BYTES), str(path))
+    except TfcliError as err:
+        warn(f"ignoring the calibration cache: {err.message}; measuring again")
         return {}
     return data if isinstance(data, dict) else {}
 
 
+def _entry_problem(entry: dict[str, object]) -> str | None:
+    """Why a cached entry's values cannot be used (0, negative, a string, null, NaN), or None."""
+    optional = {"load_average"}
+    non_negative = {"matmul_spread", "load_average", "measured_at"}
+    for f in fields(Calibration):
+        value = entry[f.name]
+        if f.name in ("device", "dtype"):
+            if not isinstance(value, str):
+                return f"{f.name}={value!r:.60}"
+            continue
+        if value is None and f.name in optional:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{f.name}={value!r:.60}"
+        low_ok = value >= 0 if f.name in non_negative else value > 0
+        if not math.isfinite(value) or not low_ok:
+            return f"{f.name}={value!r:.60}"
+    return None
+
+
 def _from_cache(entry: object) -> Calibration | None:
-    """A cached entry with exactly this version's fields, taken on a quiet machine, else None
-    (measure again)."""
+    """A cached entry with exactly this version's fields, valid values, taken on a quiet
+    machine, else None (measure again; invalid values are a warning)."""
     names = {f.name for f in fields(Calibration)}
     if not isinstance(entry, dict) or set(entry) != names:
+        return None
+    problem = _entry_problem(entry)
+    if problem is not None:
+        from tfcli.loaders import warn
+
+        warn(f"the cached calibration holds an invalid value ({problem}); measuring again")
         return None
     try:
         found = Calibration(**entry)

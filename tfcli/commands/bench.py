@@ -10,13 +10,35 @@ from typing import Annotated
 
 import typer
 
-from tfcli.commands.options import JsonOpt, SetOpt, SpecsDirOpt, examples, parse_lengths
-from tfcli.errors import BenchError, UsageError
+from tfcli.commands.options import (
+    MAX_BATCH,
+    JsonOpt,
+    SetOpt,
+    SpecsDirOpt,
+    check_count,
+    examples,
+    parse_lengths,
+)
+from tfcli.errors import BenchError, UsageError, shorten
 
 DEFAULT_MODEL = "llama-3.2-1b"
 """A small shipped spec: a bare ``tfcli bench`` finishes in about a minute on 2 CPU cores."""
 DEFAULT_SEQS = "512,1024,2048,4096"
 BENCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+MAX_REPEATS = 1000
+MAX_THREADS = 4096
+
+
+def check_plot_path(plot: Path | None) -> None:
+    """``--plot`` names a .png file in an existing folder (checked before any work)."""
+    if plot is None:
+        return
+    if plot.suffix.lower() != ".png":
+        raise UsageError(f"--plot writes a PNG: give a file name ending in .png, got {plot}")
+    if plot.is_dir():
+        raise UsageError(f"--plot {plot} is a folder; give a .png file name")
+    if not plot.parent.is_dir():
+        raise UsageError(f"--plot {plot}: folder {plot.parent} does not exist")
 
 
 def bench(
@@ -73,24 +95,25 @@ def bench(
     """Time attention of MODEL's built-in transformer on this machine against the estimates."""
     backends = tuple(b.strip() for b in backend.split(",") if b.strip())
     if not backends or any(b not in ("naive", "sdpa") for b in backends):
-        raise UsageError(f"--backend takes naive and/or sdpa, got {backend!r}")
+        raise UsageError(f"--backend takes naive and/or sdpa, got {shorten(backend)}")
     if mode not in ("prefill", "decode"):
-        raise UsageError(f"--mode must be prefill or decode, got {mode!r}")
+        raise UsageError(f"--mode must be prefill or decode, got {shorten(mode)}")
     if dtype not in BENCH_DTYPES:
-        raise UsageError(f"--dtype must be one of {', '.join(BENCH_DTYPES)}, got {dtype!r}")
-    for option, value in (("--batch", batch), ("--layers", layers), ("--repeats", repeats)):
-        if value < 1:
-            raise UsageError(f"{option} must be a positive integer, got {value}")
-    if threads is not None and threads < 1:
-        raise UsageError(f"--threads must be a positive integer, got {threads}")
-    if warmup < 0:
-        raise UsageError(f"--warmup must be >= 0, got {warmup}")
+        raise UsageError(f"--dtype must be one of {', '.join(BENCH_DTYPES)}, got {shorten(dtype)}")
+    from tfcli.spec import MAX_LAYERS
+
+    check_count("--batch", batch, maximum=MAX_BATCH)
+    check_count("--layers", layers, maximum=MAX_LAYERS)
+    check_count("--repeats", repeats, maximum=MAX_REPEATS)
+    check_count("--warmup", warmup, minimum=0, maximum=MAX_REPEATS)
+    check_count("--threads", threads, maximum=MAX_THREADS)
+    check_plot_path(plot)
     if sdpa_kernel is not None and sdpa_kernel not in ("flash", "efficient", "math", "cudnn"):
         raise UsageError(
-            f"--sdpa-kernel must be flash, efficient, math or cudnn, got {sdpa_kernel!r}"
+            f"--sdpa-kernel must be flash, efficient, math or cudnn, got {shorten(sdpa_kernel)}"
         )
     if device not in ("cpu", "cuda", "auto"):
-        raise UsageError(f"--device must be cpu, cuda or auto, got {device!r}")
+        raise UsageError(f"--device must be cpu, cuda or auto, got {shorten(device)}")
     seqs = list(parse_lengths("--seq", seq))
     contexts = list(parse_lengths("--context", context))
 

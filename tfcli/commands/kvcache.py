@@ -7,6 +7,8 @@ from typing import Annotated
 import typer
 
 from tfcli.commands.options import (
+    MAX_RANKS,
+    MAX_TOKENS,
     FormatOpt,
     JsonOpt,
     MbuOpt,
@@ -14,12 +16,15 @@ from tfcli.commands.options import (
     ModelArg,
     SetOpt,
     SpecsDirOpt,
+    check_count,
+    check_fraction,
+    check_sweep,
     examples,
     output_format,
     parse_counts,
     parse_lengths,
 )
-from tfcli.errors import UsageError
+from tfcli.errors import UsageError, shorten
 
 SERVING_WEIGHTS_DTYPE = "bf16"
 """Weights dtype of a fit when neither --weights-dtype nor a quantization_config says otherwise:
@@ -38,23 +43,25 @@ EPILOG = examples(
 def parse_reserve(text: str, budget: int) -> tuple[int, str]:
     """``--reserve``: ``10%`` or ``0.1`` (a fraction of the budget) or a size such as ``4GiB``.
 
-    Returns the reserve in bytes and how it was chosen, for the output.
+    Returns the reserve in bytes and how it was chosen, for the output. A plain number must
+    be a fraction in [0, 1); anything else needs a memory unit.
     """
     from tfcli.memory import reserve_bytes_for
     from tfcli.units import parse_bytes
 
     value = text.strip()
+    number = value[:-1] if value.endswith("%") else value
     try:
-        if value.endswith("%"):
-            fraction = float(value[:-1]) / 100
-        else:
-            fraction = float(value)
-            if fraction >= 1:
-                raise ValueError
+        fraction = float(number) / (100 if value.endswith("%") else 1)
     except ValueError:
+        if value.endswith("%"):
+            raise UsageError(f"--reserve: cannot read {shorten(text)} as a percentage") from None
         return parse_bytes(value), f"--reserve {value}"
     if not 0 <= fraction < 1:
-        raise UsageError(f"--reserve must be a fraction in [0, 1) or a size, got {text!r}")
+        raise UsageError(
+            f"--reserve must be a fraction in [0, 1) (0.1 or 10%) or a size with a unit "
+            f"(4GiB), got {shorten(text)}"
+        )
     return reserve_bytes_for(budget, fraction=fraction), f"{fraction:.0%} of the budget"
 
 
@@ -157,18 +164,16 @@ def kvcache(
     batches = parse_counts("--batch", batch)
     mfu_value = DEFAULT_MFU if mfu is None else mfu
     mbu_value = DEFAULT_MBU if mbu is None else mbu
-    for option, fraction in (("--mfu", mfu_value), ("--mbu", mbu_value)):
-        if not (0 < fraction <= 1):
-            raise UsageError(f"{option} must be a fraction in (0, 1], got {fraction}")
+    check_fraction("--mfu", mfu_value)
+    check_fraction("--mbu", mbu_value)
     check_efficiency(mfu_value, mbu_value)
     dtype = normalize_dtype(dtype)
     weights_dt = normalize_dtype(weights_dtype) if weights_dtype else None
     if convention not in CONVENTIONS:
         raise UsageError(
-            f"--convention must be one of {', '.join(CONVENTIONS)}, got {convention!r}"
+            f"--convention must be one of {', '.join(CONVENTIONS)}, got {shorten(convention)}"
         )
-    if batched_tokens < 1:
-        raise UsageError(f"--batched-tokens must be a positive integer, got {batched_tokens}")
+    check_count("--batched-tokens", batched_tokens, maximum=MAX_TOKENS)
     if block_size is not None and convention != "vllm":
         raise UsageError(
             "--block-size models vLLM's paged cache; add --convention vllm (transformers keeps "
@@ -184,9 +189,9 @@ def kvcache(
         budget_bytes, budget_label = device.memory_bytes, f"{device.name} memory"
     elif budget is not None:
         budget_bytes, budget_label = parse_bytes(budget), f"--budget {budget}"
-    reserve_bytes, reserve_label = (
-        parse_reserve(reserve, budget_bytes) if budget_bytes is not None else (0, None)
-    )
+    # parsed even without a budget: a bad --reserve is never silently ignored
+    reserve_bytes, chosen_reserve = parse_reserve(reserve, budget_bytes or 0)
+    reserve_label = chosen_reserve if budget_bytes is not None else None
     layout = CacheLayout(
         batch=batches[0],
         dtype=dtype,
@@ -196,13 +201,10 @@ def kvcache(
         rule=convention,
         batched_tokens=batched_tokens,
     )
-    for option, value in (
-        ("--encoder-seq", encoder_seq),
-        ("--tp", tp),
-        ("--block-size", block_size),
-    ):
-        if value is not None and value < 1:
-            raise UsageError(f"{option} must be a positive integer, got {value}")
+    check_count("--encoder-seq", encoder_seq, maximum=MAX_TOKENS)
+    check_count("--tp", tp, maximum=MAX_RANKS)
+    check_count("--block-size", block_size, maximum=MAX_TOKENS)
+    check_sweep(len(seqs or (1,)) * len(batches))
 
     loaded = load_model(model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()))
     spec = loaded.spec

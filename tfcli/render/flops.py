@@ -544,7 +544,8 @@ def flops_document(view: FlopsView) -> dict[str, Any]:
             "forward_flops": view.other_convention.total,
             "attention_flops": view.other_convention.attention_flops,
             "attention_share": view.other_convention.attention_share,
-            "attention_ratio": view.convention_ratio,
+            # null, not NaN, when no layer attends (an all-Mamba model): 0 / 0
+            "attention_ratio": view.convention_ratio if view.forward.attention_flops else None,
         },
         "prefill_forward_flops": view.prefill.total,
         "recompute": view.recompute,
