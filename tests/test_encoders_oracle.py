@@ -407,7 +407,10 @@ def small_longformer(window: int) -> Any:
     )
 
 
-@pytest.mark.parametrize(("seq", "window", "g"), [(50, 16, 0), (50, 16, 3), (100, 8, 10)])
+@pytest.mark.parametrize(
+    ("seq", "window", "g"),
+    [(50, 16, 0), (50, 16, 3), (100, 8, 10), (20, 64, 2), (33, 4, 30), (64, 16, 8)],
+)
 def test_longformer_pattern_pairs_equal_its_attention(seq: int, window: int, g: int) -> None:
     """Local attention probabilities (window columns plus the g global-key columns) and the
     global tokens' own attention over every key, padding excluded."""
@@ -430,19 +433,22 @@ def test_longformer_pattern_pairs_equal_its_attention(seq: int, window: int, g: 
     assert forward_flops(spec, seq).layers[0].pairs == expected
 
 
-@pytest.mark.parametrize("seq", [100, 128, 75])
-def test_bigbird_pattern_pairs_equal_its_attention(seq: int) -> None:
-    """Blocks of 8 with 2 random blocks (block-sparse above (5 + 4) x 8 = 72 tokens), in
-    training mode: in eval mode transformers 5 draws no random blocks (every random block is
-    block 0, already global), which attends fewer distinct pairs for the same matmuls."""
+@pytest.mark.parametrize(
+    ("seq", "block", "random"), [(100, 8, 2), (128, 8, 2), (75, 8, 2), (73, 8, 2), (200, 16, 1)]
+)
+def test_bigbird_pattern_pairs_equal_its_attention(seq: int, block: int, random: int) -> None:
+    """Blocks of b with r random blocks (block-sparse above (5 + 2r) b tokens, e.g. 72 for
+    b = 8, r = 2), in training mode: in eval mode transformers 5 draws no random blocks (every
+    random block is block 0, already global), which attends fewer distinct pairs for the same
+    matmuls."""
     config = T.BigBirdConfig(
         vocab_size=128,
         hidden_size=64,
         intermediate_size=96,
         num_hidden_layers=1,
         num_attention_heads=2,
-        block_size=8,
-        num_random_blocks=2,
+        block_size=block,
+        num_random_blocks=random,
         max_position_embeddings=256,
         hidden_dropout_prob=0.0,
         attention_probs_dropout_prob=0.0,
@@ -452,6 +458,17 @@ def test_bigbird_pattern_pairs_equal_its_attention(seq: int) -> None:
         out = model(input_ids=torch.randint(5, 100, (1, seq)), output_attentions=True)
     expected = attended(out.attentions[0], seq, seq)
     assert forward_flops(spec_of(config, "big_bird"), seq).layers[0].pairs == expected
+
+
+def test_outputs_state_the_convention() -> None:
+    """The JSON and the table say which convention is in force and what it counts."""
+    result = run_cli("flops", "longformer-base-4096", "--seq", "1000", "--json")
+    assert result.code == 0
+    assert "Longformer pattern: |i-j| <= 256" in result.stdout
+    result = run_cli("flops", "bigbird-roberta-base", "--seq", "1000", "--attention", "full")
+    assert result.code == 0
+    assert "BigBird as transformers executes it" in result.stdout
+    assert "Scaling with sequence length (forward, batch 1, as executed pairs)" in result.stdout
 
 
 def test_the_conventions_differ_where_transformers_does_more() -> None:

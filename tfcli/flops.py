@@ -515,6 +515,15 @@ def encoder_has_pattern(spec: ModelSpec) -> bool:
     return not spec.is_causal and (spec.sparse_attention != "none" or "sliding" in spec.kind_counts)
 
 
+def convention_name(spec: ModelSpec, attention: str) -> str:
+    """A short name of the convention for headings: ``causal`` / ``full``, or for an encoder
+    with a sparse or local pattern ``pattern`` / ``as executed`` (its ``causal`` and
+    ``full``)."""
+    if encoder_has_pattern(spec):
+        return "pattern" if attention == "causal" else "as executed"
+    return attention
+
+
 def convention_label(spec: ModelSpec, attention: str) -> str:
     """Human description of the pair-counting convention in force.
 
@@ -1078,6 +1087,7 @@ __all__ = [
     "attention_core_flops",
     "attention_projection_flops",
     "convention_label",
+    "convention_name",
     "cross_attention_flops",
     "decode_flops",
     "forward_flops",

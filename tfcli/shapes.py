@@ -128,6 +128,7 @@ def norm_shapes(spec: ModelSpec, plan: LayerPlan) -> list[Shape]:
 
 _H_KV = ("h", "KVH·d")
 _HD_H = ("H·d", "h")
+_H_HD = ("h", "H·d")
 
 
 def attention_shapes(spec: ModelSpec, plan: LayerPlan) -> list[Shape]:
@@ -186,12 +187,32 @@ def longformer_global_shapes(spec: ModelSpec) -> list[Shape]:
     h, width = spec.hidden_size, spec.num_heads * spec.resolved_head_dim
     bias = spec.attention_qkv_bias
     return [
-        linear("attention.global_q", h, width, "attention.global_q_proj", bias=bias, rows="global"),
         linear(
-            "attention.global_k", h, width, "attention.global_k_proj", bias=bias, rows="global_keys"
+            "attention.global_q",
+            h,
+            width,
+            "attention.global_q_proj",
+            bias=bias,
+            rows="global",
+            symbols=_H_HD,
         ),
         linear(
-            "attention.global_v", h, width, "attention.global_v_proj", bias=bias, rows="global_keys"
+            "attention.global_k",
+            h,
+            width,
+            "attention.global_k_proj",
+            bias=bias,
+            rows="global_keys",
+            symbols=_H_HD,
+        ),
+        linear(
+            "attention.global_v",
+            h,
+            width,
+            "attention.global_v_proj",
+            bias=bias,
+            rows="global_keys",
+            symbols=_H_HD,
         ),
     ]
 
@@ -205,18 +226,50 @@ def disentangled_position_shapes(spec: ModelSpec) -> list[Shape]:
     h, width = spec.hidden_size, spec.num_heads * spec.resolved_head_dim
     if spec.share_attention_key:
         return [
-            linear("attention.q", h, width, "attention.pos_q_proj", rows="relative", tied=True),
-            linear("attention.k", h, width, "attention.pos_k_proj", rows="relative", tied=True),
+            linear(
+                "attention.q",
+                h,
+                width,
+                "attention.pos_q_proj",
+                rows="relative",
+                tied=True,
+                symbols=_H_HD,
+            ),
+            linear(
+                "attention.k",
+                h,
+                width,
+                "attention.pos_k_proj",
+                rows="relative",
+                tied=True,
+                symbols=_H_HD,
+            ),
         ]
     terms = spec.disentangled_terms or ()
     shapes = []
     if "c2p" in terms:
         shapes.append(
-            linear("attention.pos_k", h, width, "attention.pos_k_proj", bias=True, rows="relative")
+            linear(
+                "attention.pos_k",
+                h,
+                width,
+                "attention.pos_k_proj",
+                bias=True,
+                rows="relative",
+                symbols=_H_HD,
+            )
         )
     if "p2c" in terms:
         shapes.append(
-            linear("attention.pos_q", h, width, "attention.pos_q_proj", bias=True, rows="relative")
+            linear(
+                "attention.pos_q",
+                h,
+                width,
+                "attention.pos_q_proj",
+                bias=True,
+                rows="relative",
+                symbols=_H_HD,
+            )
         )
     return shapes
 
