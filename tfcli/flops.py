@@ -17,7 +17,12 @@ Conventions (DESIGN.md section 4; stated in every output):
 * Decoders default to the causal count (what FlashAttention-style kernels execute); ``full``
   is what ``torch.utils.flop_counter.FlopCounterMode`` and torchtitan count (an eager
   implementation multiplies the whole s x s and masks afterwards). Encoders attend
-  bidirectionally (full, or their sparse pattern).
+  bidirectionally: the default counts their pattern (s x s; ModernBERT's local band;
+  Longformer's band plus global tokens; BigBird's blocks), ``full`` what transformers'
+  eager code executes (s x s on every eager layer; Longformer padded to its window with
+  overlapping chunks; BigBird padded to its blocks, or full on short inputs), so that
+  ``full`` equals FlopCounterMode for every model. DeBERTa's c2p / p2c position products
+  (``s x 2k`` each) are counted in both.
 * Linear-attention and state-space layers count what transformers' reference torch
   implementation executes (chunked scans, chunk sizes stated): what FlopCounterMode sees.
 * Backward = 2 x forward for matmuls; a training step = 3 x forward, 4 x with activation
@@ -789,7 +794,9 @@ def forward_flops(
     or MoE, cross-attention) at ``2 x rows x fan_in x fan_out``; the attention core (QK^T and
     AV over ``layer_pairs``) or the state mixer's scan; then the LM head and BERT's pooler.
 
-    ``context`` tokens are already in the KV cache (decode). For encoder-decoder models the
+    Encoders under ``attention="full"`` run every matmul on ``executed_length`` rows (the
+    padding Longformer and BigBird add). ``context`` tokens are already in the KV cache
+    (decode). For encoder-decoder models the
     encoder runs on ``encoder_seq`` tokens (default ``seq``) when ``include_encoder``; decoder
     layers add cross-attention (``seq x encoder_seq`` pairs), whose encoder K/V projections are
     skipped when ``cross_kv_cached`` (decode with a cache: projected once, in the prefill).

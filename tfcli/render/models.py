@@ -47,6 +47,12 @@ def attention_notation(spec: ModelSpec) -> str:
     kinds = set(spec.layer_kinds)
     if "sliding" in kinds and spec.sliding_window is not None:
         text += (" full+sliding " if "full" in kinds else " sliding ") + str(spec.sliding_window)
+    if spec.sparse_attention == "longformer":
+        text += f" longformer {spec.sliding_window}"
+    elif spec.sparse_attention == "bigbird":
+        text += f" bigbird {spec.sparse_block_size}x{spec.sparse_random_blocks}"
+    if spec.position_type == "disentangled":
+        text += f" disentangled {spec.relative_position_span}"
     return text
 
 
@@ -54,7 +60,9 @@ ATTENTION_LEGEND = (
     "attention: MHA H = H query and H KV heads; GQA H/K = H query heads sharing K KV heads; "
     "MQA H/1 = one KV head; MLA H, r R = H heads reading a latent of rank R (kv_lora_rank); "
     "sliding w = every layer attends the last w tokens; full+sliding w = full and sliding-window "
-    "layers mixed"
+    "layers mixed (in an encoder: w / 2 each side); longformer w = a window of w / 2 each side "
+    "plus global tokens; bigbird bxr = blocks of b, r random per query block; disentangled k = "
+    "DeBERTa's relative attention over 2k positions"
 )
 
 _ARCH = {"decoder": "decoder", "encoder": "encoder", "encoder-decoder": "enc-dec"}
