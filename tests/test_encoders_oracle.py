@@ -35,6 +35,8 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from tests.cli_helpers import run_cli  # noqa: E402
 from tests.oracles import meta_param_count  # noqa: E402
 from tfcli.flops import forward_flops  # noqa: E402
+from tfcli.hf.encoders import ENCODER_RECORDS  # noqa: E402
+from tfcli.hf.records import Record  # noqa: E402
 from tfcli.hf_export import hf_config_from_spec  # noqa: E402
 from tfcli.loaders import load_model, spec_from_hf_config  # noqa: E402
 from tfcli.params import count_params  # noqa: E402
@@ -215,6 +217,18 @@ def test_published_base_models_count_as_transformers(saved: dict[str, Path]) -> 
         assert shipped == meta_param_count(PARAM_CASES[name], kind="base")
     shipped = count_params(load_model("bigbird-roberta-base").spec).total
     assert shipped == meta_param_count(PARAM_CASES["bigbird-roberta-base"], kind="base")
+
+
+@pytest.mark.parametrize("record", ENCODER_RECORDS, ids=lambda r: r.model_type)
+def test_record_defaults_are_the_config_class_defaults(record: Record) -> None:
+    """Every key's default is the transformers 5 class default, and a config.json that names
+    nothing but its model_type reads as the class defaults spelled out (hooks included)."""
+    config = getattr(T, record.config_class)()
+    for k in record.keys:
+        assert getattr(config, k.name) == k.default, k.name
+    bare = spec_from_hf_config({"model_type": record.model_type}, name="x").spec
+    spelled = spec_from_hf_config(config.to_dict(), name="x").spec
+    assert bare.replace(source=None) == spelled.replace(source=None)
 
 
 # ---- FLOPs: what transformers executes ---------------------------------------------------------
