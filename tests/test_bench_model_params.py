@@ -16,12 +16,16 @@ torch = pytest.importorskip("torch")
 
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from tfcli.bench.model import build_model  # noqa: E402
+from tfcli.bench.model import build_model, unsupported  # noqa: E402
+from tfcli.errors import BenchError  # noqa: E402
 from tfcli.flops import forward_flops  # noqa: E402
 from tfcli.loaders import load_model, shipped_specs  # noqa: E402
 from tfcli.params import count_params  # noqa: E402
 
-NAMES = [name for name, _ in shipped_specs()]
+ALL = [name for name, _ in shipped_specs()]
+UNSUPPORTED = [name for name in ALL if unsupported(load_model(name).spec)]
+"""Shipped specs the built-in model refuses (Longformer, BigBird, DeBERTa attention)."""
+NAMES = [name for name in ALL if name not in UNSUPPORTED]
 SEQ = 32
 
 
@@ -45,3 +49,17 @@ def test_naive_backend_flops_equal_full_convention(name: str) -> None:
     expected = forward_flops(spec, SEQ, attention="full")
     pooler = expected.components.get("pooler", 0)  # forward() returns hidden states; no pooler
     assert counter.get_total_flops() == expected.total - pooler
+
+
+def test_the_unsupported_are_the_sparse_and_disentangled_encoders() -> None:
+    assert sorted(UNSUPPORTED) == [
+        "bigbird-roberta-base",
+        "deberta-v3-base",
+        "longformer-base-4096",
+    ]
+
+
+@pytest.mark.parametrize("name", UNSUPPORTED)
+def test_an_unsupported_attention_is_refused_by_name(name: str) -> None:
+    with pytest.raises(BenchError, match=r"the built-in model has no .*: tfcli bench cannot time"):
+        build_model(load_model(name).spec, device="meta")
