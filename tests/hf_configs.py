@@ -665,18 +665,83 @@ PUBLISHED_CONFIGS: dict[str, dict[str, Any]] = {
         "v_head_dim": 128,
         "vocab_size": 129280,
     },
-}
-
-_KIND = {
-    "bert": "base",
-    "roberta": "base",
-    "t5": "seq2seq",
-    "bart": "seq2seq",
-    "llama4": "text",
-    "gemma3": "text",
-    "mistral3": "text",
-    "qwen2_vl": "text",
-    "qwen2_5_vl": "text",
+    # allenai/longformer-base-4096: RoBERTa-base with a 512-token window on every layer and
+    # 4096 + 2 position rows (RoBERTa's offset); no torch_dtype key.
+    "longformer-base-4096": {
+        "model_type": "longformer",
+        "attention_window": [512, 512, 512, 512, 512, 512, 512, 512, 512, 512, 512, 512],
+        "hidden_act": "gelu",
+        "hidden_size": 768,
+        "intermediate_size": 3072,
+        "layer_norm_eps": 1e-05,
+        "max_position_embeddings": 4098,
+        "num_attention_heads": 12,
+        "num_hidden_layers": 12,
+        "pad_token_id": 1,
+        "type_vocab_size": 1,
+        "vocab_size": 50265,
+    },
+    # google/bigbird-roberta-base: block-sparse, blocks of 64, 3 random blocks; no torch_dtype.
+    "bigbird-roberta-base": {
+        "model_type": "big_bird",
+        "attention_type": "block_sparse",
+        "block_size": 64,
+        "hidden_act": "gelu_new",
+        "hidden_size": 768,
+        "intermediate_size": 3072,
+        "layer_norm_eps": 1e-12,
+        "max_position_embeddings": 4096,
+        "num_attention_heads": 12,
+        "num_hidden_layers": 12,
+        "num_random_blocks": 3,
+        "rescale_embeddings": False,
+        "type_vocab_size": 2,
+        "use_bias": True,
+        "vocab_size": 50358,
+    },
+    # microsoft/deberta-v3-base: relative attention over 256 log buckets (2 x 256 rows),
+    # c2p and p2c with shared key/query projections, no absolute positions; no torch_dtype.
+    "deberta-v3-base": {
+        "model_type": "deberta-v2",
+        "hidden_act": "gelu",
+        "hidden_size": 768,
+        "intermediate_size": 3072,
+        "layer_norm_eps": 1e-07,
+        "max_position_embeddings": 512,
+        "max_relative_positions": -1,
+        "norm_rel_ebd": "layer_norm",
+        "num_attention_heads": 12,
+        "num_hidden_layers": 12,
+        "pos_att_type": "p2c|c2p",
+        "position_biased_input": False,
+        "position_buckets": 256,
+        "relative_attention": True,
+        "share_att_key": True,
+        "type_vocab_size": 0,
+        "vocab_size": 128100,
+    },
+    # answerdotai/ModernBERT-base: transformers-4.48 keys (global_attn_every_n_layers,
+    # global_rope_theta, local_rope_theta), which transformers 5 turns into layer_types and
+    # rope_parameters.
+    "modernbert-base": {
+        "model_type": "modernbert",
+        "attention_bias": False,
+        "global_attn_every_n_layers": 3,
+        "global_rope_theta": 160000.0,
+        "hidden_activation": "gelu",
+        "hidden_size": 768,
+        "intermediate_size": 1152,
+        "local_attention": 128,
+        "local_rope_theta": 10000.0,
+        "max_position_embeddings": 8192,
+        "mlp_bias": False,
+        "norm_bias": False,
+        "norm_eps": 1e-05,
+        "num_attention_heads": 12,
+        "num_hidden_layers": 22,
+        "torch_dtype": "float32",
+        "vocab_size": 50368,
+    },
 }
 
 
@@ -1310,6 +1375,22 @@ PUBLISHED_CONFIGS.update(
         },
     }
 )
+
+_KIND = {
+    "bert": "base",
+    "roberta": "base",
+    "deberta-v2": "base",
+    "modernbert": "base",
+    "longformer": "base",
+    "big_bird": "base",
+    "t5": "seq2seq",
+    "bart": "seq2seq",
+    "llama4": "text",
+    "gemma3": "text",
+    "mistral3": "text",
+    "qwen2_vl": "text",
+    "qwen2_5_vl": "text",
+}
 
 
 def auto_kind(model_type: str) -> str:

@@ -829,6 +829,8 @@ def _validate_layout(spec: ModelSpec) -> None:
         _fail("sparse_attention bigbird needs sparse_block_size and sparse_random_blocks")
     if spec.sparse_attention == "longformer" and spec.sliding_window is None:
         _fail("sparse_attention longformer needs sliding_window (attention_window)")
+    if spec.sparse_attention == "longformer" and int(spec.sliding_window or 0) % 2:
+        _fail(f"a Longformer window must be even (w / 2 keys each side), got {spec.sliding_window}")
     if spec.architecture != "encoder" and spec.sparse_attention != "none":
         _fail("sparse_attention is for encoder-only models")
     for name in ("norm_eps",):

@@ -125,6 +125,9 @@ def bench(
     except ImportError:
         raise BenchError("tfcli bench needs torch", hint="pip install 'tfcli[bench]'") from None
     from tfcli.bench.calibrate import calibrate
+    from tfcli.bench.support import check_buildable
+
+    check_buildable(spec)
     from tfcli.bench.run import BenchSettings, run_bench, summarize
     from tfcli.render.bench import (
         bench_progress,

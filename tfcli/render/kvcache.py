@@ -237,7 +237,7 @@ def print_kvcache(view: KVCacheView) -> None:
     stdout_console.print(describe(spec), highlight=False, markup=False)
     if spec.architecture == "encoder":
         stdout_console.print(
-            f"{spec.name} is encoder-only: it attends bidirectionally over the whole input in one "
+            f"{spec.name} is encoder-only: it attends bidirectionally over its input in one "
             "pass and keeps no KV cache (0 bytes).",
             style="bold",
             markup=False,

@@ -71,6 +71,12 @@ def attention_notation(spec: ModelSpec) -> str:
         text += " & Mamba2"
     for mixer, n in state.items():
         text += f" + {MIXER_NAMES[mixer]} {n}/{total}"
+    if spec.sparse_attention == "longformer":
+        text += f" longformer {spec.sliding_window}"
+    elif spec.sparse_attention == "bigbird":
+        text += f" bigbird {spec.sparse_block_size}x{spec.sparse_random_blocks}"
+    if spec.position_type == "disentangled":
+        text += f" disentangled {spec.relative_position_span}"
     return text
 
 
@@ -78,9 +84,12 @@ ATTENTION_LEGEND = (
     "attention: MHA H = H query and H KV heads; GQA H/K = H query heads sharing K KV heads; "
     "MQA H/1 = one KV head; MLA H, r R = H heads reading a latent of rank R (kv_lora_rank); "
     "sliding w = every layer attends the last w tokens; full+sliding w = full and sliding-window "
-    "layers mixed; chunked c = local attention within chunks of c; + GDN n/L = n of L layers "
-    "are Gated DeltaNet (likewise lightning, Mamba, Mamba2, RWKV: fixed-state mixers); "
-    "& Mamba2 = a Mamba-2 mixer beside the attention in every layer"
+    "layers mixed (in an encoder: w / 2 each side); chunked c = local attention within "
+    "chunks of c; "
+    "+ GDN n/L = n of L layers are Gated DeltaNet (likewise lightning, Mamba, Mamba2, RWKV: "
+    "fixed-state mixers); & Mamba2 = a Mamba-2 mixer beside the attention in every layer; "
+    "longformer w = a window of w / 2 each side plus global tokens; bigbird bxr = blocks of b, "
+    "r random per query block; disentangled k = DeBERTa's relative attention over 2k positions"
 )
 
 _ARCH = {"decoder": "decoder", "encoder": "encoder", "encoder-decoder": "enc-dec"}
