@@ -1,0 +1,745 @@
+"""Training memory and FLOPs per device: parameters, gradients, optimizer states, activations
+saved for backward, logits and loss temporaries, FSDP buffers, and the peak of one step.
+
+What is modelled is what PyTorch does (DESIGN.md section 4; the oracle is
+``torch.distributed._tools.mem_tracker.MemTracker`` on the transformers model of the same
+config, tests/test_train_memory.py):
+
+* Precision. ``fp32``: fp32 weights, grads and optimizer states. ``bf16``: everything bf16, as
+  after ``model.to(torch.bfloat16)`` (AdamW's states follow the parameter dtype). ``bf16-mixed``:
+  fp32 weights, grads and states (the weights are the fp32 master copy; there is no second
+  one), forward under ``torch.autocast(bfloat16)``, whose weight cache keeps a bf16 copy of
+  every matmul weight alive until backward (counted with the activations).
+* Optimizer. ``adamw``: ``exp_avg`` and ``exp_avg_sq`` (parameter dtype) plus one fp32 ``step``
+  scalar per parameter tensor; ``foreach=False``, whose step allocates two temporaries of one
+  tensor (``exp_avg_sq.sqrt() / bias_correction2_sqrt``). ``sgd``: one momentum buffer.
+* One steady-state step: the optimizer states exist from the start, gradients are freed by
+  ``zero_grad(set_to_none=True)``, the loop keeps only the loss (logits are freed once the loss
+  is computed). Dropout is off (p = 0, as in Llama-style pretraining).
+* Activations: the tensors autograd saves, layer by layer, under an implementation profile:
+  ``sdpa`` (``_scaled_dot_product_flash_attention_for_cpu``: saves q, k, v, the output and a
+  fp32 logsumexp of B x H x S) or ``eager`` (saves the fp32 softmax of B x H x S x S, its cast
+  to the compute dtype, and K/V repeated to every query head). Recompute ``full`` is
+  ``gradient_checkpointing_enable()``: each block keeps only its input. ``selective`` is
+  Megatron's (Korthikanti et al. 2022, arXiv:2205.05198, section 5): the attention core is
+  recomputed, so eager keeps no s x s tensor (sdpa already keeps none).
+
+Only the standard library and other tfcli domain modules are imported here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tfcli.errors import UsageError
+from tfcli.flops import FlopCount, forward_flops
+from tfcli.spec import ModelSpec
+from tfcli.tensors import ParamTensor, parameter_tensors
+
+PRECISIONS = ("fp32", "bf16", "bf16-mixed")
+OPTIMIZERS = ("adamw", "sgd")
+RECOMPUTE_MODES = ("none", "selective", "full")
+ATTENTION_IMPLS = ("sdpa", "eager")
+ZERO_STAGES = (0, 1, 2, 3)
+
+FP32 = 4
+INT64 = 8
+
+
+@dataclass(frozen=True)
+class TrainSetup:
+    """One training configuration: sizes, precision, optimizer, recompute, parallelism."""
+
+    seq: int
+    micro_batch: int = 1
+    precision: str = "bf16-mixed"
+    optimizer: str = "adamw"
+    recompute: str = "none"
+    attention_impl: str = "sdpa"
+    dp: int = 1
+    zero: int = 0
+    tp: int = 1
+    pp: int = 1
+    ep: int = 1
+    grad_accum: int = 1
+
+    @property
+    def tokens(self) -> int:
+        """Tokens in one micro-batch on one data-parallel rank: micro_batch x seq."""
+        return self.micro_batch * self.seq
+
+    @property
+    def tokens_per_step(self) -> int:
+        """Tokens in one optimizer step over all ranks: micro_batch x seq x grad_accum x dp."""
+        return self.tokens * self.grad_accum * self.dp
+
+    @property
+    def devices(self) -> int:
+        return self.dp * self.tp * self.pp
+
+    @property
+    def shard_world(self) -> int:
+        """Ranks ZeRO / FSDP shard over (the data-parallel group)."""
+        return self.dp if self.zero else 1
+
+
+def check_setup(spec: ModelSpec, setup: TrainSetup) -> None:
+    """Reject a setup that cannot run, naming the option (UsageError, exit 2)."""
+    for option, value in (
+        ("--seq", setup.seq),
+        ("--micro-batch", setup.micro_batch),
+        ("--dp", setup.dp),
+        ("--tp", setup.tp),
+        ("--pp", setup.pp),
+        ("--ep", setup.ep),
+        ("--grad-accum", setup.grad_accum),
+    ):
+        if value < 1:
+            raise UsageError(f"{option} must be a positive integer, got {value}")
+    for option, text, choices in (
+        ("--precision", setup.precision, PRECISIONS),
+        ("--optimizer", setup.optimizer, OPTIMIZERS),
+        ("--recompute", setup.recompute, RECOMPUTE_MODES),
+        ("--attention-impl", setup.attention_impl, ATTENTION_IMPLS),
+    ):
+        if text not in choices:
+            raise UsageError(f"{option} must be one of {', '.join(choices)}, got {text!r}")
+    if setup.zero not in ZERO_STAGES:
+        raise UsageError(f"--zero must be 0, 1, 2 or 3, got {setup.zero}")
+    if setup.zero and setup.dp == 1:
+        raise UsageError(f"--zero {setup.zero} shards over data-parallel ranks: give --dp N > 1")
+    if spec.num_heads % setup.tp:
+        raise UsageError(
+            f"--tp {setup.tp} does not divide the {spec.num_heads} attention heads of {spec.name}"
+        )
+    if not spec.is_mla and spec.kv_heads % setup.tp and setup.tp % spec.kv_heads:
+        raise UsageError(
+            f"--tp {setup.tp} neither divides nor is a multiple of the {spec.kv_heads} KV heads "
+            f"of {spec.name}"
+        )
+    if setup.pp > spec.total_layers:
+        raise UsageError(f"--pp {setup.pp} exceeds the {spec.total_layers} layers of {spec.name}")
+    if setup.ep > 1:
+        if not spec.is_moe:
+            raise UsageError(f"--ep applies to mixture-of-experts models; {spec.name} is dense")
+        if int(spec.num_experts or 0) % setup.ep:
+            raise UsageError(
+                f"--ep {setup.ep} does not divide the {spec.num_experts} experts of {spec.name}"
+            )
+        if setup.dp % setup.ep:
+            raise UsageError(
+                f"--ep {setup.ep} must divide --dp {setup.dp} (experts are spread over "
+                "data-parallel ranks, as in DeepSpeed-MoE and torchtitan)"
+            )
+    if spec.architecture != "decoder" and setup.pp > 1:
+        raise UsageError("--pp is modelled for decoder-only models")
+
+
+# ---- bytes per element --------------------------------------------------------------------
+
+
+def param_bytes(precision: str) -> int:
+    """Bytes per parameter: bf16 2; fp32 and bf16-mixed 4 (autocast keeps fp32 weights)."""
+    return 2 if precision == "bf16" else FP32
+
+
+def compute_bytes(precision: str) -> int:
+    """Bytes of a matmul output: fp32 4; bf16 and bf16-mixed (autocast) 2."""
+    return FP32 if precision == "fp32" else 2
+
+
+def residual_bytes(precision: str) -> int:
+    """Bytes of the residual stream: the norms and adds run in the parameter dtype (autocast
+    does not cast adds or norms): bf16 2, fp32 and bf16-mixed 4."""
+    return param_bytes(precision)
+
+
+def optimizer_state_count(optimizer: str) -> int:
+    """Tensors of parameter size the optimizer keeps: AdamW 2 (exp_avg, exp_avg_sq), SGD with
+    momentum 1 (momentum_buffer). PyTorch ``torch/optim/adamw.py`` and ``sgd.py``."""
+    return 2 if optimizer == "adamw" else 1
+
+
+# ---- parameters, gradients, optimizer ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Part:
+    """One named amount of bytes and how it was computed (numbers put in)."""
+
+    name: str
+    bytes: int
+    formula: str
+
+
+def _local_tensors(spec: ModelSpec, setup: TrainSetup) -> list[ParamTensor]:
+    """The tensors one device holds before ZeRO / FSDP sharding: tensor parallelism divides
+    matmul weights and embeddings (dim 0 for column-parallel, dim 1 for row-parallel; the
+    element count is what matters here), pipeline parallelism keeps the first stage's layers
+    and the embeddings, expert parallelism divides the routed experts."""
+    tensors = parameter_tensors(spec)
+    if setup.tp == 1 and setup.pp == 1 and setup.ep == 1:
+        return tensors
+    per_stage = -(-spec.num_layers // setup.pp)
+    out: list[ParamTensor] = []
+    for t in tensors:
+        parts = t.name.split(".")
+        in_later_stage = (
+            parts[0] == "decoder" and parts[1] == "layers" and int(parts[2]) >= per_stage
+        )
+        if setup.pp > 1 and in_later_stage:
+            continue
+        if setup.pp > 1 and t.name.startswith(("lm_head", "decoder.norm")):
+            continue
+        shape = t.shape
+        if "experts" in t.name and setup.ep > 1:
+            shape = (shape[0] // setup.ep, *shape[1:])
+        if setup.tp > 1 and len(shape) >= 2:
+            if "experts" in t.name:
+                shape = (shape[0], *shape[1:-1], -(-shape[-1] // setup.tp))
+            elif not t.name.endswith("relative_attention_bias.weight"):
+                shape = (-(-shape[0] // setup.tp), *shape[1:])
+        out.append(ParamTensor(t.name, shape))
+    return out
+
+
+@dataclass(frozen=True)
+class StateMemory:
+    """Per-device bytes of what lives across the whole step."""
+
+    parameters: int
+    gradients: int
+    optimizer_states: int
+    master_weights: int
+    parameter_tensors: int
+    largest_tensor: int
+    """Elements of the largest (local, sharded) parameter tensor: sizes the optimizer temps."""
+    parts: tuple[Part, ...]
+
+
+def state_memory(spec: ModelSpec, setup: TrainSetup) -> StateMemory:
+    """Parameters, gradients and optimizer states on one device.
+
+    ``--zero 0`` replicates; ``1`` shards optimizer states, ``2`` also gradients, ``3`` also
+    parameters (FSDP2 ``fully_shard``: each tensor is chunked along dim 0 over the dp ranks,
+    dim 0 padded to a multiple of dp, ``ParamTensor.shard_numel``). ZeRO-1/2 are counted with
+    the same per-tensor chunks (DeepSpeed flattens and pads the whole group instead; the
+    difference is under one tensor row per rank).
+    AdamW: ``2 x params x state_bytes + 4 x tensors`` (fp32 ``step`` scalars); SGD momentum:
+    ``params x state_bytes``. States take the parameter dtype.
+    DeepSpeed (ZeRO paper, Rajbhandari et al. 2020) counts mixed precision as 2 + 2 + 12 bytes
+    per parameter (bf16 weights and grads, fp32 master, momentum and variance); PyTorch AMP
+    keeps fp32 weights and grads instead: 4 + 4 + 8.
+    """
+    tensors = _local_tensors(spec, setup)
+    world = setup.shard_world
+    full = sum(t.numel for t in tensors)
+    sharded = sum(t.shard_numel(world) for t in tensors)
+    pbytes = param_bytes(setup.precision)
+    params_local = sharded if setup.zero >= 3 else full
+    grads_local = sharded if setup.zero >= 2 else full
+    opt_local = sharded if setup.zero >= 1 else full
+    states = optimizer_state_count(setup.optimizer)
+    step_scalars = FP32 * len(tensors) if setup.optimizer == "adamw" else 0
+    largest = max((t.shard_numel(world) if setup.zero else t.numel for t in tensors), default=0)
+    parts = (
+        Part(
+            "parameters",
+            params_local * pbytes,
+            f"{params_local:,} elements x {pbytes} B"
+            + (f" (dim-0 shards over dp={world}, padded)" if setup.zero >= 3 else ""),
+        ),
+        Part(
+            "gradients",
+            grads_local * pbytes,
+            f"{grads_local:,} x {pbytes} B" + (" (sharded)" if setup.zero >= 2 else ""),
+        ),
+        Part(
+            "optimizer states",
+            opt_local * pbytes * states + step_scalars,
+            f"{states} x {opt_local:,} x {pbytes} B"
+            + (f" + 4 B step x {len(tensors)} tensors" if step_scalars else "")
+            + (" (sharded)" if setup.zero >= 1 else ""),
+        ),
+    )
+    return StateMemory(
+        parameters=parts[0].bytes,
+        gradients=parts[1].bytes,
+        optimizer_states=parts[2].bytes,
+        master_weights=0,
+        parameter_tensors=len(tensors),
+        largest_tensor=largest,
+        parts=parts,
+    )
+
+
+# ---- activations --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LayerActivations:
+    """Bytes saved for backward by the layers of one kind."""
+
+    kind: str
+    layers: int
+    bytes_per_layer: int
+    parts: tuple[Part, ...]
+
+    @property
+    def total(self) -> int:
+        return self.layers * self.bytes_per_layer
+
+
+def rms_norm_saved(rows: int, width: int, input_bytes: int) -> int:
+    """What a transformers RMSNorm (``LlamaRMSNorm``: ``x.float()``, ``x * rsqrt(mean(x^2) +
+    eps)``, ``weight * x.to(input_dtype)``) saves, its input and output aside.
+
+    fp32 input: ``rsqrt`` (rows x 4) and ``x * rsqrt`` (rows x width x 4). bf16 input: the fp32
+    copy of x (rows x width x 4), ``rsqrt`` (rows x 4) and the cast back (rows x width x 2).
+    Measured with MemTracker on LlamaForCausalLM (transformers 5, torch 2.13).
+    """
+    if input_bytes == FP32:
+        return rows * FP32 + rows * width * FP32
+    return rows * width * FP32 + rows * FP32 + rows * width * input_bytes
+
+
+def layer_norm_saved(rows: int) -> int:
+    """``aten.native_layer_norm`` saves its input (counted by its producer), the mean and the
+    reciprocal std: ``2 x rows x 4`` bytes (fp32 for any input dtype)."""
+    return 2 * rows * FP32
+
+
+def _norm_saved(spec: ModelSpec, rows: int, width: int, input_bytes: int) -> int:
+    if spec.norm_type == "rmsnorm":
+        return rms_norm_saved(rows, width, input_bytes)
+    return layer_norm_saved(rows)
+
+
+def _norm_input_saved(spec: ModelSpec, input_bytes: int) -> bool:
+    """Whether a norm keeps its input tensor (RMSNorm in bf16 keeps its fp32 copy instead)."""
+    return spec.norm_type == "layernorm" or input_bytes == FP32
+
+
+def attention_saved(spec: ModelSpec, setup: TrainSetup, *, window: int | None) -> list[Part]:
+    """What one self-attention sublayer saves, its input norm aside (t = B x S tokens, heads
+    and widths per tensor-parallel rank, a = compute bytes).
+
+    q/k/v after RoPE: ``t x (H + 2 KVH) x d x a`` (under bf16-mixed SDPA/matmul cast them to
+    bf16, so a = 2). sdpa: + output ``t x H x d x a`` + fp32 logsumexp ``B x H x S x 4``
+    (``_scaled_dot_product_flash_attention_for_cpu``). eager (transformers
+    ``eager_attention_forward``): k and v repeated to H heads (``repeat_kv`` copies),
+    softmax in fp32 ``B x H x S x S x 4`` and its cast to the compute dtype (when a != 4),
+    the transposed output copy ``t x H x d x a``. selective recompute drops the s x s tensors
+    (Megatron's selective recomputation). qk-norm (Qwen3): the q and k projections' outputs
+    and their RMSNorm internals.
+    Megatron (2205.05198, eq. 2, per layer, 16-bit, no recompute): ``sbh(34 + 5 a s / h)``.
+    """
+    tp = setup.tp
+    b, s = setup.micro_batch, setup.seq
+    t = b * s
+    a = compute_bytes(setup.precision)
+    heads = spec.num_heads // tp
+    kv = max(1, spec.kv_heads // tp)
+    d_qk, d_v = spec.qk_head_dim, spec.value_head_dim
+    parts: list[Part] = []
+    if spec.qk_norm and not spec.is_mla:
+        proj = t * (heads + kv) * d_qk * a if a == FP32 else 0
+        norm = rms_norm_saved(t * heads, d_qk, a) + rms_norm_saved(t * kv, d_qk, a)
+        parts.append(Part("qk_norm", proj + norm, "q/k projections + their RMSNorm internals"))
+    eager = setup.attention_impl == "eager"
+    kv_saved = heads if eager else kv
+    qkv = t * (heads * d_qk + kv_saved * d_qk + kv_saved * d_v) * a
+    parts.append(
+        Part(
+            "q, k, v",
+            qkv,
+            f"t x (H d_qk + {'H' if eager else 'KVH'} (d_qk + d_v)) x a = {t:,} x ({heads} x "
+            f"{d_qk} + {kv_saved} x ({d_qk} + {d_v})) x {a}",
+        )
+    )
+    parts.append(
+        Part(
+            "attention output",
+            t * heads * d_v * a,
+            f"t x H x d_v x a = {t:,} x {heads} x {d_v} x {a}",
+        )
+    )
+    if eager and setup.recompute != "selective":
+        scores = b * heads * s * s
+        softmax = scores * FP32 + (scores * a if a != FP32 else 0)
+        parts.append(
+            Part(
+                "softmax (s x s)",
+                softmax,
+                f"B x H x S x S x (4{' + ' + str(a) if a != FP32 else ''}) = {b} x {heads} x "
+                f"{s:,} x {s:,} x {4 + (a if a != FP32 else 0)}",
+            )
+        )
+    elif not eager:
+        parts.append(
+            Part("logsumexp", b * heads * s * FP32, f"B x H x S x 4 = {b} x {heads} x {s:,} x 4")
+        )
+    del window
+    return parts
+
+
+def mlp_saved(spec: ModelSpec, setup: TrainSetup, *, moe: bool) -> list[Part]:
+    """What one MLP sublayer saves, its input aside (a = compute bytes, f per tp rank).
+
+    Dense gated (SwiGLU/GeGLU): gate and up outputs, the activation output and the product:
+    ``4 x t x f x a``. Plain: up output and activation output ``2 x t x f x a``.
+    MoE (transformers 5 ``grouped_mm`` experts, measured on Mixtral): router softmax in fp32
+    ``t x E x 4``; top-k weights ``2 x t x k x 4`` and int64 indices/permutations
+    ``4 x t x k x 8``; per routed token row: the gathered input ``t k h a``, the fused gate_up
+    output ``t k 2 f_e a``, activation and product ``2 t k f_e a``, the expert output
+    ``t k h a``; shared experts as a dense MLP.
+    """
+    t = setup.tokens
+    a = compute_bytes(setup.precision)
+    if not moe:
+        f = -(-spec.intermediate_size // setup.tp)
+        mats = 4 if spec.mlp_gated else 2
+        return [Part("mlp", mats * t * f * a, f"{mats} x t x f x a = {mats} x {t:,} x {f} x {a}")]
+    experts = int(spec.num_experts or 0)
+    k = int(spec.num_experts_per_token or 0)
+    h = spec.hidden_size
+    f = -(-spec.expert_width // setup.tp)
+    up = 2 * f if spec.mlp_gated else f
+    rows = t * k
+    router = t * experts * FP32 + rows * (2 * FP32 + 4 * INT64) + t * FP32 + experts * FP32
+    routed = rows * (2 * h + up + (2 * f if spec.mlp_gated else f)) * a
+    parts = [
+        Part("router", router, f"t x E x 4 + t x k x 40 = {t:,} x {experts} x 4 + {rows:,} x 40"),
+        Part(
+            "routed experts",
+            routed,
+            f"t x k x (2 h + {'4' if spec.mlp_gated else '2'} f_e) x a = {rows:,} x (2 x {h} + "
+            f"{'4' if spec.mlp_gated else '2'} x {f}) x {a}",
+        ),
+    ]
+    if spec.shared_expert_width:
+        fs = -(-spec.shared_expert_width // setup.tp)
+        mats = 4 if spec.mlp_gated else 2
+        parts.append(Part("shared experts", mats * t * fs * a, f"{mats} x t x f_s x a"))
+    return parts
+
+
+def _layer_weight_elements(spec: ModelSpec, setup: TrainSetup, moe: bool) -> int:
+    """Matmul weight elements of one block (autocast caches a bf16 copy of each)."""
+    tensors = _local_tensors(spec, setup)
+    stack = "decoder" if spec.architecture != "encoder" else "encoder"
+    index = next((i for i in range(spec.num_layers) if spec.moe_layer_flags[i] == moe), 0)
+    prefix = f"{stack}.layers.{index}."
+    return sum(
+        t.numel
+        for t in tensors
+        if t.name.startswith(prefix) and len(t.shape) >= 2 and "norm" not in t.name
+    )
+
+
+def block_saved(spec: ModelSpec, setup: TrainSetup, *, kind: str, moe: bool) -> list[Part]:
+    """Everything one pre-norm block saves with recompute none/selective: two norms, the
+    residual stream, attention, MLP, and under bf16-mixed the autocast copies (each linear
+    casts its fp32 input to bf16 and keeps it; the weight cache keeps a bf16 copy of every
+    matmul weight). Its input is counted by the block before it (or the embeddings)."""
+    t, h = setup.tokens, spec.hidden_size
+    r = residual_bytes(setup.precision)
+    a = compute_bytes(setup.precision)
+    mixed = setup.precision == "bf16-mixed"
+    window = spec.sliding_window if kind == "sliding" else None
+    parts: list[Part] = []
+    norms = 2 * _norm_saved(spec, t, h, r)
+    parts.append(Part("norms", norms, f"2 norms over t x h = {t:,} x {h}"))
+    if not mixed:
+        parts.append(Part("norm outputs", 2 * t * h * a, f"2 x t x h x a = 2 x {t:,} x {h} x {a}"))
+    else:
+        consumers = 3 + (2 if spec.mlp_gated and not moe else 1)
+        parts.append(
+            Part(
+                "autocast input copies",
+                consumers * t * h * 2,
+                f"{consumers} linears x t x h x 2 = {consumers} x {t:,} x {h} x 2",
+            )
+        )
+        weights = _layer_weight_elements(spec, setup, moe)
+        parts.append(Part("autocast weight copies", weights * 2, f"{weights:,} x 2 B"))
+    if _norm_input_saved(spec, r):
+        parts.append(Part("residual stream", 2 * t * h * r, f"2 x t x h x {r} (norm inputs)"))
+    parts += attention_saved(spec, setup, window=window)
+    parts += mlp_saved(spec, setup, moe=moe)
+    return parts
+
+
+def _layer_kinds(spec: ModelSpec, setup: TrainSetup) -> list[tuple[str, bool, int]]:
+    """(attention kind, MoE?, count) for the layers on the first pipeline stage."""
+    per_stage = -(-spec.num_layers // setup.pp)
+    counts: dict[tuple[str, bool], int] = {}
+    for i in range(per_stage):
+        key = (spec.layer_kinds[i], spec.moe_layer_flags[i])
+        counts[key] = counts.get(key, 0) + 1
+    return [(kind, moe, n) for (kind, moe), n in counts.items()]
+
+
+@dataclass(frozen=True)
+class Activations:
+    """Bytes saved for backward at the end of the forward pass, by layer kind and the rest."""
+
+    layers: tuple[LayerActivations, ...]
+    other: tuple[Part, ...]
+    logits_bytes: int
+    """The logits (t x V x a): alive while the loss is computed, then freed."""
+    loss_temp_bytes: int
+    """Loss temporaries beyond the saved log-softmax: the fp32 upcast of bf16 logits."""
+    loss_backward_bytes: int
+    """At the start of backward: the grads of the log-softmax output and of its input."""
+    in_flight: int = 1
+    """Micro-batches whose activations a pipeline stage holds (1F1B: pp on the first stage)."""
+
+    @property
+    def total(self) -> int:
+        per_micro = sum(layer.total for layer in self.layers) + sum(p.bytes for p in self.other)
+        return per_micro * self.in_flight
+
+
+def activations(spec: ModelSpec, setup: TrainSetup) -> Activations:
+    """Activations on one device at the end of one micro-batch's forward pass.
+
+    Besides the blocks: the embedding output (t x h x r, kept by the first norm unless it is
+    a bf16 RMSNorm, which keeps its fp32 copy); RoPE cos and sin (``2 x S x d x r``); the
+    final norm and its output; under bf16-mixed the LM head's bf16 input and weight copies;
+    the loss: the fp32 log-softmax ``t x V x 4``, the padded int64 labels ``B (S + 1) x 8``.
+    With recompute full each block keeps only its input ``t x h x r`` (and the int64
+    position ids, ``S x 8``, once).
+    """
+    t, h, s, b = setup.tokens, spec.hidden_size, setup.seq, setup.micro_batch
+    r = residual_bytes(setup.precision)
+    a = compute_bytes(setup.precision)
+    v = -(-spec.vocab_size // setup.tp)
+    mixed = setup.precision == "bf16-mixed"
+    layers: list[LayerActivations] = []
+    other: list[Part] = []
+    full = setup.recompute == "full"
+    for kind, moe, count in _layer_kinds(spec, setup):
+        label = f"{kind}{' moe' if moe else ''}"
+        if full:
+            parts = [Part("block input", t * h * r, f"t x h x r = {t:,} x {h} x {r}")]
+        else:
+            parts = block_saved(spec, setup, kind=kind, moe=moe)
+        layers.append(LayerActivations(label, count, sum(p.bytes for p in parts), tuple(parts)))
+    if full:
+        other.append(Part("position ids", s * INT64, f"S x 8 = {s:,} x 8"))
+        if setup.attention_impl == "eager" and spec.architecture == "decoder":
+            other.append(
+                Part(
+                    "causal mask",
+                    b * s * s * r,
+                    f"B x S x S x r = {b} x {s:,} x {s:,} x {r} (an input of every checkpointed "
+                    "block, so kept)",
+                )
+            )
+    elif _norm_input_saved(spec, r):
+        other.append(Part("embedding output", t * h * r, f"t x h x r = {t:,} x {h} x {r}"))
+    if spec.position_type == "rope":
+        d = spec.qk_head_dim if not spec.is_mla else int(spec.qk_rope_head_dim or 0)
+        other.append(Part("rope cos/sin", 2 * s * d * r, f"2 x S x d x r = 2 x {s:,} x {d} x {r}"))
+    last_stage = setup.pp == 1
+    logits = loss_temp = loss_backward = 0
+    if last_stage and spec.lm_head:
+        final = _norm_saved(spec, t, h, r)
+        if full and _norm_input_saved(spec, r):
+            final += t * h * r  # the last block's output (otherwise counted in its residual)
+        final += t * h * 2 if mixed else t * h * a
+        other.append(
+            Part("final norm", final, f"norm internals + input/output over t x h = {t:,} x {h}")
+        )
+        if mixed:
+            other.append(
+                Part("lm_head autocast weight copy", v * h * 2, f"V x h x 2 = {v:,} x {h} x 2")
+            )
+        other.append(Part("log-softmax (loss)", t * v * FP32, f"t x V x 4 = {t:,} x {v:,} x 4"))
+        other.append(
+            Part("labels", b * (s + 1) * INT64 + 2 * FP32, f"B x (S + 1) x 8 = {b} x {s + 1:,} x 8")
+        )
+        logits = t * v * a
+        loss_temp = t * v * FP32 if a != FP32 else 0
+        loss_backward = 2 * t * v * FP32
+    in_flight = min(setup.pp, setup.grad_accum) if setup.pp > 1 else 1
+    return Activations(
+        layers=tuple(layers),
+        other=tuple(other),
+        logits_bytes=logits,
+        loss_temp_bytes=loss_temp,
+        loss_backward_bytes=loss_backward,
+        in_flight=in_flight,
+    )
+
+
+# ---- FSDP buffers and the peak ---------------------------------------------------------------
+
+
+def fsdp_buffer_bytes(spec: ModelSpec, setup: TrainSetup) -> int:
+    """FSDP2 all-gather buffers: with ``--zero 3`` one block's unsharded parameters are
+    gathered before its forward (and again before its backward), and the next block's may be
+    prefetched: 2 x the largest block's parameter bytes (``fully_shard`` default prefetch of
+    one module). 0 without FSDP."""
+    if setup.zero < 3:
+        return 0
+    tensors = _local_tensors(spec, setup)
+    blocks: dict[str, int] = {}
+    for t in tensors:
+        parts = t.name.split(".")
+        key = ".".join(parts[:3]) if len(parts) > 3 and parts[1] == "layers" else "root"
+        blocks[key] = blocks.get(key, 0) + t.numel
+    largest = max(v for k, v in blocks.items() if k != "root") if len(blocks) > 1 else 0
+    return 2 * largest * param_bytes(setup.precision)
+
+
+@dataclass(frozen=True)
+class TrainMemory:
+    """Per-device memory of one training step, its parts and its peak."""
+
+    setup: TrainSetup
+    state: StateMemory
+    activations: Activations
+    buffers_bytes: int
+    fsdp_buffers_bytes: int
+    phases: dict[str, int]
+    formulas: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def peak_bytes(self) -> int:
+        return max(self.phases.values())
+
+    @property
+    def peak_phase(self) -> str:
+        return max(self.phases, key=lambda k: self.phases[k])
+
+
+def attention_backward_transient(spec: ModelSpec, setup: TrainSetup) -> int:
+    """Beyond the saved tensors, eager attention's backward holds score gradients at its
+    peak: measured ``B x H x S x S x a / 2`` (MemTracker, LlamaForCausalLM, fp32 and bf16).
+    sdpa's backward keeps O(S) state: counted as 0."""
+    if setup.attention_impl != "eager":
+        return 0
+    heads = spec.num_heads // setup.tp
+    return setup.micro_batch * heads * setup.seq * setup.seq * compute_bytes(setup.precision) // 2
+
+
+def _head_and_block_grad_bytes(spec: ModelSpec, setup: TrainSetup, state: StateMemory) -> int:
+    """Gradient bytes written before the last block's backward finishes: the LM head (or the
+    tied embedding), the final norm and one block."""
+    tensors = _local_tensors(spec, setup)
+    world = setup.shard_world if setup.zero >= 2 else 1
+    last = spec.num_layers - 1 if setup.pp == 1 else -(-spec.num_layers // setup.pp) - 1
+    stack = "encoder" if spec.architecture == "encoder" else "decoder"
+    prefix = f"{stack}.layers.{last}."
+    names = ("lm_head", f"{stack}.norm")
+    tied = spec.lm_head and spec.tie_word_embeddings
+    elements = sum(
+        t.shard_numel(world)
+        for t in tensors
+        if t.name.startswith(prefix)
+        or t.name.startswith(names)
+        or (tied and t.name == "embed_tokens.weight")
+    )
+    del state
+    return elements * param_bytes(setup.precision)
+
+
+def buffer_bytes(spec: ModelSpec) -> int:
+    """Non-parameter buffers: RoPE's ``inv_freq`` (d/2 fp32 values)."""
+    if spec.position_type != "rope":
+        return 0
+    d = spec.qk_head_dim if not spec.is_mla else int(spec.qk_rope_head_dim or 0)
+    return d // 2 * FP32
+
+
+def train_memory(spec: ModelSpec, setup: TrainSetup) -> TrainMemory:
+    """Memory on one device for one steady-state step, and the peak over its phases.
+
+    * end of forward: states + activations + the logits and loss temporaries alive while the
+      loss is computed (logits ``t V a``, their fp32 upcast when a = 2);
+    * start of backward: states + activations + the fp32 grads of the log-softmax output and
+      input (``2 t V 4``);
+    * optimizer step: parameters + gradients + states + the step's temporaries (AdamW
+      foreach=False: 2 x the largest tensor x state bytes);
+    * end of backward: parameters + all gradients + states + the embedding output's grad.
+    FSDP adds its all-gather buffers to forward and backward.
+    accelerate's estimate is the largest of {model, grads, optimizer, step}, not this sum.
+    """
+    check_setup(spec, setup)
+    state = state_memory(spec, setup)
+    acts = activations(spec, setup)
+    buffers = buffer_bytes(spec)
+    fsdp = fsdp_buffer_bytes(spec, setup)
+    base = state.parameters + state.optimizer_states + buffers
+    pbytes = param_bytes(setup.precision)
+    opt_temp = 2 * state.largest_tensor * pbytes if setup.optimizer == "adamw" else 0
+    t, h = setup.tokens, spec.hidden_size
+    phases = {
+        "forward": base + fsdp + acts.total + acts.logits_bytes + acts.loss_temp_bytes,
+        "backward start": base + fsdp + acts.total + acts.loss_backward_bytes,
+        "backward end": base + fsdp + state.gradients + t * h * residual_bytes(setup.precision),
+        "optimizer step": base + state.gradients + opt_temp,
+    }
+    # the last block's backward: its saved tensors (recomputed first under recompute full)
+    # and the score-gradient transient of eager attention, with the LM head's and that
+    # block's gradients already written and the loss tensors freed
+    block = max(
+        sum(p.bytes for p in block_saved(spec, setup, kind=kind, moe=moe))
+        for kind, moe, _ in _layer_kinds(spec, setup)
+    )
+    grads_so_far = _head_and_block_grad_bytes(spec, setup, state)
+    loss_saved = sum(p.bytes for p in acts.other if p.name in ("log-softmax (loss)", "labels"))
+    transient = attention_backward_transient(spec, setup)
+    recomputed = block if setup.recompute == "full" else 0
+    phases["backward, last block"] = (
+        base + fsdp + acts.total - loss_saved + recomputed + grads_so_far + transient
+    )
+    return TrainMemory(
+        setup=setup,
+        state=state,
+        activations=acts,
+        buffers_bytes=buffers,
+        fsdp_buffers_bytes=fsdp,
+        phases=phases,
+    )
+
+
+# ---- FLOPs --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainFlops:
+    """FLOPs of one optimizer step (all micro-batches, all ranks) and per device."""
+
+    forward: FlopCount
+    per_micro_batch: int
+    per_step: int
+    per_device: int
+    multiplier: float
+    recompute_flops: int
+
+
+def train_flops(spec: ModelSpec, setup: TrainSetup) -> TrainFlops:
+    """Matmul FLOPs of one step: ``training_flops`` per micro-batch (3 x forward: backward is
+    2 x forward, Narayanan et al. 2021), 4 x forward with full recompute; selective recompute
+    adds the attention core (QK^T and AV) once more (Korthikanti et al. 2022). Times
+    grad_accum x dp micro-batches per step; per device divided over dp x tp x pp."""
+    forward = forward_flops(spec, setup.seq, batch=setup.micro_batch)
+    recompute_flops = 0
+    if setup.recompute == "full":
+        recompute_flops = forward.total
+    elif setup.recompute == "selective":
+        for layer in forward.layers:
+            recompute_flops += layer.attention
+    per_micro = 3 * forward.total + recompute_flops
+    per_step = per_micro * setup.grad_accum * setup.dp
+    return TrainFlops(
+        forward=forward,
+        per_micro_batch=per_micro,
+        per_step=per_step,
+        per_device=per_step // setup.devices,
+        multiplier=per_micro / forward.total if forward.total else 0.0,
+        recompute_flops=recompute_flops,
+    )
