@@ -144,3 +144,130 @@ def measure(
         peak_backward=phases["backward"],
         peak_optimizer=peak_snap["Total"],
     )
+
+
+@dataclass(frozen=True)
+class MeasuredFSDP:
+    """FSDPMemTracker's per-rank figures and the collectives of one steady-state step."""
+
+    sharded_params: int
+    optimizer: int
+    activations: int
+    peak: int
+    collectives: dict[str, tuple[int, int]]
+    """Collective kind -> (count, bytes): all_gather (output buffer bytes), reduce_scatter
+    (input buffer bytes), all_reduce (tensor bytes)."""
+
+
+_PG_WORLD: list[int] = []
+
+
+def _fake_process_group(world: int) -> Any:
+    """A fake process group of ``world`` ranks in this process (rank 0), and its mesh."""
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.testing._internal.distributed.fake_pg import FakeStore
+
+    if dist.is_initialized() and _PG_WORLD and _PG_WORLD[0] != world:
+        dist.destroy_process_group()
+        _PG_WORLD.clear()
+    if not dist.is_initialized():
+        dist.init_process_group("fake", rank=0, world_size=world, store=FakeStore())
+        _PG_WORLD.append(world)
+    return init_device_mesh("cpu", (world,))
+
+
+class _CollectiveRecorder:
+    """A dispatch mode recording each c10d collective and the bytes of its buffer."""
+
+    def __init__(self) -> None:
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        record: dict[str, list[int]] = {}
+        self.record = record
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(
+                self, func: Any, types: Any, args: Any = (), kwargs: Any = None
+            ) -> Any:
+                name = str(func)
+                kind = None
+                if not name.startswith(("c10d.", "_c10d_functional.")):
+                    return func(*args, **(kwargs or {}))
+                if "allgather" in name or "all_gather" in name:
+                    kind, tensor = "all_gather", args[0]
+                elif "reduce_scatter" in name:
+                    kind, tensor = "reduce_scatter", args[1]
+                elif "allreduce" in name or "all_reduce" in name:
+                    kind, tensor = "all_reduce", args[0]
+                if kind is not None:
+                    if isinstance(tensor, (list, tuple)):
+                        tensor = tensor[0]
+                    entry = record.setdefault(kind, [0, 0])
+                    entry[0] += 1
+                    entry[1] += tensor.numel() * tensor.element_size()
+                return func(*args, **(kwargs or {}))
+
+        self.mode = Mode()
+
+
+def measure_fsdp(
+    config: Any,
+    *,
+    world: int,
+    batch: int,
+    seq: int,
+    impl: str = "sdpa",
+    precision: str = "fp32",
+) -> MeasuredFSDP:
+    """FSDP2 (``fully_shard`` on each decoder layer and on the root) on a fake ``world``-rank
+    process group, under FakeTensorMode: FSDPMemTracker's rank-0 figures of one steady-state
+    step, and the collectives FSDP2 issued in it."""
+    import torch
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.distributed._tools.fsdp2_mem_tracker import FSDPMemTracker
+    from torch.distributed.fsdp import fully_shard
+
+    mesh = _fake_process_group(world)
+    cpu = torch.device("cpu")
+    with FakeTensorMode(), _no_packing():
+        model = build_model(config, impl=impl, precision=precision)
+        for layer in model.model.layers:
+            fully_shard(layer, mesh=mesh)
+        fully_shard(model, mesh=mesh)
+        model.train()
+        opt = torch.optim.AdamW(model.parameters(), foreach=False)
+        ids = torch.randint(0, config.vocab_size, (batch, seq))
+
+        def forward() -> Any:
+            autocast = (
+                torch.autocast("cpu", dtype=torch.bfloat16)
+                if precision == "bf16-mixed"
+                else contextlib.nullcontext()
+            )
+            with autocast:
+                return model(input_ids=ids, labels=ids).loss
+
+        loss = forward()
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        del loss
+        tracker = FSDPMemTracker(model, opt)
+        recorder = _CollectiveRecorder()
+        with recorder.mode, tracker:
+            loss = forward()
+            after_forward = tracker.get_tracker_snapshot()[cpu]
+            loss.backward()
+            del loss
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        peak = tracker.get_tracker_snapshot("peak")[cpu]["Total"]
+    named = {getattr(k, "value", str(k)): v for k, v in after_forward.items()}
+    return MeasuredFSDP(
+        sharded_params=named["Sharded Param"],
+        optimizer=named["OptState"],
+        activations=named["Activation"],
+        peak=peak,
+        collectives={k: (v[0], v[1]) for k, v in recorder.record.items()},
+    )

@@ -577,21 +577,37 @@ def activations(spec: ModelSpec, setup: TrainSetup) -> Activations:
 # ---- FSDP buffers and the peak ---------------------------------------------------------------
 
 
-def fsdp_buffer_bytes(spec: ModelSpec, setup: TrainSetup) -> int:
-    """FSDP2 all-gather buffers: with ``--zero 3`` one block's unsharded parameters are
-    gathered before its forward (and again before its backward), and the next block's may be
-    prefetched: 2 x the largest block's parameter bytes (``fully_shard`` default prefetch of
-    one module). 0 without FSDP."""
+@dataclass(frozen=True)
+class FsdpBuffers:
+    """What FSDP2 holds unsharded on one rank (bytes); zeros without ``--zero 3``."""
+
+    root_bytes: int
+    """The root module's parameters (embeddings, final norm, LM head): gathered at the start
+    of forward and, as FSDP2 does for the root, not resharded until the end of backward."""
+    block_bytes: int
+    """The largest block's parameters: one all-gather buffer of this size per block."""
+
+    @property
+    def all_gather_bytes(self) -> int:
+        """Steady state in a forward or backward pass: the root plus two blocks (the one
+        running and the one prefetched, ``fully_shard``'s default)."""
+        return self.root_bytes + 2 * self.block_bytes
+
+
+def fsdp_buffers(spec: ModelSpec, setup: TrainSetup) -> FsdpBuffers:
+    """FSDP2 ``fully_shard`` on each block and on the root (``--zero 3``): the unsharded sizes
+    of the root group and of the largest block group, in the parameter dtype. Measured with
+    FSDPMemTracker on a fake 8-rank process group (tests/test_train_fsdp.py)."""
     if setup.zero < 3:
-        return 0
-    tensors = _local_tensors(spec, setup)
-    blocks: dict[str, int] = {}
-    for t in tensors:
+        return FsdpBuffers(0, 0)
+    groups: dict[str, int] = {}
+    for t in _local_tensors(spec, setup):
         parts = t.name.split(".")
         key = ".".join(parts[:3]) if len(parts) > 3 and parts[1] == "layers" else "root"
-        blocks[key] = blocks.get(key, 0) + t.numel
-    largest = max(v for k, v in blocks.items() if k != "root") if len(blocks) > 1 else 0
-    return 2 * largest * param_bytes(setup.precision)
+        groups[key] = groups.get(key, 0) + t.numel
+    pbytes = param_bytes(setup.precision)
+    block = max((v for k, v in groups.items() if k != "root"), default=0)
+    return FsdpBuffers(groups.get("root", 0) * pbytes, block * pbytes)
 
 
 @dataclass(frozen=True)
@@ -602,7 +618,7 @@ class TrainMemory:
     state: StateMemory
     activations: Activations
     buffers_bytes: int
-    fsdp_buffers_bytes: int
+    fsdp: FsdpBuffers
     phases: dict[str, int]
     formulas: dict[str, str] = field(default_factory=dict)
 
@@ -615,34 +631,40 @@ class TrainMemory:
         return max(self.phases, key=lambda k: self.phases[k])
 
 
-def attention_backward_transient(spec: ModelSpec, setup: TrainSetup) -> int:
-    """Beyond the saved tensors, eager attention's backward holds score gradients at its
-    peak: measured ``B x H x S x S x a / 2`` (MemTracker, LlamaForCausalLM, fp32 and bf16).
-    sdpa's backward keeps O(S) state: counted as 0."""
-    if setup.attention_impl != "eager":
+def attention_backward_scores(spec: ModelSpec, setup: TrainSetup) -> int:
+    """Score-sized tensors alive at the peak of eager attention's backward (softmax output,
+    its cast, and their gradients): measured ``8 x B x H x S x S`` bytes in fp32, bf16 and
+    bf16-mixed (MemTracker, LlamaForCausalLM, transformers 5 ``eager_attention_forward``).
+    sdpa and selective recompute keep no s x s tensor: 0."""
+    if setup.attention_impl != "eager" or setup.recompute == "selective":
         return 0
     heads = spec.num_heads // setup.tp
-    return setup.micro_batch * heads * setup.seq * setup.seq * compute_bytes(setup.precision) // 2
+    return 8 * setup.micro_batch * heads * setup.seq * setup.seq
 
 
-def _head_and_block_grad_bytes(spec: ModelSpec, setup: TrainSetup, state: StateMemory) -> int:
-    """Gradient bytes written before the last block's backward finishes: the LM head (or the
-    tied embedding), the final norm and one block."""
+def _head_and_block_grad_bytes(spec: ModelSpec, setup: TrainSetup) -> int:
+    """Gradient bytes written when the second-to-last block's attention runs its backward:
+    the LM head (or the tied embedding), the final norm, the last block, and the MLP, output
+    projection and MLP norm of the block before (measured order of MemTracker's GRAD)."""
     tensors = _local_tensors(spec, setup)
     world = setup.shard_world if setup.zero >= 2 else 1
     last = spec.num_layers - 1 if setup.pp == 1 else -(-spec.num_layers // setup.pp) - 1
     stack = "encoder" if spec.architecture == "encoder" else "decoder"
-    prefix = f"{stack}.layers.{last}."
-    names = ("lm_head", f"{stack}.norm")
     tied = spec.lm_head and spec.tie_word_embeddings
-    elements = sum(
-        t.shard_numel(world)
-        for t in tensors
-        if t.name.startswith(prefix)
-        or t.name.startswith(names)
-        or (tied and t.name == "embed_tokens.weight")
-    )
-    del state
+
+    def counted(name: str) -> bool:
+        if name.startswith(f"{stack}.layers.{last}.") or name.startswith(
+            ("lm_head", f"{stack}.norm")
+        ):
+            return True
+        if tied and name == "embed_tokens.weight":
+            return True
+        if last >= 1 and name.startswith(f"{stack}.layers.{last - 1}."):
+            early = (".q_proj", ".k_proj", ".v_proj", "q_norm", "k_norm", ".norm_0.")
+            return not any(part in name for part in early)
+        return False
+
+    elements = sum(t.shard_numel(world) for t in tensors if counted(t.name))
     return elements * param_bytes(setup.precision)
 
 
@@ -664,44 +686,84 @@ def train_memory(spec: ModelSpec, setup: TrainSetup) -> TrainMemory:
     * optimizer step: parameters + gradients + states + the step's temporaries (AdamW
       foreach=False: 2 x the largest tensor x state bytes);
     * end of backward: parameters + all gradients + states + the embedding output's grad.
-    FSDP adds its all-gather buffers to forward and backward.
+    ``--zero 3`` (FSDP2) adds the unsharded root and one block to forward and backward, and a
+    first phase where the root's all-gather buffer and its unsharded copy coexist with the
+    first block's buffer (``2 R + 2 K``, measured).
     accelerate's estimate is the largest of {model, grads, optimizer, step}, not this sum.
     """
     check_setup(spec, setup)
     state = state_memory(spec, setup)
     acts = activations(spec, setup)
     buffers = buffer_bytes(spec)
-    fsdp = fsdp_buffer_bytes(spec, setup)
+    gathered = fsdp_buffers(spec, setup)
+    root, block_params = gathered.root_bytes, gathered.block_bytes
     base = state.parameters + state.optimizer_states + buffers
     pbytes = param_bytes(setup.precision)
     opt_temp = 2 * state.largest_tensor * pbytes if setup.optimizer == "adamw" else 0
     t, h = setup.tokens, spec.hidden_size
+    fsdp = root + block_params
     phases = {
         "forward": base + fsdp + acts.total + acts.logits_bytes + acts.loss_temp_bytes,
         "backward start": base + fsdp + acts.total + acts.loss_backward_bytes,
-        "backward end": base + fsdp + state.gradients + t * h * residual_bytes(setup.precision),
+        "backward end": base + 2 * root + state.gradients + t * h * residual_bytes(setup.precision),
         "optimizer step": base + state.gradients + opt_temp,
     }
-    # the last block's backward: its saved tensors (recomputed first under recompute full)
-    # and the score-gradient transient of eager attention, with the LM head's and that
-    # block's gradients already written and the loss tensors freed
-    block = max(
-        sum(p.bytes for p in block_saved(spec, setup, kind=kind, moe=moe))
-        for kind, moe, _ in _layer_kinds(spec, setup)
-    )
-    grads_so_far = _head_and_block_grad_bytes(spec, setup, state)
-    loss_saved = sum(p.bytes for p in acts.other if p.name in ("log-softmax (loss)", "labels"))
-    transient = attention_backward_transient(spec, setup)
-    recomputed = block if setup.recompute == "full" else 0
-    phases["backward, last block"] = (
-        base + fsdp + acts.total - loss_saved + recomputed + grads_so_far + transient
+    if setup.zero >= 3:
+        first = sum(p.bytes for p in acts.other if p.name in ("embedding output", "rope cos/sin"))
+        phases["forward start (all-gathers)"] = base + 2 * root + 2 * block_params + first
+    # the last block's attention backward: gradients of the LM head and about two blocks
+    # written, every activation still held (the loss's log-softmax stays alive until the loss
+    # tensor is released: measured), and eager attention's score tensors at their peak
+    grads_so_far = _head_and_block_grad_bytes(spec, setup)
+    scores = attention_backward_scores(spec, setup)
+    saved_scores = 0
+    if setup.recompute != "full" and scores:
+        saved_scores = max(
+            (
+                p.bytes
+                for kind, moe, _ in _layer_kinds(spec, setup)
+                for p in block_saved(spec, setup, kind=kind, moe=moe)
+                if p.name == "softmax (s x s)"
+            ),
+            default=0,
+        )
+    recomputed = 0
+    if setup.recompute == "full":
+        recomputed = max(
+            sum(
+                p.bytes
+                for p in block_saved(spec, setup, kind=kind, moe=moe)
+                if p.name in ("q, k, v", "attention output", "qk_norm")
+            )
+            for kind, moe, _ in _layer_kinds(spec, setup)
+        )
+    freed_mlp = 0
+    if setup.recompute != "full":
+        freed_mlp = min(
+            sum(
+                p.bytes
+                for p in block_saved(spec, setup, kind=kind, moe=moe)
+                if p.name in ("mlp", "router", "routed experts", "shared experts")
+            )
+            for kind, moe, _ in _layer_kinds(spec, setup)
+        )
+    phases["backward, last block attention"] = (
+        base
+        + fsdp
+        + block_params
+        + acts.total
+        - freed_mlp
+        + grads_so_far
+        + scores
+        - saved_scores
+        + recomputed
     )
     return TrainMemory(
         setup=setup,
         state=state,
         activations=acts,
         buffers_bytes=buffers,
-        fsdp_buffers_bytes=fsdp,
+        fsdp=gathered,
         phases=phases,
     )
 
