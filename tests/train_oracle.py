@@ -271,3 +271,42 @@ def measure_fsdp(
         peak=peak,
         collectives={k: (v[0], v[1]) for k, v in recorder.record.items()},
     )
+
+
+def measure_tp_collectives(
+    config: Any, *, world: int, batch: int, seq: int, precision: str = "fp32"
+) -> dict[str, tuple[int, int]]:
+    """The collectives of one forward + backward of a transformers decoder whose blocks are
+    sharded with DTensor tensor parallelism (``ColwiseParallel`` on q/k/v/gate/up,
+    ``RowwiseParallel`` on o/down; embeddings and LM head replicated), on a fake process
+    group of ``world`` ranks under FakeTensorMode."""
+    import torch
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.distributed.tensor.parallel import (
+        ColwiseParallel,
+        RowwiseParallel,
+        parallelize_module,
+    )
+
+    mesh = _fake_process_group(world)
+    plan = {
+        "self_attn.q_proj": ColwiseParallel(),
+        "self_attn.k_proj": ColwiseParallel(),
+        "self_attn.v_proj": ColwiseParallel(),
+        "self_attn.o_proj": RowwiseParallel(),
+        "mlp.gate_proj": ColwiseParallel(),
+        "mlp.up_proj": ColwiseParallel(),
+        "mlp.down_proj": RowwiseParallel(),
+    }
+    with FakeTensorMode(), _no_packing():
+        model = build_model(config, impl="sdpa", precision=precision)
+        for layer in model.model.layers:
+            layer.self_attn.num_heads = config.num_attention_heads // world
+            parallelize_module(layer, mesh, plan)
+        model.train()
+        ids = torch.randint(0, config.vocab_size, (batch, seq))
+        recorder = _CollectiveRecorder()
+        with recorder.mode:
+            loss = model(input_ids=ids, labels=ids).loss
+            loss.backward()
+    return {k: (v[0], v[1]) for k, v in recorder.record.items()}
