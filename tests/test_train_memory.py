@@ -159,7 +159,7 @@ def test_cli_json_matches_memtracker(tmp_path: Path) -> None:
         "bf16-mixed",
         "--json",
     )
-    assert run.returncode == 0, run.stderr
+    assert run.code == 0, run.stderr
     data = json.loads(run.stdout)
     memory = data["memory"]
     assert memory["parameters_bytes"] == measured.params

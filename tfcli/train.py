@@ -29,6 +29,8 @@ Only the standard library and other tfcli domain modules are imported here.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tfcli.errors import UsageError
@@ -172,7 +174,24 @@ class Part:
     formula: str
 
 
+_TENSOR_CACHE: dict[tuple[int, int, int, int], tuple[ModelSpec, list[ParamTensor]]] = {}
+
+
 def _local_tensors(spec: ModelSpec, setup: TrainSetup) -> list[ParamTensor]:
+    """``_device_tensors``, memoised per spec object and (tp, pp, ep): the fit solver asks for
+    the same list dozens of times."""
+    key = (id(spec), setup.tp, setup.pp, setup.ep)
+    hit = _TENSOR_CACHE.get(key)
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    if len(_TENSOR_CACHE) > 64:
+        _TENSOR_CACHE.clear()
+    tensors = _device_tensors(spec, setup)
+    _TENSOR_CACHE[key] = (spec, tensors)
+    return tensors
+
+
+def _device_tensors(spec: ModelSpec, setup: TrainSetup) -> list[ParamTensor]:
     """The tensors one device holds before ZeRO / FSDP sharding: tensor parallelism divides
     matmul weights and embeddings (dim 0 for column-parallel, dim 1 for row-parallel; the
     element count is what matters here), pipeline parallelism keeps the first stage's layers
@@ -669,11 +688,12 @@ def _head_and_block_grad_bytes(spec: ModelSpec, setup: TrainSetup) -> int:
 
 
 def buffer_bytes(spec: ModelSpec) -> int:
-    """Non-parameter buffers: RoPE's ``inv_freq`` (d/2 fp32 values)."""
+    """Non-parameter buffers: RoPE's ``inv_freq`` and ``original_inv_freq`` (transformers 5
+    ``LlamaRotaryEmbedding``), d/2 fp32 values each."""
     if spec.position_type != "rope":
         return 0
     d = spec.qk_head_dim if not spec.is_mla else int(spec.qk_rope_head_dim or 0)
-    return d // 2 * FP32
+    return 2 * (d // 2) * FP32
 
 
 def train_memory(spec: ModelSpec, setup: TrainSetup) -> TrainMemory:
@@ -804,4 +824,102 @@ def train_flops(spec: ModelSpec, setup: TrainSetup) -> TrainFlops:
         per_device=per_step // setup.devices,
         multiplier=per_micro / forward.total if forward.total else 0.0,
         recompute_flops=recompute_flops,
+    )
+
+
+# ---- time on a device and what fits --------------------------------------------------------
+
+MAX_FIT_MICRO_BATCH = 1 << 16
+MAX_FIT_SEQ = 1 << 24
+MAX_FIT_DP = 1 << 16
+
+
+def compute_dtype(precision: str) -> str:
+    """The dtype whose peak FLOP/s a step runs at: bf16 for bf16 and bf16-mixed, else fp32."""
+    return "fp32" if precision == "fp32" else "bf16"
+
+
+@dataclass(frozen=True)
+class StepTime:
+    """Roofline time of one step on one device (compute-bound, at 100% of peak) and the model
+    FLOPs utilisation it implies: model FLOPs (3 x forward, recomputation excluded) over the
+    executed FLOPs (PaLM's MFU, Chowdhery et al. 2022, appendix B)."""
+
+    seconds: float
+    peak_flops_per_s: float
+    mfu: float
+
+
+def step_time(flops: TrainFlops, peak_flops_per_s: float) -> StepTime:
+    """``seconds = per-device executed FLOPs / peak``; ``MFU = 3 x forward / executed``."""
+    seconds = flops.per_device / peak_flops_per_s
+    model = 3 * flops.forward.total * flops.per_step // max(1, flops.per_micro_batch)
+    mfu = model / flops.per_step if flops.per_step else 0.0
+    return StepTime(seconds=seconds, peak_flops_per_s=peak_flops_per_s, mfu=mfu)
+
+
+@dataclass(frozen=True)
+class TrainFit:
+    """The largest micro-batch, the longest sequence and the smallest dp whose step peak fits
+    in ``budget_bytes`` (None when even the smallest does not fit or dp cannot help)."""
+
+    budget_bytes: int
+    fits: bool
+    max_micro_batch: int | None
+    max_seq: int | None
+    min_dp: int | None
+
+
+def _peak(spec: ModelSpec, setup: TrainSetup) -> int:
+    return train_memory(spec, setup).peak_bytes
+
+
+def _largest(lo: int, hi: int, ok: Callable[[int], bool]) -> int | None:
+    """Largest n in [lo, hi] with ok(n), for a monotone ok (True then False)."""
+    if not ok(lo):
+        return None
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def train_fit(spec: ModelSpec, setup: TrainSetup, budget_bytes: int) -> TrainFit:
+    """Solve the peak for each knob alone, the others as given: micro-batch and sequence by
+    bisection (the peak grows with both); dp over powers of two (only ZeRO / FSDP shard with
+    dp: with ``--zero 0`` the answer is None unless dp = 1 already fits)."""
+    if budget_bytes <= 0:
+        raise UsageError(f"--budget must be positive, got {budget_bytes}")
+
+    def fits(candidate: TrainSetup) -> bool:
+        return _peak(spec, candidate) <= budget_bytes
+
+    max_mb = _largest(
+        1, MAX_FIT_MICRO_BATCH, lambda b: fits(dataclasses.replace(setup, micro_batch=b))
+    )
+    max_seq = _largest(1, MAX_FIT_SEQ, lambda s: fits(dataclasses.replace(setup, seq=s)))
+    min_dp: int | None = None
+    dp = 1
+    while dp <= MAX_FIT_DP:
+        candidate = dataclasses.replace(setup, dp=dp, zero=setup.zero if dp > 1 else 0)
+        try:
+            check_setup(spec, candidate)
+        except UsageError:
+            dp *= 2
+            continue
+        if fits(candidate):
+            min_dp = dp
+            break
+        if setup.zero == 0:
+            break
+        dp *= 2
+    return TrainFit(
+        budget_bytes=budget_bytes,
+        fits=fits(setup),
+        max_micro_batch=max_mb,
+        max_seq=max_seq,
+        min_dp=min_dp,
     )
