@@ -39,7 +39,7 @@ BACKENDS = ["naive", "sdpa"]
 # Where the loader's spec differs from what transformers runs, the fix applied here (and
 # pinned by test_loader_gaps_are_still_open, which fails once the loader is fixed).
 # DeepSeek-V2's modelling rotates adjacent pairs (view_as_complex) like V3's rope_interleave.
-SPEC_FIXES: dict[str, dict[str, Any]] = {"deepseek_v2": {"rope_interleaved": True}}
+SPEC_FIXES: dict[str, dict[str, Any]] = {}
 
 
 def config_json(config: Any) -> dict[str, Any]:
