@@ -173,6 +173,7 @@ def test_flops_train_roofline_uses_training_flops() -> None:
     )
     doc = _strict(run.stdout)
     assert doc["roofline"]["flops"] == 3 * doc["forward_flops"]
-    assert doc["roofline"]["compute_seconds"] == pytest.approx(
-        3 * doc["forward_flops"] / doc["roofline"]["peak_flops_per_s"]
+    roofline = doc["roofline"]
+    assert roofline["compute_seconds"] == pytest.approx(
+        3 * doc["forward_flops"] / (roofline["peak_flops_per_s"] * roofline.get("mfu", 1.0))
     )
