@@ -66,12 +66,35 @@ def mixtral_config() -> Any:
     )
 
 
-CONFIGS = {"llama": llama_config, "qwen3": qwen3_config, "mixtral": mixtral_config}
+def bert_config() -> Any:
+    """Encoder: post-norm LayerNorm, GELU, learned positions, token types, pooler. Dropout off
+    (tfcli's convention); positions up to 2048 so both test lengths run."""
+    return transformers.BertConfig(
+        vocab_size=30522,
+        hidden_size=768,
+        intermediate_size=3072,
+        num_hidden_layers=2,
+        num_attention_heads=12,
+        max_position_embeddings=2048,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+
+
+CONFIGS = {
+    "llama": llama_config,
+    "qwen3": qwen3_config,
+    "mixtral": mixtral_config,
+    "bert": bert_config,
+}
+KINDS = {"bert": "base"}
+"""The transformers auto class (AutoModel for the encoder, as tfcli counts it)."""
 SIZES = [(1, 512), (2, 2048)]
 PRECISIONS = {
     "llama": ("fp32", "bf16", "bf16-mixed"),
     "qwen3": ("fp32", "bf16", "bf16-mixed"),
     "mixtral": ("bf16",),  # MoE runs under fake mode in bf16 only (grouped_mm)
+    "bert": ("fp32", "bf16", "bf16-mixed"),
 }
 
 
@@ -108,7 +131,13 @@ def test_train_memory_matches_memtracker(
     config = CONFIGS[model]()
     spec = spec_from(config, tmp_path)
     measured = measure(
-        config, batch=batch, seq=seq, impl=impl, precision=precision, recompute=recompute
+        config,
+        batch=batch,
+        seq=seq,
+        impl=impl,
+        precision=precision,
+        recompute=recompute,
+        kind=KINDS.get(model, "causal_lm"),
     )
     ours = train_memory(
         spec,

@@ -103,8 +103,13 @@ def measure(
                 if kind == "seq2seq":
                     return model(input_ids=ids, decoder_input_ids=ids, labels=ids).loss
                 if kind == "base":
-                    out = model(input_ids=ids).last_hidden_state
-                    return out.float().pow(2).mean()
+                    # an encoder has no loss of its own: sum the last hidden states and the
+                    # pooler output (a sum's backward saves nothing)
+                    out = model(input_ids=ids)
+                    loss = out.last_hidden_state.sum()
+                    if getattr(out, "pooler_output", None) is not None:
+                        loss = loss + out.pooler_output.sum()
+                    return loss
                 return model(input_ids=ids, labels=ids).loss
 
         loss = forward()

@@ -322,16 +322,33 @@ def rms_norm_saved(rows: int, width: int, input_bytes: int) -> int:
     return rows * width * FP32 + rows * FP32 + rows * width * input_bytes
 
 
-def layer_norm_saved(rows: int) -> int:
+def layer_norm_saved(rows: int, input_bytes: int) -> int:
     """``aten.native_layer_norm`` saves its input (counted by its producer), the mean and the
-    reciprocal std: ``2 x rows x 4`` bytes (fp32 for any input dtype)."""
-    return 2 * rows * FP32
+    reciprocal std in the input dtype: ``2 x rows x bytes`` (measured on BertModel; under
+    autocast layer_norm runs in fp32)."""
+    return 2 * rows * input_bytes
 
 
 def _norm_saved(spec: ModelSpec, rows: int, width: int, input_bytes: int) -> int:
     if spec.norm_type == "rmsnorm":
         return rms_norm_saved(rows, width, input_bytes)
-    return layer_norm_saved(rows)
+    return layer_norm_saved(rows, input_bytes)
+
+
+EAGER_SOFTMAX_IN_DTYPE_FAMILIES = ("bert", "roberta")
+"""transformers families whose eager attention takes the softmax in the compute dtype
+(``softmax(scores, dim=-1)``, BertSelfAttention); the others (Llama, Qwen, Mistral, Gemma,
+...) take it in fp32 and cast back (``softmax(..., dtype=torch.float32).to(q.dtype)``).
+Part of the eager implementation profile, not of the architecture."""
+
+
+def eager_softmax_bytes(spec: ModelSpec, precision: str) -> int:
+    """Bytes per score eager attention keeps for backward: the softmax output (fp32 when the
+    family upcasts, else the compute dtype: CPU autocast leaves softmax in bf16) plus its cast
+    to the compute dtype when the two differ (the AV matmul saves the cast)."""
+    a = compute_bytes(precision)
+    softmax = a if spec.family in EAGER_SOFTMAX_IN_DTYPE_FAMILIES else FP32
+    return softmax + (a if softmax != a else 0)
 
 
 def _norm_input_saved(spec: ModelSpec, input_bytes: int) -> bool:
@@ -385,13 +402,12 @@ def attention_saved(spec: ModelSpec, setup: TrainSetup, *, window: int | None) -
     )
     if eager and setup.recompute != "selective":
         scores = b * heads * s * s
-        softmax = scores * FP32 + (scores * a if a != FP32 else 0)
+        per_score = eager_softmax_bytes(spec, setup.precision)
         parts.append(
             Part(
                 "softmax (s x s)",
-                softmax,
-                f"B x H x S x S x (4{' + ' + str(a) if a != FP32 else ''}) = {b} x {heads} x "
-                f"{s:,} x {s:,} x {4 + (a if a != FP32 else 0)}",
+                scores * per_score,
+                f"B x H x S x S x {per_score} = {b} x {heads} x {s:,} x {s:,} x {per_score}",
             )
         )
     elif not eager:
@@ -545,7 +561,29 @@ def activations(spec: ModelSpec, setup: TrainSetup) -> Activations:
         else:
             parts = block_saved(spec, setup, kind=kind, moe=moe)
         layers.append(LayerActivations(label, count, sum(p.bytes for p in parts), tuple(parts)))
-    if full:
+    if spec.embedding_norm:
+        emb = t * h * r + _norm_saved(spec, t, h, r) + (0 if mixed else t * h * a)
+        other.append(
+            Part(
+                "embedding norm",
+                emb,
+                "sum of embeddings (t x h x r) + norm internals"
+                + ("" if mixed else " + its output")
+                + f", t = {t:,}",
+            )
+        )
+    if spec.pooler:
+        pooled = b * h * a + (h * h * 2 + b * h * 2 if mixed else 0)
+        other.append(
+            Part(
+                "pooler",
+                pooled,
+                "tanh output B x h x a" + (" + autocast weight and input copies" if mixed else ""),
+            )
+        )
+    if spec.type_vocab_size:
+        other.append(Part("token type ids", s * INT64, f"S x 8 = {s:,} x 8 (the buffer's rows)"))
+    if full and spec.position_type == "rope":
         other.append(Part("position ids", s * INT64, f"S x 8 = {s:,} x 8"))
         if setup.attention_impl == "eager" and spec.architecture == "decoder":
             other.append(
@@ -556,7 +594,7 @@ def activations(spec: ModelSpec, setup: TrainSetup) -> Activations:
                     "block, so kept)",
                 )
             )
-    elif _norm_input_saved(spec, r):
+    elif _norm_input_saved(spec, r) and not spec.embedding_norm:
         other.append(Part("embedding output", t * h * r, f"t x h x r = {t:,} x {h} x {r}"))
     if spec.position_type == "rope":
         d = spec.qk_head_dim if not spec.is_mla else int(spec.qk_rope_head_dim or 0)
@@ -650,15 +688,27 @@ class TrainMemory:
         return max(self.phases, key=lambda k: self.phases[k])
 
 
+def mlp_backward_transient(spec: ModelSpec, setup: TrainSetup) -> int:
+    """The first block's backward without a loss in front of it (an encoder): the gradient of
+    the last MLP's hidden activation, ``t x f x a`` (measured on BertModel)."""
+    f = -(-spec.intermediate_size // setup.tp)
+    return setup.tokens * f * compute_bytes(setup.precision)
+
+
 def attention_backward_scores(spec: ModelSpec, setup: TrainSetup) -> int:
     """Score-sized tensors alive at the peak of eager attention's backward (softmax output,
-    its cast, and their gradients): measured ``8 x B x H x S x S`` bytes in fp32, bf16 and
-    bf16-mixed (MemTracker, LlamaForCausalLM, transformers 5 ``eager_attention_forward``).
-    sdpa and selective recompute keep no s x s tensor: 0."""
+    its cast, and their gradients), measured with MemTracker: ``8 x B x H x S x S`` bytes for
+    the families that take the softmax in fp32 (LlamaForCausalLM, fp32, bf16 and bf16-mixed),
+    ``3 x a`` per score for those that keep it in the compute dtype (BertModel: the softmax
+    output, its gradient and the scores' gradient). sdpa and selective recompute keep no
+    s x s tensor: 0."""
     if setup.attention_impl != "eager" or setup.recompute == "selective":
         return 0
     heads = spec.num_heads // setup.tp
-    return 8 * setup.micro_batch * heads * setup.seq * setup.seq
+    per_score = (
+        3 * compute_bytes(setup.precision) if spec.family in EAGER_SOFTMAX_IN_DTYPE_FAMILIES else 8
+    )
+    return per_score * setup.micro_batch * heads * setup.seq * setup.seq
 
 
 def _head_and_block_grad_bytes(spec: ModelSpec, setup: TrainSetup) -> int:
@@ -689,11 +739,15 @@ def _head_and_block_grad_bytes(spec: ModelSpec, setup: TrainSetup) -> int:
 
 def buffer_bytes(spec: ModelSpec) -> int:
     """Non-parameter buffers: RoPE's ``inv_freq`` and ``original_inv_freq`` (transformers 5
-    ``LlamaRotaryEmbedding``), d/2 fp32 values each."""
-    if spec.position_type != "rope":
-        return 0
-    d = spec.qk_head_dim if not spec.is_mla else int(spec.qk_rope_head_dim or 0)
-    return 2 * (d // 2) * FP32
+    ``LlamaRotaryEmbedding``), d/2 fp32 values each; BERT-style embeddings register int64
+    ``position_ids`` (and ``token_type_ids``) of ``max_positions`` entries."""
+    if spec.position_type == "rope":
+        d = spec.qk_head_dim if not spec.is_mla else int(spec.qk_rope_head_dim or 0)
+        return 2 * (d // 2) * FP32
+    if spec.position_type == "learned" and spec.embedding_norm:
+        tables = 2 if spec.type_vocab_size else 1
+        return tables * int(spec.max_position_embeddings or 0) * INT64
+    return 0
 
 
 def train_memory(spec: ModelSpec, setup: TrainSetup) -> TrainMemory:
@@ -724,7 +778,10 @@ def train_memory(spec: ModelSpec, setup: TrainSetup) -> TrainMemory:
     fsdp = root + block_params
     phases = {
         "forward": base + fsdp + acts.total + acts.logits_bytes + acts.loss_temp_bytes,
-        "backward start": base + fsdp + acts.total + acts.loss_backward_bytes,
+        "backward start": base
+        + fsdp
+        + acts.total
+        + max(acts.loss_backward_bytes, mlp_backward_transient(spec, setup)),
         "backward end": base + 2 * root + state.gradients + t * h * residual_bytes(setup.precision),
         "optimizer step": base + state.gradients + opt_temp,
     }
