@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 from tfcli.errors import UsageError
 from tfcli.flops import FlopCount, forward_flops
+from tfcli.plan import layer_plan
 from tfcli.spec import ModelSpec
 from tfcli.tensors import ParamTensor, parameter_tensors
 
@@ -133,6 +134,14 @@ def check_setup(spec: ModelSpec, setup: TrainSetup) -> None:
                 f"--ep {setup.ep} must divide --dp {setup.dp} (experts are spread over "
                 "data-parallel ranks, as in DeepSpeed-MoE and torchtitan)"
             )
+    unmodelled = sorted(
+        {run.plan.kind for run in layer_plan(spec) if run.plan.kind not in ("full", "sliding")}
+    )
+    if unmodelled:
+        raise UsageError(
+            f"tfcli train models attention layers (full, sliding) so far; {spec.name} has "
+            f"{', '.join(unmodelled)} layers"
+        )
     if spec.architecture != "decoder" and setup.pp > 1:
         raise UsageError("--pp is modelled for decoder-only models")
 
@@ -333,6 +342,18 @@ def _norm_saved(spec: ModelSpec, rows: int, width: int, input_bytes: int) -> int
     if spec.norm_type == "rmsnorm":
         return rms_norm_saved(rows, width, input_bytes)
     return layer_norm_saved(rows, input_bytes)
+
+
+ORACLE_CHECKED_FAMILIES = ("llama", "qwen3", "mixtral", "bert")
+"""Families whose activations and peak the tests check against torch's MemTracker
+(tests/test_train_memory.py). Parameters, gradients and optimizer states follow the
+parameter tensors of every family; other families' activations use the same per-op rules
+(norm, attention, MLP kinds) without a family-specific check yet."""
+
+
+def oracle_checked(spec: ModelSpec) -> bool:
+    """True when this model's family is one the MemTracker tests cover."""
+    return spec.family in ORACLE_CHECKED_FAMILIES
 
 
 EAGER_SOFTMAX_IN_DTYPE_FAMILIES = ("bert", "roberta")

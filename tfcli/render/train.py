@@ -24,7 +24,14 @@ from tfcli.render.common import (
 )
 from tfcli.render.params import describe
 from tfcli.spec import ModelSpec
-from tfcli.train import StepTime, TrainFit, TrainFlops, TrainMemory
+from tfcli.train import (
+    ORACLE_CHECKED_FAMILIES,
+    StepTime,
+    TrainFit,
+    TrainFlops,
+    TrainMemory,
+    oracle_checked,
+)
 
 CONVENTIONS = (
     "memory per device in IEC units (1 GiB = 2**30 B); FLOPs in SI (1 PFLOP = 1e15), a "
@@ -238,6 +245,11 @@ def print_train(view: TrainView, *, explain: bool = False) -> None:
         console.print(table.render())
     if explain:
         print_explain(view)
+    if not oracle_checked(view.spec):
+        print_note(
+            f"activations of the {view.spec.family} family follow the shared per-op rules; the "
+            f"MemTracker tests check {', '.join(ORACLE_CHECKED_FAMILIES)} so far"
+        )
     for line in CONVENTIONS:
         print_note(line)
 
@@ -374,6 +386,7 @@ def train_document(view: TrainView) -> dict[str, Any]:
             for c in view.communication
         ],
         "conventions": list(CONVENTIONS),
+        "oracle_checked": oracle_checked(view.spec),
     }
     if view.time is not None:
         doc["time"] = {
