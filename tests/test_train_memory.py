@@ -81,11 +81,28 @@ def bert_config() -> Any:
     )
 
 
+def gemma2_config() -> Any:
+    """Sliding/full hybrid (window 256 < 512 and 2048), sandwich norms, Gemma's fp32
+    ``1 + weight`` RMSNorm, GeGLU, attention and final-logit soft-capping, scaled and tied
+    embeddings, explicit head_dim. Soft-capping needs eager attention."""
+    return transformers.Gemma2Config(
+        vocab_size=32000,
+        hidden_size=1024,
+        intermediate_size=2816,
+        num_hidden_layers=2,
+        head_dim=128,
+        num_attention_heads=8,
+        num_key_value_heads=4,
+        sliding_window=256,
+    )
+
+
 CONFIGS = {
     "llama": llama_config,
     "qwen3": qwen3_config,
     "mixtral": mixtral_config,
     "bert": bert_config,
+    "gemma2": gemma2_config,
 }
 KINDS = {"bert": "base"}
 """The transformers auto class (AutoModel for the encoder, as tfcli counts it)."""
@@ -95,7 +112,10 @@ PRECISIONS = {
     "qwen3": ("fp32", "bf16", "bf16-mixed"),
     "mixtral": ("bf16",),  # MoE runs under fake mode in bf16 only (grouped_mm)
     "bert": ("fp32", "bf16", "bf16-mixed"),
+    "gemma2": ("fp32", "bf16", "bf16-mixed"),
 }
+IMPLS = {"gemma2": ("eager",)}
+"""SDPA cannot soft-cap (transformers refuses it; so does tfcli, tested below)."""
 
 
 def spec_from(config: Any, tmp: Path) -> ModelSpec:
@@ -116,7 +136,7 @@ CASES = [
     )
     for model in CONFIGS
     for impl, precision, recompute, (batch, seq) in itertools.product(
-        ("sdpa", "eager"), PRECISIONS[model], ("none", "full"), SIZES
+        IMPLS.get(model, ("sdpa", "eager")), PRECISIONS[model], ("none", "full"), SIZES
     )
 ]
 
@@ -196,3 +216,11 @@ def test_cli_json_matches_memtracker(tmp_path: Path) -> None:
     assert memory["optimizer_states_bytes"] == measured.optimizer
     assert memory["activations_bytes"] == pytest.approx(measured.activations, rel=0.02)
     assert memory["peak_bytes"] == pytest.approx(measured.peak, rel=0.05)
+
+
+def test_softcapped_attention_refuses_sdpa(tmp_path: Path) -> None:
+    from tfcli.errors import UsageError
+
+    spec = spec_from(gemma2_config(), tmp_path)
+    with pytest.raises(UsageError, match="eager"):
+        train_memory(spec, TrainSetup(seq=512, attention_impl="sdpa"))

@@ -134,6 +134,11 @@ def check_setup(spec: ModelSpec, setup: TrainSetup) -> None:
                 f"--ep {setup.ep} must divide --dp {setup.dp} (experts are spread over "
                 "data-parallel ranks, as in DeepSpeed-MoE and torchtitan)"
             )
+    if spec.attn_logit_softcap is not None and setup.attention_impl == "sdpa":
+        raise UsageError(
+            f"{spec.name} soft-caps its attention logits, which SDPA cannot express "
+            "(transformers refuses it): use --attention-impl eager"
+        )
     unmodelled = sorted(
         {run.plan.kind for run in layer_plan(spec) if run.plan.kind not in ("full", "sliding")}
     )
@@ -338,13 +343,31 @@ def layer_norm_saved(rows: int, input_bytes: int) -> int:
     return 2 * rows * input_bytes
 
 
+FP32_WEIGHT_NORM_FAMILIES = ("gemma", "gemma2", "gemma3_text")
+"""transformers families whose RMSNorm multiplies in fp32 by ``1 + weight`` and casts last
+(``Gemma2RMSNorm``): part of the implementation profile, as the softmax dtype is."""
+
+
+def fp32_weight_rms_norm_saved(rows: int, width: int, input_bytes: int) -> int:
+    """``Gemma2RMSNorm``: ``(x.float() * rsqrt(mean(x^2) + eps)) * (1 + weight.float())``, cast
+    to the input dtype last. Saves ``rsqrt`` (rows x 4), ``x * rsqrt`` in fp32 (rows x width x
+    4) and ``1 + weight`` (width x 4); a bf16 input adds its fp32 copy (rows x width x 4).
+    Measured with MemTracker on Gemma2ForCausalLM."""
+    saved = rows * FP32 + rows * width * FP32 + width * FP32
+    if input_bytes != FP32:
+        saved += rows * width * FP32
+    return saved
+
+
 def _norm_saved(spec: ModelSpec, rows: int, width: int, input_bytes: int) -> int:
     if spec.norm_type == "rmsnorm":
+        if spec.family in FP32_WEIGHT_NORM_FAMILIES:
+            return fp32_weight_rms_norm_saved(rows, width, input_bytes)
         return rms_norm_saved(rows, width, input_bytes)
     return layer_norm_saved(rows, input_bytes)
 
 
-ORACLE_CHECKED_FAMILIES = ("llama", "qwen3", "mixtral", "bert")
+ORACLE_CHECKED_FAMILIES = ("llama", "qwen3", "mixtral", "bert", "gemma2")
 """Families whose activations and peak the tests check against torch's MemTracker
 (tests/test_train_memory.py). Parameters, gradients and optimizer states follow the
 parameter tensors of every family; other families' activations use the same per-op rules
@@ -424,6 +447,15 @@ def attention_saved(spec: ModelSpec, setup: TrainSetup, *, window: int | None) -
     if eager and setup.recompute != "selective":
         scores = b * heads * s * s
         per_score = eager_softmax_bytes(spec, setup.precision)
+        if spec.attn_logit_softcap is not None:
+            parts.append(
+                Part(
+                    "softcap tanh (s x s)",
+                    scores * a,
+                    f"tanh(scores / cap) kept: B x H x S x S x a = {b} x {heads} x {s:,} x "
+                    f"{s:,} x {a}",
+                )
+            )
         parts.append(
             Part(
                 "softmax (s x s)",
@@ -521,6 +553,11 @@ def block_saved(spec: ModelSpec, setup: TrainSetup, *, kind: str, moe: bool) -> 
         parts.append(Part("autocast weight copies", weights * 2, f"{weights:,} x 2 B"))
     if _norm_input_saved(spec, r):
         parts.append(Part("residual stream", 2 * t * h * r, f"2 x t x h x {r} (norm inputs)"))
+    if spec.norm_position == "sandwich":
+        # the norms after attention and after the MLP read the projections' outputs (compute
+        # dtype): an fp32 output is kept by the norm, a bf16 one is copied to fp32 inside it
+        post = 2 * (_norm_saved(spec, t, h, a) + (t * h * a if _norm_input_saved(spec, a) else 0))
+        parts.append(Part("sandwich post-norms", post, f"2 norms over t x h x {a} outputs"))
     parts += attention_saved(spec, setup, window=window)
     parts += mlp_saved(spec, setup, moe=moe)
     return parts
@@ -607,12 +644,13 @@ def activations(spec: ModelSpec, setup: TrainSetup) -> Activations:
     if full and spec.position_type == "rope":
         other.append(Part("position ids", s * INT64, f"S x 8 = {s:,} x 8"))
         if setup.attention_impl == "eager" and spec.architecture == "decoder":
+            masks = len({kind for kind, _, _ in _layer_kinds(spec, setup)})
             other.append(
                 Part(
-                    "causal mask",
-                    b * s * s * r,
-                    f"B x S x S x r = {b} x {s:,} x {s:,} x {r} (an input of every checkpointed "
-                    "block, so kept)",
+                    "causal masks",
+                    masks * b * s * s * r,
+                    f"{masks} pattern(s) x B x S x S x r = {masks} x {b} x {s:,} x {s:,} x {r} "
+                    "(inputs of every checkpointed block, so kept)",
                 )
             )
     elif _norm_input_saved(spec, r) and not spec.embedding_norm:
@@ -634,11 +672,13 @@ def activations(spec: ModelSpec, setup: TrainSetup) -> Activations:
             other.append(
                 Part("lm_head autocast weight copy", v * h * 2, f"V x h x 2 = {v:,} x {h} x 2")
             )
+        if spec.final_logit_softcap is not None:
+            other.append(Part("logit softcap tanh", t * v * a, f"t x V x a = {t:,} x {v:,} x {a}"))
         other.append(Part("log-softmax (loss)", t * v * FP32, f"t x V x 4 = {t:,} x {v:,} x 4"))
         other.append(
             Part("labels", b * (s + 1) * INT64 + 2 * FP32, f"B x (S + 1) x 8 = {b} x {s + 1:,} x 8")
         )
-        logits = t * v * a
+        logits = t * v * a * (2 if spec.final_logit_softcap is not None else 1)
         loss_temp = t * v * FP32 if a != FP32 else 0
         loss_backward = 2 * t * v * FP32
     in_flight = min(setup.pp, setup.grad_accum) if setup.pp > 1 else 1
@@ -758,17 +798,21 @@ def _head_and_block_grad_bytes(spec: ModelSpec, setup: TrainSetup) -> int:
     return elements * param_bytes(setup.precision)
 
 
-def buffer_bytes(spec: ModelSpec) -> int:
+def buffer_bytes(spec: ModelSpec, precision: str = "fp32") -> int:
     """Non-parameter buffers: RoPE's ``inv_freq`` and ``original_inv_freq`` (transformers 5
-    ``LlamaRotaryEmbedding``), d/2 fp32 values each; BERT-style embeddings register int64
-    ``position_ids`` (and ``token_type_ids``) of ``max_positions`` entries."""
+    ``LlamaRotaryEmbedding``), d/2 fp32 values each; a scaled embedding's ``embed_scale``
+    scalar (parameter dtype, Gemma); BERT-style embeddings register int64 ``position_ids``
+    (and ``token_type_ids``) of ``max_positions`` entries."""
+    total = 0
     if spec.position_type == "rope":
         d = spec.qk_head_dim if not spec.is_mla else int(spec.qk_rope_head_dim or 0)
-        return 2 * (d // 2) * FP32
+        total += 2 * (d // 2) * FP32
+    if spec.scale_embeddings and spec.family in FP32_WEIGHT_NORM_FAMILIES:
+        total += param_bytes(precision)
     if spec.position_type == "learned" and spec.embedding_norm:
         tables = 2 if spec.type_vocab_size else 1
-        return tables * int(spec.max_position_embeddings or 0) * INT64
-    return 0
+        total += tables * int(spec.max_position_embeddings or 0) * INT64
+    return total
 
 
 def train_memory(spec: ModelSpec, setup: TrainSetup) -> TrainMemory:
@@ -789,7 +833,7 @@ def train_memory(spec: ModelSpec, setup: TrainSetup) -> TrainMemory:
     check_setup(spec, setup)
     state = state_memory(spec, setup)
     acts = activations(spec, setup)
-    buffers = buffer_bytes(spec)
+    buffers = buffer_bytes(spec, setup.precision)
     gathered = fsdp_buffers(spec, setup)
     root, block_params = gathered.root_bytes, gathered.block_bytes
     base = state.parameters + state.optimizer_states + buffers
