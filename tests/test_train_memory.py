@@ -97,8 +97,22 @@ def gemma2_config() -> Any:
     )
 
 
+def mistral_config() -> Any:
+    """Every layer sliding (window 256 < 512 and 2048): SDPA then needs an explicit mask."""
+    return transformers.MistralConfig(
+        vocab_size=32000,
+        hidden_size=1024,
+        intermediate_size=2816,
+        num_hidden_layers=2,
+        num_attention_heads=16,
+        num_key_value_heads=4,
+        sliding_window=256,
+    )
+
+
 CONFIGS = {
     "llama": llama_config,
+    "mistral": mistral_config,
     "qwen3": qwen3_config,
     "mixtral": mixtral_config,
     "bert": bert_config,
@@ -109,12 +123,14 @@ KINDS = {"bert": "base"}
 SIZES = [(1, 512), (2, 2048)]
 PRECISIONS = {
     "llama": ("fp32", "bf16", "bf16-mixed"),
+    "mistral": ("fp32", "bf16", "bf16-mixed"),
     "qwen3": ("fp32", "bf16", "bf16-mixed"),
     "mixtral": ("bf16",),  # MoE runs under fake mode in bf16 only (grouped_mm)
     "bert": ("fp32", "bf16", "bf16-mixed"),
     "gemma2": ("fp32", "bf16", "bf16-mixed"),
 }
 IMPLS = {"gemma2": ("eager",)}
+RECOMPUTES = {"mistral": ("none",)}
 """SDPA cannot soft-cap (transformers refuses it; so does tfcli, tested below)."""
 
 
@@ -136,7 +152,10 @@ CASES = [
     )
     for model in CONFIGS
     for impl, precision, recompute, (batch, seq) in itertools.product(
-        IMPLS.get(model, ("sdpa", "eager")), PRECISIONS[model], ("none", "full"), SIZES
+        IMPLS.get(model, ("sdpa", "eager")),
+        PRECISIONS[model],
+        RECOMPUTES.get(model, ("none", "full")),
+        SIZES,
     )
 ]
 

@@ -367,7 +367,7 @@ def _norm_saved(spec: ModelSpec, rows: int, width: int, input_bytes: int) -> int
     return layer_norm_saved(rows, input_bytes)
 
 
-ORACLE_CHECKED_FAMILIES = ("llama", "qwen3", "mixtral", "bert", "gemma2")
+ORACLE_CHECKED_FAMILIES = ("llama", "mistral", "qwen3", "mixtral", "bert", "gemma2")
 """Families whose activations and peak the tests check against torch's MemTracker
 (tests/test_train_memory.py). Parameters, gradients and optimizer states follow the
 parameter tensors of every family; other families' activations use the same per-op rules
@@ -427,7 +427,11 @@ def attention_saved(spec: ModelSpec, setup: TrainSetup, *, window: int | None) -
         norm = rms_norm_saved(t * heads, d_qk, a) + rms_norm_saved(t * kv, d_qk, a)
         parts.append(Part("qk_norm", proj + norm, "q/k projections + their RMSNorm internals"))
     eager = setup.attention_impl == "eager"
-    kv_saved = heads if eager else kv
+    # a sliding window shorter than the sequence needs an explicit mask: SDPA then gets K/V
+    # repeated to every query head (no enable_gqa with a mask) and keeps the mask, cast to
+    # the compute dtype, per layer (measured on MistralForCausalLM)
+    masked = window is not None and window < s
+    kv_saved = heads if (eager or masked) else kv
     qkv = t * (heads * d_qk + kv_saved * d_qk + kv_saved * d_v) * a
     parts.append(
         Part(
@@ -467,7 +471,14 @@ def attention_saved(spec: ModelSpec, setup: TrainSetup, *, window: int | None) -
         parts.append(
             Part("logsumexp", b * heads * s * FP32, f"B x H x S x 4 = {b} x {heads} x {s:,} x 4")
         )
-    del window
+        if masked:
+            parts.append(
+                Part(
+                    "sliding-window mask",
+                    b * s * s * a,
+                    f"B x S x S x a = {b} x {s:,} x {s:,} x {a} (window {window} < S)",
+                )
+            )
     return parts
 
 
