@@ -110,6 +110,25 @@ def mistral_config() -> Any:
     )
 
 
+def bart_config() -> Any:
+    """Encoder-decoder: post-norm LayerNorm, GELU, learned positions with offset, embedding
+    norms, cross-attention, tied head with a final_logits_bias buffer. Dropout off."""
+    return transformers.BartConfig(
+        vocab_size=32000,
+        d_model=768,
+        encoder_ffn_dim=3072,
+        decoder_ffn_dim=3072,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=12,
+        decoder_attention_heads=12,
+        max_position_embeddings=2048,
+        dropout=0.0,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+    )
+
+
 CONFIGS = {
     "llama": llama_config,
     "mistral": mistral_config,
@@ -117,8 +136,9 @@ CONFIGS = {
     "mixtral": mixtral_config,
     "bert": bert_config,
     "gemma2": gemma2_config,
+    "bart": bart_config,
 }
-KINDS = {"bert": "base"}
+KINDS = {"bert": "base", "bart": "seq2seq"}
 """The transformers auto class (AutoModel for the encoder, as tfcli counts it)."""
 SIZES = [(1, 512), (2, 2048)]
 PRECISIONS = {
@@ -128,6 +148,7 @@ PRECISIONS = {
     "mixtral": ("bf16",),  # MoE runs under fake mode in bf16 only (grouped_mm)
     "bert": ("fp32", "bf16", "bf16-mixed"),
     "gemma2": ("fp32", "bf16", "bf16-mixed"),
+    "bart": ("fp32", "bf16", "bf16-mixed"),
 }
 IMPLS = {"gemma2": ("eager",)}
 RECOMPUTES = {"mistral": ("none",)}

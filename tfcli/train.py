@@ -367,7 +367,7 @@ def _norm_saved(spec: ModelSpec, rows: int, width: int, input_bytes: int) -> int
     return layer_norm_saved(rows, input_bytes)
 
 
-ORACLE_CHECKED_FAMILIES = ("llama", "mistral", "qwen3", "mixtral", "bert", "gemma2")
+ORACLE_CHECKED_FAMILIES = ("llama", "mistral", "qwen3", "mixtral", "bert", "gemma2", "bart")
 """Families whose activations and peak the tests check against torch's MemTracker
 (tests/test_train_memory.py). Parameters, gradients and optimizer states follow the
 parameter tensors of every family; other families' activations use the same per-op rules
@@ -379,19 +379,24 @@ def oracle_checked(spec: ModelSpec) -> bool:
     return spec.family in ORACLE_CHECKED_FAMILIES
 
 
-EAGER_SOFTMAX_IN_DTYPE_FAMILIES = ("bert", "roberta")
+EAGER_SOFTMAX_IN_DTYPE_FAMILIES = ("bert", "roberta", "bart")
 """transformers families whose eager attention takes the softmax in the compute dtype
 (``softmax(scores, dim=-1)``, BertSelfAttention); the others (Llama, Qwen, Mistral, Gemma,
 ...) take it in fp32 and cast back (``softmax(..., dtype=torch.float32).to(q.dtype)``).
 Part of the eager implementation profile, not of the architecture."""
 
 
-def eager_softmax_bytes(spec: ModelSpec, precision: str) -> int:
+def eager_softmax_bytes(spec: ModelSpec, precision: str, *, masked: bool = False) -> int:
     """Bytes per score eager attention keeps for backward: the softmax output (fp32 when the
-    family upcasts, else the compute dtype: CPU autocast leaves softmax in bf16) plus its cast
-    to the compute dtype when the two differ (the AV matmul saves the cast)."""
+    family upcasts, else the compute dtype: CPU autocast leaves softmax in bf16, but under
+    bf16-mixed an additive fp32 causal mask promotes the scores to fp32) plus its cast to the
+    compute dtype when the two differ (the AV matmul saves the cast). Measured on BertModel
+    and BartForConditionalGeneration."""
     a = compute_bytes(precision)
-    softmax = a if spec.family in EAGER_SOFTMAX_IN_DTYPE_FAMILIES else FP32
+    in_dtype = spec.family in EAGER_SOFTMAX_IN_DTYPE_FAMILIES
+    if in_dtype and masked and precision == "bf16-mixed":
+        in_dtype = False
+    softmax = a if in_dtype else FP32
     return softmax + (a if softmax != a else 0)
 
 
@@ -400,7 +405,9 @@ def _norm_input_saved(spec: ModelSpec, input_bytes: int) -> bool:
     return spec.norm_type == "layernorm" or input_bytes == FP32
 
 
-def attention_saved(spec: ModelSpec, setup: TrainSetup, *, window: int | None) -> list[Part]:
+def attention_saved(
+    spec: ModelSpec, setup: TrainSetup, *, window: int | None, causal: bool = True
+) -> list[Part]:
     """What one self-attention sublayer saves, its input norm aside (t = B x S tokens, heads
     and widths per tensor-parallel rank, a = compute bytes).
 
@@ -450,7 +457,7 @@ def attention_saved(spec: ModelSpec, setup: TrainSetup, *, window: int | None) -
     )
     if eager and setup.recompute != "selective":
         scores = b * heads * s * s
-        per_score = eager_softmax_bytes(spec, setup.precision)
+        per_score = eager_softmax_bytes(spec, setup.precision, masked=causal)
         if spec.attn_logit_softcap is not None:
             parts.append(
                 Part(
@@ -523,11 +530,15 @@ def mlp_saved(spec: ModelSpec, setup: TrainSetup, *, moe: bool) -> list[Part]:
     return parts
 
 
-def _layer_weight_elements(spec: ModelSpec, setup: TrainSetup, moe: bool) -> int:
+def _layer_weight_elements(
+    spec: ModelSpec, setup: TrainSetup, moe: bool, stack: str | None = None
+) -> int:
     """Matmul weight elements of one block (autocast caches a bf16 copy of each)."""
     tensors = _local_tensors(spec, setup)
-    stack = "decoder" if spec.architecture != "encoder" else "encoder"
-    index = next((i for i in range(spec.num_layers) if spec.moe_layer_flags[i] == moe), 0)
+    stack = stack or ("decoder" if spec.architecture != "encoder" else "encoder")
+    index = 0
+    if stack == "decoder":
+        index = next((i for i in range(spec.num_layers) if spec.moe_layer_flags[i] == moe), 0)
     prefix = f"{stack}.layers.{index}."
     return sum(
         t.numel
@@ -536,7 +547,30 @@ def _layer_weight_elements(spec: ModelSpec, setup: TrainSetup, moe: bool) -> int
     )
 
 
-def block_saved(spec: ModelSpec, setup: TrainSetup, *, kind: str, moe: bool) -> list[Part]:
+def cross_attention_saved(spec: ModelSpec, setup: TrainSetup) -> list[Part]:
+    """What the cross-attention of one decoder block saves (BART, measured): q from the
+    decoder (t x H d x a), k and v projected from the encoder output (t_enc x KVH d x a each),
+    SDPA's output and logsumexp, as in self-attention; the encoder runs on as many tokens as
+    the decoder here."""
+    b, s = setup.micro_batch, setup.seq
+    t = b * s
+    a = compute_bytes(setup.precision)
+    heads = spec.num_heads // setup.tp
+    kv = max(1, spec.kv_heads // setup.tp)
+    d = spec.resolved_head_dim
+    saved = t * (2 * heads + 2 * kv) * d * a
+    eager = setup.attention_impl == "eager"
+    if eager:
+        saved += t * 2 * (heads - kv) * d * a  # K/V repeated to every head
+        saved += b * heads * s * s * eager_softmax_bytes(spec, setup.precision)
+    else:
+        saved += b * heads * s * FP32
+    return [Part("cross-attention", saved, f"q, k, v, output over t = {t:,} (+ scores)")]
+
+
+def block_saved(
+    spec: ModelSpec, setup: TrainSetup, *, kind: str, moe: bool, stack: str | None = None
+) -> list[Part]:
     """Everything one pre-norm block saves with recompute none/selective: two norms, the
     residual stream, attention, MLP, and under bf16-mixed the autocast copies (each linear
     casts its fp32 input to bf16 and keeps it; the weight cache keeps a bf16 copy of every
@@ -546,13 +580,18 @@ def block_saved(spec: ModelSpec, setup: TrainSetup, *, kind: str, moe: bool) -> 
     a = compute_bytes(setup.precision)
     mixed = setup.precision == "bf16-mixed"
     window = spec.sliding_window if kind == "sliding" else None
+    stack = stack or ("encoder" if spec.architecture == "encoder" else "decoder")
+    cross = stack == "decoder" and spec.architecture == "encoder-decoder"
+    n = 3 if cross else 2
     parts: list[Part] = []
-    norms = 2 * _norm_saved(spec, t, h, r)
-    parts.append(Part("norms", norms, f"2 norms over t x h = {t:,} x {h}"))
+    norms = n * _norm_saved(spec, t, h, r)
+    parts.append(Part("norms", norms, f"{n} norms over t x h = {t:,} x {h}"))
     if not mixed:
-        parts.append(Part("norm outputs", 2 * t * h * a, f"2 x t x h x a = 2 x {t:,} x {h} x {a}"))
+        parts.append(
+            Part("norm outputs", n * t * h * a, f"{n} x t x h x a = {n} x {t:,} x {h} x {a}")
+        )
     else:
-        consumers = 3 + (2 if spec.mlp_gated and not moe else 1)
+        consumers = 3 + (2 if spec.mlp_gated and not moe else 1) + (3 if cross else 0)
         parts.append(
             Part(
                 "autocast input copies",
@@ -560,16 +599,27 @@ def block_saved(spec: ModelSpec, setup: TrainSetup, *, kind: str, moe: bool) -> 
                 f"{consumers} linears x t x h x 2 = {consumers} x {t:,} x {h} x 2",
             )
         )
-        weights = _layer_weight_elements(spec, setup, moe)
+        weights = _layer_weight_elements(spec, setup, moe, stack)
         parts.append(Part("autocast weight copies", weights * 2, f"{weights:,} x 2 B"))
     if _norm_input_saved(spec, r):
-        parts.append(Part("residual stream", 2 * t * h * r, f"2 x t x h x {r} (norm inputs)"))
+        parts.append(Part("residual stream", n * t * h * r, f"{n} x t x h x {r} (norm inputs)"))
+    if cross:
+        parts += cross_attention_saved(spec, setup)
+        if setup.attention_impl == "sdpa":
+            parts.append(
+                Part(
+                    "decoder causal mask",
+                    setup.micro_batch * setup.seq * setup.seq * a,
+                    "B x S x S x a: the encoder-decoder's decoder passes an explicit mask "
+                    "(SDPA keeps it in the compute dtype)",
+                )
+            )
     if spec.norm_position == "sandwich":
         # the norms after attention and after the MLP read the projections' outputs (compute
         # dtype): an fp32 output is kept by the norm, a bf16 one is copied to fp32 inside it
         post = 2 * (_norm_saved(spec, t, h, a) + (t * h * a if _norm_input_saved(spec, a) else 0))
         parts.append(Part("sandwich post-norms", post, f"2 norms over t x h x {a} outputs"))
-    parts += attention_saved(spec, setup, window=window)
+    parts += attention_saved(spec, setup, window=window, causal=stack != "encoder")
     parts += mlp_saved(spec, setup, moe=moe)
     return parts
 
@@ -605,6 +655,16 @@ class Activations:
         return per_micro * self.in_flight
 
 
+def loss_bytes(spec: ModelSpec, precision: str) -> int:
+    """Bytes per logit of the loss's log-softmax: transformers' causal-LM loss upcasts the
+    logits to fp32 (``ForCausalLMLoss``: ``logits.float()``); BART's seq2seq loss takes
+    ``CrossEntropyLoss`` on the logits as they are (bf16 in a bf16 model; CPU autocast runs
+    the log-softmax in fp32). Measured with MemTracker."""
+    if spec.architecture == "encoder-decoder" and precision == "bf16":
+        return 2
+    return FP32
+
+
 def activations(spec: ModelSpec, setup: TrainSetup) -> Activations:
     """Activations on one device at the end of one micro-batch's forward pass.
 
@@ -623,15 +683,27 @@ def activations(spec: ModelSpec, setup: TrainSetup) -> Activations:
     layers: list[LayerActivations] = []
     other: list[Part] = []
     full = setup.recompute == "full"
+    if spec.architecture == "encoder-decoder":
+        depth = int(spec.num_encoder_layers or 0)
+        if full:
+            parts = [Part("block input", t * h * r, f"t x h x r = {t:,} x {h} x {r}")]
+        else:
+            parts = block_saved(spec, setup, kind="full", moe=False, stack="encoder")
+        layers.append(LayerActivations("encoder", depth, sum(p.bytes for p in parts), tuple(parts)))
     for kind, moe, count in _layer_kinds(spec, setup):
         label = f"{kind}{' moe' if moe else ''}"
+        if spec.architecture == "encoder-decoder":
+            label = f"decoder {label}"
         if full:
             parts = [Part("block input", t * h * r, f"t x h x r = {t:,} x {h} x {r}")]
         else:
             parts = block_saved(spec, setup, kind=kind, moe=moe)
         layers.append(LayerActivations(label, count, sum(p.bytes for p in parts), tuple(parts)))
+    stacks = 2 if spec.architecture == "encoder-decoder" else 1
     if spec.embedding_norm:
-        emb = t * h * r + _norm_saved(spec, t, h, r) + (0 if mixed else t * h * a)
+        # under recompute full the norm's output is the first block's input, counted there
+        output = 0 if (mixed or full) else t * h * a
+        emb = stacks * (t * h * r + _norm_saved(spec, t, h, r) + output)
         other.append(
             Part(
                 "embedding norm",
@@ -640,6 +712,10 @@ def activations(spec: ModelSpec, setup: TrainSetup) -> Activations:
                 + ("" if mixed else " + its output")
                 + f", t = {t:,}",
             )
+        )
+    if full and spec.architecture == "encoder" and not mixed:
+        other.append(
+            Part("last block output", t * h * a, f"the encoder's output, t x h x a = {t:,} x {h}")
         )
     if spec.pooler:
         pooled = b * h * a + (h * h * 2 + b * h * 2 if mixed else 0)
@@ -652,6 +728,16 @@ def activations(spec: ModelSpec, setup: TrainSetup) -> Activations:
         )
     if spec.type_vocab_size:
         other.append(Part("token type ids", s * INT64, f"S x 8 = {s:,} x 8 (the buffer's rows)"))
+    if full and spec.architecture == "encoder-decoder":
+        mask = 1 if setup.attention_impl == "sdpa" else r
+        other.append(
+            Part(
+                "encoder output + decoder mask",
+                t * h * r + b * s * s * mask,
+                f"t x h x r + B x S x S x {mask}: inputs of every checkpointed decoder block "
+                "(the mask is bool for sdpa)",
+            )
+        )
     if full and spec.position_type == "rope":
         other.append(Part("position ids", s * INT64, f"S x 8 = {s:,} x 8"))
         if setup.attention_impl == "eager" and spec.architecture == "decoder":
@@ -671,27 +757,55 @@ def activations(spec: ModelSpec, setup: TrainSetup) -> Activations:
         other.append(Part("rope cos/sin", 2 * s * d * r, f"2 x S x d x r = 2 x {s:,} x {d} x {r}"))
     last_stage = setup.pp == 1
     logits = loss_temp = loss_backward = 0
-    if last_stage and spec.lm_head:
-        final = _norm_saved(spec, t, h, r)
-        if full and _norm_input_saved(spec, r):
-            final += t * h * r  # the last block's output (otherwise counted in its residual)
-        final += t * h * 2 if mixed else t * h * a
+    if spec.position_type == "learned" and spec.position_offset:
         other.append(
-            Part("final norm", final, f"norm internals + input/output over t x h = {t:,} x {h}")
+            Part(
+                "position ids",
+                stacks * s * INT64,
+                f"{stacks} x S x 8: positions + offset {spec.position_offset} per stack",
+            )
         )
+    if last_stage and spec.lm_head:
+        if spec.final_norm:
+            final = _norm_saved(spec, t, h, r)
+            if full and _norm_input_saved(spec, r):
+                final += t * h * r  # the last block's output (else counted in its residual)
+            final += t * h * 2 if mixed else t * h * a
+            other.append(
+                Part("final norm", final, f"norm internals + input/output over t x h = {t:,} x {h}")
+            )
+        elif mixed:
+            other.append(
+                Part("lm_head autocast input copy", t * h * 2, f"t x h x 2 = {t:,} x {h} x 2")
+            )
+        elif full:
+            other.append(Part("last block output", t * h * a, f"t x h x a = {t:,} x {h} x {a}"))
         if mixed:
             other.append(
                 Part("lm_head autocast weight copy", v * h * 2, f"V x h x 2 = {v:,} x {h} x 2")
             )
         if spec.final_logit_softcap is not None:
             other.append(Part("logit softcap tanh", t * v * a, f"t x V x a = {t:,} x {v:,} x {a}"))
-        other.append(Part("log-softmax (loss)", t * v * FP32, f"t x V x 4 = {t:,} x {v:,} x 4"))
+        lsm = loss_bytes(spec, setup.precision)
         other.append(
-            Part("labels", b * (s + 1) * INT64 + 2 * FP32, f"B x (S + 1) x 8 = {b} x {s + 1:,} x 8")
+            Part("log-softmax (loss)", t * v * lsm, f"t x V x {lsm} = {t:,} x {v:,} x {lsm}")
         )
-        logits = t * v * a * (2 if spec.final_logit_softcap is not None else 1)
-        loss_temp = t * v * FP32 if a != FP32 else 0
-        loss_backward = 2 * t * v * FP32
+        if spec.architecture == "encoder-decoder":
+            # BartForConditionalGeneration: CrossEntropyLoss over labels.view(-1)
+            other.append(Part("labels", t * INT64 + 2 * FP32, f"t x 8 = {t:,} x 8"))
+        else:
+            # ForCausalLMLoss pads the labels by one position to shift them
+            other.append(
+                Part(
+                    "labels",
+                    b * (s + 1) * INT64 + 2 * FP32,
+                    f"B x (S + 1) x 8 = {b} x {s + 1:,} x 8",
+                )
+            )
+        extra = spec.final_logit_softcap is not None or spec.lm_head_bias
+        logits = t * v * a * (2 if extra else 1)
+        loss_temp = t * v * FP32 if a != FP32 and lsm == FP32 else 0
+        loss_backward = 2 * t * v * lsm
     in_flight = min(setup.pp, setup.grad_accum) if setup.pp > 1 else 1
     return Activations(
         layers=tuple(layers),
@@ -821,8 +935,12 @@ def buffer_bytes(spec: ModelSpec, precision: str = "fp32") -> int:
     if spec.scale_embeddings and spec.family in FP32_WEIGHT_NORM_FAMILIES:
         total += param_bytes(precision)
     if spec.position_type == "learned" and spec.embedding_norm:
-        tables = 2 if spec.type_vocab_size else 1
-        total += tables * int(spec.max_position_embeddings or 0) * INT64
+        if spec.architecture == "encoder-decoder":
+            # BartForConditionalGeneration's final_logits_bias is a buffer, not a parameter
+            total += spec.vocab_size * param_bytes(precision)
+        else:
+            tables = 2 if spec.type_vocab_size else 1
+            total += tables * int(spec.max_position_embeddings or 0) * INT64
     return total
 
 
