@@ -208,7 +208,7 @@ def gated_deltanet_scan_flops(spec: ModelSpec, batch: int, seq: int, *, decode: 
     """
     if decode:
         return 0
-    c = GATED_DELTANET_CHUNK
+    c = spec.linear_chunk_size or GATED_DELTANET_CHUNK
     n = _chunks(seq, c)
     dk, dv = int(spec.linear_key_head_dim or 0), int(spec.linear_value_head_dim or 0)
     heads = int(spec.linear_num_value_heads or 0)
@@ -219,14 +219,15 @@ def gated_deltanet_scan_flops(spec: ModelSpec, batch: int, seq: int, *, decode: 
 def lightning_scan_flops(spec: ModelSpec, batch: int, seq: int, *, decode: bool) -> int:
     """Matmuls of MiniMax lightning attention per layer (MiniMaxLightningAttention).
 
-    Prefill in blocks of b = 256 (the last block shorter, not padded), per sequence and head:
+    Prefill in blocks of b = ``linear_chunk_size`` (MiniMaxConfig.block_size, 256; the last
+    block shorter, not padded), per sequence and head:
     ``Q K^T`` and ``(QK) V`` ``2 x 2 b^2 d``, ``Q (K^T V)`` and ``K^T V`` ``2 x 2 b d^2``; with
     a cache (decode) each token runs ``K^T V`` and ``Q S``: ``4 d^2``.
     """
     d = spec.resolved_head_dim
     if decode:
         return batch * spec.num_heads * seq * 4 * d * d
-    b = LIGHTNING_BLOCK
+    b = spec.linear_chunk_size or LIGHTNING_BLOCK
     full, rest = divmod(seq, b)
     squares = full * b * b + rest * rest
     return batch * spec.num_heads * (4 * d * squares + 4 * d * d * seq)
@@ -286,7 +287,19 @@ def layer_pairs(plan: LayerPlan, spec: ModelSpec, seq: int, context: int, attent
         return longformer_pairs(spec, seq, executed=attention == "full")
     if plan.pattern == "bigbird":
         return bigbird_pairs(spec, seq, executed=attention == "full")
+    if plan.mixer == "mla" and spec.index_topk and causal:
+        # DeepSeek-V3.2: each query attends the index_topk keys its indexer selects
+        return attended_pairs(seq, causal=True, window=spec.index_topk, context=context)
     return attended_pairs(seq, causal=causal, context=context)
+
+
+def indexer_score_flops(spec: ModelSpec, batch: int, pairs: int) -> int:
+    """DeepSeek-V3.2's lightning indexer (transformers ``DeepseekV32Indexer``): scores
+    ``q_I k_I^T`` for every (query, key) pair and index head, ``2 x B x pairs x I x d_I``,
+    then the per-head weighting ``weights @ scores``, ``2 x B x pairs x I``. Over causal pairs
+    by default; an eager run scores all ``s x (cached + s)`` and masks afterwards."""
+    heads, dim = int(spec.index_num_heads or 0), int(spec.index_head_dim or 0)
+    return 2 * batch * pairs * heads * (dim + 1)
 
 
 def longformer_pairs(spec: ModelSpec, seq: int, *, executed: bool) -> int:
@@ -495,6 +508,13 @@ def _layer_flops(
         components["attention.scores"] = scores
         components["attention.av"] = values
         core += scores + values
+        if plan.mixer == "mla" and spec.index_num_heads:
+            index_pairs = attended_pairs(
+                step.seq, causal=plan.causal and attention == "causal", context=step.context
+            )
+            index = indexer_score_flops(spec, step.batch, index_pairs)
+            components["attention.indexer.scores"] = index
+            core += index
         heads, b = spec.num_heads, step.batch
         terms.append(
             Term(
@@ -545,7 +565,10 @@ def _layer_flops(
         components["cross_attention.av"] = values
         cross += scores + values
     mlp = 0
+    dense_experts = attention == "full" and spec.moe_dense_reference
     for shape in mlp_shapes(spec, plan):
+        if dense_experts and shape.used is not None:
+            shape = replace(shape, used=None)  # every expert runs on every token (Llama 4)
         value = shape_flops(shape, tokens)
         if value and shape.flop is not None:
             components[shape.flop] = components.get(shape.flop, 0) + value

@@ -159,6 +159,9 @@ class ModelSpec:
     ssm_chunk_size: int | None = None
     """Mamba-2 chunk length of the reference chunked scan (chunk_size)."""
     ssm_proj_bias: bool = False
+    """Bias on a Mamba layer's in_proj (and out_proj unless ``ssm_out_proj_bias`` says)."""
+    ssm_out_proj_bias: bool | None = None
+    """Bias on out_proj when it differs from in_proj's (Falcon-H1 projectors_bias)."""
     ssm_conv_bias: bool = True
     ssm_gated_norm: bool = True
     """Mamba-2 gated RMSNorm over d_inner before out_proj (Falcon-H1 may leave it out)."""
@@ -204,6 +207,9 @@ class ModelSpec:
     router_bias: bool = False
     expert_bias: bool = False
     """Bias vectors on every routed expert's projections (gpt-oss)."""
+    moe_dense_reference: bool = False
+    """transformers' implementation runs every expert on every token and zeroes the unrouted
+    ones (Llama 4): counted so under the full (eager, FlopCounterMode) convention only."""
     router_correction_bias: bool = False
     """A routing correction bias stored as a parameter (ERNIE-4.5 moe_statics; DeepSeek's is a
     buffer and not counted)."""

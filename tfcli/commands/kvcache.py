@@ -30,7 +30,8 @@ EPILOG = examples(
     ("A sweep as CSV", "tfcli kvcache llama-3-8b --seq 8192,32768 --batch 1,8,32 --format csv"),
     ("Longest context and largest batch", "tfcli kvcache llama-3-8b --hardware h100"),
     ("Fit, TTFT and TPOT", "tfcli kvcache llama-3-8b --seq 8192 --batch 8 --hardware h100"),
-    ("vLLM's paged cache", "tfcli kvcache gemma-2-9b --seq 8193 --block-size 16"),
+    ("vLLM's paged cache", "tfcli kvcache gemma-2-9b --seq 8193 --convention vllm"),
+    ("A hybrid's state and KV", "tfcli kvcache qwen3-next-80b-a3b --seq 262144"),
 )
 
 
@@ -76,13 +77,23 @@ def kvcache(
     block_size: Annotated[
         int | None, typer.Option("--block-size", help="Paged allocation: tokens per block.")
     ] = None,
-    rule: Annotated[
+    convention: Annotated[
         str,
         typer.Option(
-            "--sliding-rule",
-            help="Sliding-window cap: window (w tokens, vLLM) or transformers (w - 1 kept).",
+            "--convention",
+            help="Cache convention: transformers (the oracle: sliding/chunked layers keep "
+            "w - 1 tokens, fp32 recurrent states, K conv columns) or vllm (paged blocks, "
+            "w - 1 + batched tokens + 1 block, states in the cache dtype, K - 1 conv columns).",
         ),
-    ] = "window",
+    ] = "transformers",
+    batched_tokens: Annotated[
+        int,
+        typer.Option(
+            "--batched-tokens",
+            help="vllm convention: tokens scheduled per step (max_num_batched_tokens), the "
+            "headroom a sliding or chunked layer holds.",
+        ),
+    ] = 2048,
     budget: Annotated[
         str | None, typer.Option("--budget", help="Memory budget per device, e.g. 80GiB.")
     ] = None,
@@ -119,7 +130,7 @@ def kvcache(
     from tfcli.hardware import lookup_hardware
     from tfcli.loaders import load_model
     from tfcli.memory import (
-        SLIDING_RULES,
+        CONVENTIONS,
         CacheLayout,
         attention_variants,
         kv_cache,
@@ -152,8 +163,17 @@ def kvcache(
     check_efficiency(mfu_value, mbu_value)
     dtype = normalize_dtype(dtype)
     weights_dt = normalize_dtype(weights_dtype) if weights_dtype else None
-    if rule not in SLIDING_RULES:
-        raise UsageError(f"--sliding-rule must be one of {', '.join(SLIDING_RULES)}, got {rule!r}")
+    if convention not in CONVENTIONS:
+        raise UsageError(
+            f"--convention must be one of {', '.join(CONVENTIONS)}, got {convention!r}"
+        )
+    if batched_tokens < 1:
+        raise UsageError(f"--batched-tokens must be a positive integer, got {batched_tokens}")
+    if block_size is not None and convention != "vllm":
+        raise UsageError(
+            "--block-size models vLLM's paged cache; add --convention vllm (transformers keeps "
+            "no blocks)"
+        )
     if budget is not None and hardware is not None:
         raise UsageError("give --budget or --hardware, not both")
     budget_bytes = None
@@ -172,8 +192,9 @@ def kvcache(
         dtype=dtype,
         encoder_seq=encoder_seq,
         tp=tp,
-        block_size=block_size,
-        rule=rule,
+        block_size=(block_size or 16) if convention == "vllm" else None,
+        rule=convention,
+        batched_tokens=batched_tokens,
     )
     for option, value in (
         ("--encoder-seq", encoder_seq),
@@ -182,11 +203,6 @@ def kvcache(
     ):
         if value is not None and value < 1:
             raise UsageError(f"{option} must be a positive integer, got {value}")
-    if block_size is not None and rule == "transformers":
-        raise UsageError(
-            "--block-size models vLLM's paged cache; the 'transformers' sliding rule has no "
-            "blocks (use --sliding-rule window)"
-        )
 
     loaded = load_model(model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()))
     spec = loaded.spec
@@ -240,7 +256,11 @@ def kvcache(
         reserve_label=reserve_label,
         points=points,
         hardware=device,
-        variants=attention_variants(spec, lengths[0], layout) if len(points) == 1 else [],
+        variants=(
+            attention_variants(spec, lengths[0], layout)
+            if len(points) == 1 and points[0].cache.self_attention_bytes
+            else []
+        ),
     )
     if chosen_format == "csv":
         print_kvcache_csv(view)
