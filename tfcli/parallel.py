@@ -37,8 +37,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tfcli.spec import ModelSpec
-from tfcli.tensors import parameter_tensors
-from tfcli.train import TrainSetup, compute_bytes, param_bytes
+from tfcli.train import (
+    TrainSetup,
+    compute_bytes,
+    device_tensors,
+    param_bytes,
+    shard_group,
+    shard_numel,
+)
 
 DDP_BUCKET_BYTES = 25 * 2**20
 """``torch.nn.parallel.DistributedDataParallel``'s default ``bucket_cap_mb=25``."""
@@ -95,19 +101,16 @@ def tensor_parallel(spec: ModelSpec, setup: TrainSetup) -> list[Collective]:
 
 def _fsdp_groups(spec: ModelSpec, setup: TrainSetup) -> tuple[int, list[int]]:
     """(root bytes, [block bytes]) of the all-gather buffers: each tensor padded along dim 0
-    to a multiple of dp, in the parameter dtype."""
-    world = setup.dp
+    to a multiple of its shard group (``tfcli.train.shard_numel``), in the parameter dtype."""
     pbytes = param_bytes(setup.precision)
     groups: dict[str, int] = {}
-    for t in parameter_tensors(spec):
+    for t in device_tensors(spec, setup):
         parts = t.name.split(".")
         key = ".".join(parts[:3]) if len(parts) > 3 and parts[1] == "layers" else "root"
-        groups[key] = groups.get(key, 0) + t.shard_numel(world) * world * pbytes
+        gathered = shard_numel(t, setup) * shard_group(t, setup)
+        groups[key] = groups.get(key, 0) + gathered * pbytes
     root = groups.pop("root", 0)
-    blocks = list(groups.values())
-    if setup.pp > 1:
-        blocks = blocks[: _per_stage_layers(spec, setup)]
-    return root, blocks
+    return root, list(groups.values())
 
 
 def fsdp(spec: ModelSpec, setup: TrainSetup) -> list[Collective]:
@@ -144,7 +147,7 @@ def data_parallel(spec: ModelSpec, setup: TrainSetup) -> list[Collective]:
     """DDP (zero 0) or ZeRO-1/2 gradient and parameter traffic per step."""
     if setup.dp == 1 or setup.zero >= 3:
         return []
-    params = sum(t.numel for t in parameter_tensors(spec))
+    params = sum(t.numel for t in device_tensors(spec, setup))
     grads = params * param_bytes(setup.precision)
     if setup.zero == 0:
         buckets = -(-grads // DDP_BUCKET_BYTES)

@@ -191,6 +191,35 @@ class Part:
 _TENSOR_CACHE: dict[tuple[int, int, int, int], tuple[ModelSpec, list[ParamTensor]]] = {}
 
 
+def shard_group(t: ParamTensor, setup: TrainSetup) -> int:
+    """Ranks one tensor is sharded over by ZeRO / FSDP: the dp ranks; routed experts under
+    expert parallelism over the dp ranks outside their EP group, ``dp // ep`` (torchtitan's
+    ``dp_shard_mod_ep`` mesh)."""
+    if not setup.zero:
+        return 1
+    if setup.ep > 1 and "experts" in t.name:
+        return max(1, setup.dp // setup.ep)
+    return setup.dp
+
+
+def shard_numel(t: ParamTensor, setup: TrainSetup) -> int:
+    """Elements one rank holds of ``t`` under ZeRO / FSDP: dim 0 chunked over
+    ``shard_group`` ranks and padded (FSDP2), except routed experts under expert parallelism,
+    chunked along dim 1 (torchtitan's ``shard_placement_fn``: few experts per rank)."""
+    world = shard_group(t, setup)
+    if world <= 1:
+        return t.numel
+    if setup.ep > 1 and "experts" in t.name and len(t.shape) >= 2:
+        rest = t.numel // t.shape[1]
+        return -(-t.shape[1] // world) * rest
+    return t.shard_numel(world)
+
+
+def device_tensors(spec: ModelSpec, setup: TrainSetup) -> list[ParamTensor]:
+    """The parameter tensors one device holds before ZeRO / FSDP sharding (public name)."""
+    return _local_tensors(spec, setup)
+
+
 def _local_tensors(spec: ModelSpec, setup: TrainSetup) -> list[ParamTensor]:
     """``_device_tensors``, memoised per spec object and (tp, pp, ep): the fit solver asks for
     the same list dozens of times."""
@@ -267,14 +296,14 @@ def state_memory(spec: ModelSpec, setup: TrainSetup) -> StateMemory:
     tensors = _local_tensors(spec, setup)
     world = setup.shard_world
     full = sum(t.numel for t in tensors)
-    sharded = sum(t.shard_numel(world) for t in tensors)
+    sharded = sum(shard_numel(t, setup) for t in tensors)
     pbytes = param_bytes(setup.precision)
     params_local = sharded if setup.zero >= 3 else full
     grads_local = sharded if setup.zero >= 2 else full
     opt_local = sharded if setup.zero >= 1 else full
     states = optimizer_state_count(setup.optimizer)
     step_scalars = FP32 * len(tensors) if setup.optimizer == "adamw" else 0
-    largest = max((t.shard_numel(world) if setup.zero else t.numel for t in tensors), default=0)
+    largest = max((shard_numel(t, setup) for t in tensors), default=0)
     parts = (
         Part(
             "parameters",
@@ -902,7 +931,6 @@ def _head_and_block_grad_bytes(spec: ModelSpec, setup: TrainSetup) -> int:
     the LM head (or the tied embedding), the final norm, the last block, and the MLP, output
     projection and MLP norm of the block before (measured order of MemTracker's GRAD)."""
     tensors = _local_tensors(spec, setup)
-    world = setup.shard_world if setup.zero >= 2 else 1
     last = spec.num_layers - 1 if setup.pp == 1 else -(-spec.num_layers // setup.pp) - 1
     stack = "encoder" if spec.architecture == "encoder" else "decoder"
     tied = spec.lm_head and spec.tie_word_embeddings
@@ -919,7 +947,9 @@ def _head_and_block_grad_bytes(spec: ModelSpec, setup: TrainSetup) -> int:
             return not any(part in name for part in early)
         return False
 
-    elements = sum(t.shard_numel(world) for t in tensors if counted(t.name))
+    elements = sum(
+        (shard_numel(t, setup) if setup.zero >= 2 else t.numel) for t in tensors if counted(t.name)
+    )
     return elements * param_bytes(setup.precision)
 
 

@@ -4,6 +4,7 @@ what fits; ``--explain`` formulas beside the anchors' (Megatron, DeepSpeed ZeRO,
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from dataclasses import dataclass
@@ -24,12 +25,14 @@ from tfcli.render.common import (
 )
 from tfcli.render.params import describe
 from tfcli.spec import ModelSpec
+from tfcli.tensors import parameter_tensors
 from tfcli.train import (
     ORACLE_CHECKED_FAMILIES,
     StepTime,
     TrainFit,
     TrainFlops,
     TrainMemory,
+    block_saved,
     oracle_checked,
 )
 
@@ -264,23 +267,25 @@ def anchors(view: TrainView) -> dict[str, str]:
     s = m.setup
     h, heads, seq, b = spec.hidden_size, spec.num_heads, s.seq, s.micro_batch
     megatron = seq * b * h * (34 + 5 * heads * seq / h)
-    ours = m.activations.layers[0].bytes_per_layer if m.activations.layers else 0
-    p = m.state.parameters if s.zero < 3 else m.state.parameters * s.dp
+    kind, moe = spec.layer_kinds[0], spec.moe_layer_flags[0]
+    no_recompute = dataclasses.replace(s, recompute="none")
+    ours = sum(p.bytes for p in block_saved(spec, no_recompute, kind=kind, moe=moe))
     n = max(1, s.dp)
-    total = int(p / (4 if s.precision != "bf16" else 2))
+    total = sum(t.numel for t in parameter_tensors(spec))
     out = {
         "Megatron (2205.05198 eq. 2)": (
             f"activations per layer, 16-bit, no recompute: s b h (34 + 5 a s / h) = {seq} x "
             f"{b} x {h} x (34 + 5 x {heads} x {seq} / {h}) = {megatron:,.0f} B; ours "
             f"{ours:,} B ({ours / max(1, seq * b * h):.1f} s b h) for {spec.name}'s first layer "
-            "kind (Megatron fuses q/k/v, keeps the dropout masks and counts LayerNorm inputs "
+            f"kind under {s.precision} / {s.attention_impl}, recompute none (Megatron fuses "
+            "q/k/v, keeps the dropout masks and counts LayerNorm inputs "
             "in 16-bit; transformers keeps fp32 norm internals and separate projections)"
         ),
         "DeepSpeed ZeRO-2": (
             f"code 2P + 18P/N, docs 4P + 16P/N, paper 2P + 14P/N with P = {total:,} params, "
             f"N = {n}: {2 * total + 18 * total // n:,} / {4 * total + 16 * total // n:,} / "
-            f"{2 * total + 14 * total // n:,} B (no activations); ours (states only) "
-            f"{m.state.parameters + m.state.gradients + m.state.optimizer_states:,} B"
+            f"{2 * total + 14 * total // n:,} B (no activations); ours (states only, per "
+            f"device) {m.state.parameters + m.state.gradients + m.state.optimizer_states:,} B"
         ),
         "accelerate estimate-memory": (
             "the largest of {model, gradients, optimizer, step}, not their sum: "
