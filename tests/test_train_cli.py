@@ -56,15 +56,27 @@ def test_acceptance_command_prints_json_with_raw_integers() -> None:
     assert set(doc["fit"]) >= {"max_micro_batch", "max_seq", "min_dp"}
 
 
-def test_human_output_never_cuts_a_digit() -> None:
+@pytest.mark.parametrize("columns", ["40", "80", "200"])
+def test_human_output_never_cuts_a_digit(columns: str) -> None:
     doc = _strict(run_cli(*ACCEPTANCE, "--json").stdout)
-    run = run_cli(*ACCEPTANCE, env={"COLUMNS": "60"})
+    run = run_cli(*ACCEPTANCE, env={"COLUMNS": columns})
     assert run.code == 0, run.stderr
-    assert f"{doc['memory']['peak_bytes']:,}" in run.stdout
-    assert f"{doc['memory']['optimizer_states_bytes']:,}" in run.stdout
-    assert "…" not in "".join(
-        line for line in run.stdout.splitlines() if any(ch.isdigit() for ch in line)
-    ).replace("TFL…", "")
+    memory = doc["memory"]
+    wanted = [
+        memory["peak_bytes"],
+        memory["parameters_bytes"],
+        memory["gradients_bytes"],
+        memory["optimizer_states_bytes"],
+        memory["fsdp_all_gather_bytes"],
+        *memory["phases_bytes"].values(),
+        *(layer["bytes_per_layer"] for layer in memory["activations_by_layer_kind"]),
+        doc["flops"]["per_step"],
+        *(c["bytes"] for c in doc["communication"]),
+    ]
+    for value in wanted:
+        assert f"{value:,}" in run.stdout, (columns, value)
+    numeric_lines = [line for line in run.stdout.splitlines() if any(c.isdigit() for c in line)]
+    assert not any("…" in line for line in numeric_lines), columns
 
 
 def test_explain_names_the_anchors() -> None:

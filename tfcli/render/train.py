@@ -160,14 +160,18 @@ def print_train(view: TrainView, *, explain: bool = False) -> None:
     console.print(describe(view.spec), highlight=False, markup=False)
     console.print(setup_line(view), highlight=False, markup=False)
 
-    table = _table("memory per device", ["item", "bytes", "IEC", "how"], prose=("how",))
+    # the prose columns ("how", "textbook") need room; below 120 columns the numbers and
+    # their labels get it, and --explain carries the formulas
+    wide = console.width >= 120
+    columns = ["item", "bytes", "IEC"] + (["how"] if wide else [])
+    table = _table("memory per device", columns, prose=("how",))
     for name, value, how in _memory_rows(view):
-        table.add_row(name, format_int(value), format_bytes(value), how)
+        table.add_row(name, format_int(value), format_bytes(value), *([how] if wide else []))
     table.add_row(
         f"[bold]peak of one step[/bold] ({m.peak_phase})",
         f"[bold]{format_int(m.peak_bytes)}[/bold]",
         f"[bold]{format_bytes(m.peak_bytes)}[/bold]",
-        "max over the phases below",
+        *(["max over the phases below"] if wide else []),
     )
     console.print(table.render())
 
@@ -217,17 +221,16 @@ def print_train(view: TrainView, *, explain: bool = False) -> None:
     if view.communication:
         comm = _table(
             "communication per step, per device",
-            ["parallelism", "collective", "count", "bytes", "IEC", "textbook"],
-            prose=("collective", "textbook"),
+            ["collective", "count", "bytes", "IEC"] + (["textbook"] if wide else []),
+            prose=("textbook",),
         )
         for c in view.communication:
             comm.add_row(
-                c.parallelism,
-                c.kind,
+                f"{c.parallelism} {c.kind}",
                 format_int(c.count),
                 format_int(c.bytes),
                 format_bytes(c.bytes),
-                c.textbook,
+                *([c.textbook] if wide else []),
             )
         console.print(comm.render())
 
