@@ -23,6 +23,25 @@ COMMANDS: list[list[str]] = [
     ["-m", "tfcli", "flops", "llama-3-8b", "--seq", "131072"],
     ["-m", "tfcli", "kvcache", "llama-2-70b", "--seq", "131072"],
     ["-m", "tfcli", "compare", "llama-3-8b", "mistral-7b"],
+    # issue 11: "prints the per-device breakdown in under 0.5 s, without importing torch"
+    [
+        "-m",
+        "tfcli",
+        "train",
+        "llama-3-8b",
+        "--seq",
+        "8192",
+        "--micro-batch",
+        "1",
+        "--precision",
+        "bf16-mixed",
+        "--dp",
+        "8",
+        "--zero",
+        "3",
+        "--hardware",
+        "h100",
+    ],
 ]
 BASELINE = ["-c", "import torch"]
 FLOOR = ["-c", "import typer, rich, yaml"]

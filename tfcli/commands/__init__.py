@@ -11,7 +11,7 @@ import importlib
 
 import typer
 
-COMMAND_MODULES = ("models", "show", "params", "flops", "kvcache", "compare", "bench")
+COMMAND_MODULES = ("models", "show", "params", "flops", "kvcache", "train", "compare", "bench")
 
 
 def register_all(app: typer.Typer) -> None:

@@ -88,6 +88,13 @@ def bench(
     threads: Annotated[
         int | None, typer.Option("--threads", help="torch CPU threads (default: torch's).")
     ] = None,
+    dist: Annotated[
+        str | None,
+        typer.Option(
+            "--dist",
+            help="tp=N or fsdp=N: run sharded under torchrun (gloo on CPU, NCCL on CUDA).",
+        ),
+    ] = None,
     set_: SetOpt = None,
     specs_dir: SpecsDirOpt = None,
     json_output: JsonOpt = False,
@@ -120,6 +127,9 @@ def bench(
     from tfcli.loaders import load_model
 
     spec = load_model(model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ())).spec
+    if dist is not None:
+        _bench_dist(spec, dist, seqs, batch, layers, dtype, threads, json_output)
+        return
     try:
         import torch
     except ImportError:
@@ -191,6 +201,53 @@ def bench(
         print_bench(result, summary, plot=plot)
     if result.interrupted:
         raise typer.Exit(130)
+
+
+def _bench_dist(
+    spec: object,
+    text: str,
+    seqs: list[int],
+    batch: int,
+    layers: int,
+    dtype: str,
+    threads: int | None,
+    json_output: bool,
+) -> None:
+    """``--dist``: one sequence length, the sharded built-in model under torchrun."""
+    from tfcli.spec import ModelSpec
+
+    assert isinstance(spec, ModelSpec)
+    if len(seqs) != 1:
+        raise UsageError("--dist times one sequence length: give --seq N")
+    try:
+        import torch
+    except ImportError:
+        raise BenchError("tfcli bench needs torch", hint="pip install 'tfcli[bench]'") from None
+    from tfcli.bench.dist import parse_dist, run_dist, shutdown
+
+    mode, world = parse_dist(text)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        result = run_dist(
+            spec,
+            mode=mode,
+            world=world,
+            seq=seqs[0],
+            batch=batch,
+            layers=layers,
+            dtype=getattr(torch, BENCH_DTYPES[dtype]),
+        )
+    finally:
+        shutdown()
+    if result is None:
+        return
+    from tfcli.render.bench_dist import print_dist, print_dist_json
+
+    if json_output:
+        print_dist_json(result.to_dict())
+    else:
+        print_dist(result.to_dict())
 
 
 EPILOG = examples(
