@@ -6,9 +6,9 @@ median and spread over repeats after warm-up, each sample paired with a noise pr
 predicts the core time from the FLOPs (or bytes) the kernel executes and the device
 calibration only (``tfcli.bench.calibrate``: generic matmul / bandwidth probes and kernel
 efficiencies measured once on other shapes), never from a timing of the point predicted.
-Memory: the peak growth during one core call (CUDA ``max_memory_allocated``; CPU peak RSS,
-reset through /proc/self/clear_refs after returning freed heap pages to the OS with glibc's
-``malloc_trim``) against the estimate.
+Memory: the peak the allocator holds during one core call beyond what it held before
+(``tfcli.bench.allocations``: CUDA ``max_memory_allocated``, CPU the profiler's allocation
+events; never the RSS, which reuses freed pages) against the estimate.
 
 Executed work (the convention the kernel really runs, DESIGN.md section 6):
 
@@ -25,11 +25,7 @@ Executed work (the convention the kernel really runs, DESIGN.md section 6):
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import ctypes.util
 import math
-import os
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +33,7 @@ from pathlib import Path
 
 import torch
 
+from tfcli.bench.allocations import peak_bytes
 from tfcli.bench.calibrate import Calibration, load_average
 from tfcli.bench.model import LatentAttention, Transformer, build_model
 from tfcli.bench.timing import Probe, Samples, time_call
@@ -268,16 +265,6 @@ class BenchResult:
 # ---- memory ------------------------------------------------------------------------------------
 
 
-def _proc_status_kib(field_name: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
 def available_memory_bytes(device: torch.device) -> int | None:
     """Free memory: CUDA free bytes, or MemAvailable from /proc/meminfo."""
     if device.type == "cuda":
@@ -290,40 +277,6 @@ def available_memory_bytes(device: torch.device) -> int | None:
     except OSError:
         return None
     return None
-
-
-def _trim_heap() -> None:
-    """Give freed heap pages back to the OS (glibc ``malloc_trim(0)``), so that a fresh
-    allocation shows up as RSS growth instead of silently reusing resident pages."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
-        ctypes.CDLL(name).malloc_trim(0)
-
-
-def measure_peak_growth(fn: Callable[[], object], device: torch.device) -> int | None:
-    """Peak memory growth during ``fn()``: CUDA allocator peak above the memory allocated
-    before, or the CPU peak RSS (VmHWM, reset through /proc/self/clear_refs) above the RSS
-    before. None where neither is available."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        base = torch.cuda.memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        fn()
-        torch.cuda.synchronize(device)
-        return int(torch.cuda.max_memory_allocated(device) - base)
-    _trim_heap()
-    try:
-        Path(f"/proc/{os.getpid()}/clear_refs").write_text("5")
-    except OSError:
-        return None
-    rss = _proc_status_kib("VmRSS")
-    fn()
-    peak = _proc_status_kib("VmHWM")
-    if rss is None or peak is None:
-        return None
-    return max(0, (peak - rss) * 1024)
 
 
 def mask_bytes(spec: ModelSpec, batch: int, seq: int, dtype: str, *, kernel: str) -> int:
@@ -339,15 +292,40 @@ def mask_bytes(spec: ModelSpec, batch: int, seq: int, dtype: str, *, kernel: str
     return 0
 
 
+def cpu_flash_scratch_bytes(spec: ModelSpec, seq: int, dtype: str, threads: int) -> int:
+    """Per-thread tiles torch's CPU flash kernel allocates for one call (torch 2.13,
+    aten/src/ATen/native/cpu/FlashAttentionKernel.cpp): in fp32 (the accumulation type)
+
+        threads x (qb x kb  +  2 qb  +  qb x d_v) x 4 bytes
+
+    (scores tile, row max, row sum, output accumulator) with qb = ``cpu_flash_query_block``
+    and kb = min(512, S), plus threads x qb x kb x bytes(dtype) for bf16 / fp16 inputs. A
+    constant (1.25 MiB on 2 threads at d_v = 128): it matters only at short lengths."""
+    qb = min(cpu_flash_query_block(seq), seq)
+    kb = min(CPU_FLASH_KEY_BLOCK, seq)
+    fp32 = threads * (qb * kb + 2 * qb + qb * spec.value_head_dim) * 4
+    reduced = threads * qb * kb * DTYPE_BYTES[dtype] if dtype != "fp32" else 0
+    return fp32 + reduced
+
+
 def estimate_peak_bytes(
-    spec: ModelSpec, batch: int, seq: int, backend: str, dtype: str, *, kernel: str | None = None
+    spec: ModelSpec,
+    batch: int,
+    seq: int,
+    backend: str,
+    dtype: str,
+    *,
+    kernel: str | None = None,
+    cpu_threads: int | None = None,
 ) -> int:
-    """Core memory beyond q, k, v.
+    """Core memory beyond q, k, v, as the allocator sees it.
 
     naive (and SDPA's math fallback) = 2 score-sized tensors (scores, probabilities:
     2 x B H S^2 x bytes, ``tfcli.memory.naive_attention_score_bytes``) + output; flash =
-    output + fp32 row statistics (``tfcli.memory.flash_attention_working_bytes``); both plus
-    an explicit additive mask where the core builds one (``mask_bytes``).
+    output + fp32 row statistics (``tfcli.memory.flash_attention_working_bytes``), plus on
+    the CPU (``cpu_threads`` given) the kernel's per-thread tiles
+    (``cpu_flash_scratch_bytes``); both plus an explicit additive mask where the core builds
+    one (``mask_bytes``).
     """
     kernel = kernel or ("naive" if backend == "naive" else "flash")
     output = flash_attention_working_bytes(spec, seq, batch=batch, dtype=dtype)
@@ -355,7 +333,8 @@ def estimate_peak_bytes(
     if kernel in ("naive", "math"):
         scores = naive_attention_score_bytes(spec, seq, batch=batch, dtype=dtype)
         return NAIVE_LIVE_SCORE_COPIES * scores + output + mask
-    return output + mask
+    scratch = 0 if cpu_threads is None else cpu_flash_scratch_bytes(spec, seq, dtype, cpu_threads)
+    return output + mask + scratch
 
 
 def point_footprint_bytes(
@@ -473,8 +452,9 @@ def plan_point(settings: BenchSettings, cal: Calibration, seq: int, backend: str
     causal = settings.causal and spec.is_causal
     kernel = executed_kernel(spec, backend, settings.device)
     result = PointResult(seq=seq, backend=backend, causal=causal, kernel=kernel)
+    threads = torch.get_num_threads() if settings.device.type == "cpu" else None
     result.estimated_peak_bytes = estimate_peak_bytes(
-        spec, batch, seq, backend, dtype, kernel=kernel
+        spec, batch, seq, backend, dtype, kernel=kernel, cpu_threads=threads
     )
     result.footprint_bytes = point_footprint_bytes(
         spec, batch, seq, backend, dtype, blocks=settings.time_blocks
@@ -538,7 +518,7 @@ def measure_point(
 
     try:
         with torch.no_grad():
-            result.measured_peak_bytes = measure_peak_growth(core, device)
+            result.measured_peak_bytes = peak_bytes(core, device)
             result.core = time_call(
                 core,
                 device=device,
