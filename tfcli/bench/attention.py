@@ -6,8 +6,14 @@
   kernels on CUDA and, for fp32 without a mask, on CPU: O(S) memory). On CUDA a kernel can be
   forced (flash, efficient, math, cudnn) through ``torch.nn.attention.sdpa_kernel``.
 
+A one-query decode step on the CPU runs the grouped kernel (``naive_attention``: the G
+queries of each KV head are the rows of one matmul, so each KV head is read once) whatever
+the backend: torch 2.13's CPU SDPA streams each KV head once per query head under
+``enable_gqa`` (DESIGN.md section 6: 12-27% of read bandwidth against 32-36%), and with one
+query there are no S x S scores to save.
+
 Shapes: q (B, H, S_q, D), k (B, KVH, S_k, D), v (B, KVH, S_k, Dv); H = KVH x G. Grouped-query
-attention never copies K/V: the naive path views the queries as (B, KVH, G, S_q, D), SDPA gets
+attention never copies K/V: the naive path views the queries as (B, KVH, G x S_q, D), SDPA gets
 ``enable_gqa=True``. Query ``i`` sits at absolute position ``q_offset + i`` (decode with a
 cache), key ``j`` at position ``key_offset + j`` (a sliding cache that dropped old keys).
 """
@@ -142,6 +148,12 @@ def sdpa_attention(
         )
 
 
+def uses_grouped_decode(s_q: int, device: torch.device) -> bool:
+    """True when the core runs the grouped matmul kernel for a decode step: one query per
+    sequence on the CPU (see the module docstring)."""
+    return s_q == 1 and device.type == "cpu"
+
+
 def attention_core(
     q: Tensor,
     k: Tensor,
@@ -160,14 +172,14 @@ def attention_core(
     """softmax(Q K^T scale + bias) V under a causal / sliding / bidirectional mask.
 
     Soft-capping (Gemma-2) is not expressible in SDPA: with ``softcap`` set, the naive path
-    runs whatever the backend.
+    runs whatever the backend; so does a one-query step on the CPU (``uses_grouped_decode``).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown attention backend {backend!r}; use {', '.join(BACKENDS)}")
     if sdpa_kernel is not None and sdpa_kernel not in SDPA_KERNELS:
         raise ValueError(f"unknown SDPA kernel {sdpa_kernel!r}; use {', '.join(SDPA_KERNELS)}")
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    naive = backend == "naive" or softcap is not None
+    naive = backend == "naive" or softcap is not None or uses_grouped_decode(q.shape[2], q.device)
     square_causal = (
         causal and window is None and q_offset == 0 and key_offset == 0 and q.shape[2] > 1
     ) and q.shape[2] == k.shape[2]

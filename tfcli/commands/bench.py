@@ -5,6 +5,7 @@ torch is imported inside the command only, so the estimate commands stay fast.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -31,7 +32,14 @@ def bench(
         DEFAULT_SEQS
     ),
     batch: Annotated[int, typer.Option("--batch", help="Sequences per batch.")] = 1,
-    layers: Annotated[int, typer.Option("--layers", help="Layers built at full width.")] = 1,
+    layers: Annotated[
+        str,
+        typer.Option(
+            "--layers",
+            help="Layers built and timed at full width: a count, or 'all' (decode then runs "
+            "whole tokens: embedding, every layer, LM head).",
+        ),
+    ] = "1",
     backend: Annotated[
         str, typer.Option("--backend", help="Attention backends: naive,sdpa.")
     ] = "naive,sdpa",
@@ -61,7 +69,10 @@ def bench(
         ),
     ] = False,
     plot: Annotated[
-        Path | None, typer.Option("--plot", help="Write a log-log PNG of measured vs predicted.")
+        Path | None,
+        typer.Option(
+            "--plot", help="Write a log-log plot of measured vs predicted (.png, .svg or .pdf)."
+        ),
     ] = None,
     threads: Annotated[
         int | None, typer.Option("--threads", help="torch CPU threads (default: torch's).")
@@ -78,7 +89,7 @@ def bench(
         raise UsageError(f"--mode must be prefill or decode, got {mode!r}")
     if dtype not in BENCH_DTYPES:
         raise UsageError(f"--dtype must be one of {', '.join(BENCH_DTYPES)}, got {dtype!r}")
-    for option, value in (("--batch", batch), ("--layers", layers), ("--repeats", repeats)):
+    for option, value in (("--batch", batch), ("--repeats", repeats)):
         if value < 1:
             raise UsageError(f"{option} must be a positive integer, got {value}")
     if threads is not None and threads < 1:
@@ -93,10 +104,14 @@ def bench(
         raise UsageError(f"--device must be cpu, cuda or auto, got {device!r}")
     seqs = list(parse_lengths("--seq", seq))
     contexts = list(parse_lengths("--context", context))
+    plot_format = check_plot_path(plot) if plot is not None else None
 
     from tfcli.loaders import load_model
 
     spec = load_model(model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ())).spec
+    depth = parse_layers(layers, spec.num_layers)
+    if mode == "decode" and spec.architecture == "encoder":
+        raise UsageError(f"{spec.name} is encoder-only: it does not generate tokens (no decode)")
     try:
         import torch
     except ImportError:
@@ -123,13 +138,19 @@ def bench(
         raise BenchError("--device cuda: no CUDA device is available to torch")
     torch_device = torch.device(chosen)
     torch_dtype = getattr(torch, BENCH_DTYPES[dtype])
+    if sdpa_kernel is not None and torch_device.type != "cuda":
+        print_warning(
+            f"--sdpa-kernel {sdpa_kernel} is ignored on {torch_device.type}: it selects a CUDA "
+            "kernel; on the CPU SDPA runs its flash kernel (or its math fallback for MLA)"
+        )
+        sdpa_kernel = None
     settings = BenchSettings(
         spec=spec,
         device=torch_device,
         dtype=torch_dtype,
         seqs=seqs,
         batch=batch,
-        layers=layers,
+        layers=depth,
         backends=backends,
         mode=mode,
         contexts=contexts,
@@ -146,25 +167,61 @@ def bench(
         advance("calibrating device")
         head_dim = spec.qk_head_dim
         calibration, cached = calibrate(
-            torch_device, torch_dtype, head_dim, recalibrate=recalibrate
+            torch_device, torch_dtype, head_dim, recalibrate=recalibrate, warn=print_warning
         )
         result = run_bench(settings, calibration, cached, on_step=advance)
-    if calibration.noisy:
+    if result.calibration.noisy:
         print_warning(
-            f"the device was busy during calibration (matmul spread "
-            f"{100 * calibration.matmul_spread:.0f}%, probe at "
-            f"{100 * calibration.probe_flops_per_s / calibration.matmul_flops_per_s:.0f}% of "
-            "the matmul rate): predictions are off and the calibration was not cached"
+            f"the device was busy during calibration ({result.calibration.noise_reason()}): "
+            "predictions are off and the calibration was not cached"
         )
+    for note in result.notes:
+        print_warning(note)
     summary = summarize(result)
-    if plot is not None:
-        write_plot(result, plot)
     if json_output:
         print_bench_json(result, summary)
     else:
-        print_bench(result, summary, plot=plot)
+        print_bench(result, summary)
+    if plot is not None and plot_format is not None:  # after the results: loses nothing
+        write_plot(result, plot, plot_format)
     if result.interrupted:
         raise typer.Exit(130)
+
+
+def parse_layers(value: str, depth: int) -> int:
+    """``--layers``: a positive count (capped at the model's depth) or ``all``."""
+    text = value.strip().lower()
+    if text == "all":
+        return depth
+    try:
+        count = int(text)
+    except ValueError:
+        raise UsageError(f"--layers takes a positive integer or 'all', got {value!r}") from None
+    if count < 1:
+        raise UsageError(f"--layers must be a positive integer or 'all', got {value!r}")
+    return min(count, depth)
+
+
+PLOT_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+
+
+def check_plot_path(path: Path) -> str:
+    """The plot's format from its extension, checked before any timing: a known extension,
+    not a directory, in an existing writable directory. Raises UsageError otherwise."""
+    suffix = path.suffix.lower()
+    if suffix not in PLOT_FORMATS:
+        raise UsageError(
+            f"--plot {path}: the file name must end in {', '.join(PLOT_FORMATS)}, "
+            f"got {suffix or 'no extension'!r}"
+        )
+    if path.is_dir():
+        raise UsageError(f"--plot {path} is a directory; give a file name such as bench.png")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"--plot {path}: the directory {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UsageError(f"--plot {path}: not writable")
+    return PLOT_FORMATS[suffix]
 
 
 def register(app: typer.Typer) -> None:
