@@ -372,3 +372,45 @@ def test_sdpa_kernel_on_cpu_says_it_is_ignored(
     assert exit_info.value.code == 0
     assert "--sdpa-kernel flash is ignored on cpu" in " ".join(err.split())
     assert "Attention time" in out
+
+
+# ---- the decode step the bench times is the model's own decode ----------------------------------
+
+
+@pytest.mark.parametrize("name", ["llama-3.2-1b", "mistral-7b", "deepseek-v2-lite", "gpt2"])
+def test_static_cache_decode_equals_the_full_forward(name: str) -> None:
+    """The preallocated cache written in place (what ``bench --mode decode`` times) gives the
+    logits of the full forward: GQA through the grouped kernel, a sliding window shorter than
+    the prompt, MLA latents, MHA with learned positions."""
+    from tfcli.bench.decode import build_static_cache
+    from tfcli.bench.model import build_model
+
+    spec = load_model(name).spec
+    small = {"hidden_size": 64, "intermediate_size": 96, "num_layers": 2, "vocab_size": 300}
+    if spec.is_mla:
+        small |= {"num_heads": 4, "num_kv_heads": 4, "kv_lora_rank": 16, "qk_nope_head_dim": 8}
+        small |= {"qk_rope_head_dim": 8, "v_head_dim": 8, "num_experts": None}
+        small |= {"num_experts_per_token": None, "first_dense_layers": 0, "q_lora_rank": None}
+    elif spec.num_heads != spec.kv_heads:
+        small |= {"num_heads": 4, "num_kv_heads": 2, "head_dim": 16}
+    else:
+        small |= {"num_heads": 4, "num_kv_heads": 4, "head_dim": 16}
+    if spec.sliding_window is not None:
+        small["sliding_window"] = 5
+    spec = spec.replace(**small)
+    torch.manual_seed(0)
+    model = build_model(spec).eval()
+    prompt = 9
+    ids = torch.randint(0, 300, (1, prompt + 1))
+    settings = tiny_settings(spec=spec, layers=spec.num_layers, batch=1)
+    cache = build_static_cache(model, settings, prompt)
+    for layer in cache.self_attention.values():
+        layer.slot = 0  # type: ignore[attr-defined]
+    cache.length = 0
+    with torch.no_grad():
+        full = model(ids)
+        model(ids[:, :prompt], cache=cache)
+        for layer in cache.self_attention.values():
+            layer.slot = prompt  # type: ignore[attr-defined]
+        step = model(ids[:, prompt:], cache=cache)
+    torch.testing.assert_close(step[:, -1], full[:, -1])

@@ -207,10 +207,12 @@ class StaticLayerCache(LayerCache):
     window: int | None = None
 
     def append(self, first: Tensor, second: Tensor, *, seq_dim: int) -> None:
+        """Write ``count`` new tokens at ``slot`` in place; the visible keys run from the
+        first key the first new query may see (its window) to the last new token."""
         assert self.buffers is not None
         count = first.shape[seq_dim]
         end = self.slot + count
-        begin = 0 if self.window is None else max(0, end - self.window)
+        begin = 0 if self.window is None else max(0, self.slot + 1 - self.window)
         for buffer, new in zip(self.buffers, (first, second), strict=True):
             buffer.narrow(seq_dim, self.slot, count).copy_(new)
         self.first = self.buffers[0].narrow(seq_dim, begin, end - begin)
