@@ -356,8 +356,8 @@ def test_running_peak_follows_allocations_and_frees() -> None:
     assert running_peak([-10, 5]) == 0
 
 
-@pytest.mark.parametrize("seq", [1024, 2048])
-def test_measured_core_memory_matches_the_estimate(seq: int) -> None:
+@pytest.mark.parametrize(("seq", "dtype"), [(1024, "fp32"), (2048, "fp32"), (1024, "bf16")])
+def test_measured_core_memory_matches_the_estimate(seq: int, dtype: str) -> None:
     """DESIGN.md section 6 acceptance, in bytes (not time): SDPA's measured peak within 25% of
     its estimate at seq >= 1024, and the naive / SDPA ratio within 25% of the estimated one
     (8 heads, 2 KV heads, d = 64: a narrow layer keeps the naive point small)."""
@@ -368,8 +368,10 @@ def test_measured_core_memory_matches_the_estimate(seq: int) -> None:
         hidden_size=512, num_heads=8, num_kv_heads=2, head_dim=64
     )
     cpu = torch.device("cpu")
-    q = torch.randn(1, 8, seq, 64)
-    k, v = torch.randn(1, 2, seq, 64), torch.randn(1, 2, seq, 64)
+    torch_dtype = torch.float32 if dtype == "fp32" else torch.bfloat16
+    q = torch.randn(1, 8, seq, 64, dtype=torch_dtype)
+    k = torch.randn(1, 2, seq, 64, dtype=torch_dtype)
+    v = torch.randn(1, 2, seq, 64, dtype=torch_dtype)
     measured = {}
     estimated = {}
     for backend in ("naive", "sdpa"):
@@ -377,7 +379,7 @@ def test_measured_core_memory_matches_the_estimate(seq: int) -> None:
             lambda b=backend: attention_core(q, k, v, backend=b, causal=True), cpu
         )
         estimated[backend] = estimate_peak_bytes(
-            spec, 1, seq, backend, "fp32", cpu_threads=torch.get_num_threads()
+            spec, 1, seq, backend, dtype, cpu_threads=torch.get_num_threads()
         )
     if measured["sdpa"] is None:
         pytest.skip("the profiler cannot record memory here")
