@@ -21,6 +21,8 @@ timing of the point being predicted. Every probe uses shapes no sweep point uses
 * first-touch write bandwidth: bytes/s of filling a fresh 256 MiB allocation (the OS maps and
   zeroes each page on first write: what every new S x S tensor of a naive attention pays);
 * softmax rate: elements/s of a row softmax into a fresh tensor (a 4096 x 16384 matrix);
+* per-operator overhead: seconds per dispatched operator of a width-64 generic layer
+  (``tfcli.bench.opcount``), what a decode step pays thousands of times;
 * the noise probe's own rate (``tfcli.bench.timing.Probe``) and the 1-minute load average,
   so a later run can tell whether the machine is as quiet as when it was calibrated.
 
@@ -57,9 +59,10 @@ import torch
 import torch.nn.functional as F
 
 from tfcli.bench.attention import attention_core
+from tfcli.bench.opcount import measure_op_overhead
 from tfcli.bench.timing import Probe, iqr, synchronize, time_call
 
-CALIBRATION_VERSION = 4
+CALIBRATION_VERSION = 5
 """Bumped when the set of probes changes: older cache entries are measured again."""
 CALIBRATION_SEQ = 1536
 CALIBRATION_HEADS = 8
@@ -95,6 +98,8 @@ class Calibration:
     gemv_bytes_per_s: float
     decode_kv_bytes_per_s: float
     probe_flops_per_s: float
+    op_overhead_seconds: float = 4e-6
+    """Fixed cost of one dispatched operator (``tfcli.bench.opcount``)."""
     matmul_spread: float = 0.0
     probe_spread: float = 0.0
     """IQR / median of the noise probe's rates during calibration."""
@@ -260,8 +265,9 @@ RATE_FIELDS = (
     "gemv_bytes_per_s",
     "decode_kv_bytes_per_s",
     "probe_flops_per_s",
+    "op_overhead_seconds",
 )
-"""Fields a prediction divides by: finite and > 0."""
+"""Fields a prediction divides by or multiplies with: finite and > 0."""
 NONNEGATIVE_FIELDS = ("matmul_spread", "probe_spread", "measured_at")
 
 
@@ -390,6 +396,7 @@ def measure(device: torch.device, dtype: torch.dtype, head_dim: int) -> Calibrat
         gemv_bytes_per_s=measure_gemv(device, dtype),
         decode_kv_bytes_per_s=measure_decode_attention(device, dtype, head_dim),
         probe_flops_per_s=probe,
+        op_overhead_seconds=measure_op_overhead(device, dtype),
         matmul_spread=spread,
         probe_spread=probe_spread,
         load_average=load,

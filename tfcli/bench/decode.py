@@ -11,9 +11,12 @@ concatenated or copied.
 Prediction (calibration only, ``predict_decode_seconds``):
 
     t = weight bytes / GEMV bandwidth + KV bytes read / decode-attention bandwidth
-        + MLA expansion FLOPs / matmul peak
+        + MLA expansion FLOPs / matmul peak + operators x per-operator overhead
 
-or the step's FLOPs / matmul peak when that is longer (large batches). Weight bytes are the
+or the step's FLOPs / matmul peak when that is longer (large batches). The operators are
+counted once on the step (``tfcli.bench.opcount``: a count, not a timing); their overhead is
+calibrated on a tiny generic layer. On CUDA kernel launches overlap the GPU's work, so there
+the overhead term is a floor (max) instead of a sum. Weight bytes are the
 active parameters of the built layers (MoE: the experts one token uses), plus the LM head
 matrix (the tied embedding matrix when tied) for a whole token. KV bytes read are what the
 kernel streams: on the CPU a one-query step runs the grouped kernel (each KV head read once,
@@ -32,6 +35,7 @@ from torch import Tensor
 from tfcli.bench.cache import KVCache, LayerCache
 from tfcli.bench.calibrate import Calibration
 from tfcli.bench.model import Transformer
+from tfcli.bench.opcount import count_ops
 from tfcli.bench.settings import BenchSettings, fit_problem
 from tfcli.bench.timing import Probe, Samples, time_call
 from tfcli.bench.work import layer_window
@@ -65,6 +69,10 @@ class DecodeResult:
     """KV bytes the kernel streams (MLA: + the expanded per-head keys and values)."""
     weight_bytes: int = 0
     flops: int = 0
+    expansion_flops: int = 0
+    """MLA: the kv_b expansion of the cached latents, a real matmul over every cached row."""
+    operators: int = 0
+    """Aten operators one step dispatches (0 until counted on the built model)."""
     predicted_seconds: float = 0.0
     skipped: str | None = None
 
@@ -175,22 +183,28 @@ def plan_decode(settings: BenchSettings, cal: Calibration, context: int) -> Deco
     result.executed_kv_bytes = decode_executed_kv_bytes(spec, kv)
     result.weight_bytes = weights * bits // 8
     result.flops = flops
-    result.predicted_seconds = predict_decode_seconds(result, expansion, cal)
+    result.expansion_flops = expansion
+    result.predicted_seconds = predict_decode_seconds(result, cal)
     # the caches, and one layer's transient MLA expansion at a time
     expanded = (result.executed_kv_bytes - result.kv_bytes) // max(layers, 1)
     result.skipped = fit_problem(result.kv_bytes + expanded, settings)
     return result
 
 
-def predict_decode_seconds(result: DecodeResult, expansion_flops: int, cal: Calibration) -> float:
+def predict_decode_seconds(
+    result: DecodeResult, cal: Calibration, *, device_type: str = "cpu"
+) -> float:
     """The module docstring's formula: bytes over the calibrated GEMV and decode-attention
-    bandwidths (+ MLA's expansion at the matmul peak), or FLOPs at the peak if longer."""
+    bandwidths, MLA's expansion at the matmul peak, the operators' fixed cost; or FLOPs at
+    the peak if longer."""
     memory_bound = (
         result.weight_bytes / cal.gemv_bytes_per_s
         + result.executed_kv_bytes / cal.decode_kv_bytes_per_s
-        + expansion_flops / cal.matmul_flops_per_s
+        + result.expansion_flops / cal.matmul_flops_per_s
     )
-    return max(memory_bound, result.flops / cal.matmul_flops_per_s)
+    overhead = result.operators * cal.op_overhead_seconds
+    work = max(memory_bound, result.flops / cal.matmul_flops_per_s)
+    return max(work, overhead) if device_type == "cuda" else work + overhead
 
 
 # ---- the static cache -------------------------------------------------------------------------
@@ -273,6 +287,8 @@ def measure_decode(
         return model.logits(x)
 
     model.set_backend("sdpa" if "sdpa" in settings.backends else settings.backends[0])
+    result.operators = count_ops(step)
+    result.predicted_seconds = predict_decode_seconds(result, cal, device_type=device.type)
     with torch.no_grad():
         result.step = time_call(
             step, device=device, warmup=settings.warmup, repeats=settings.repeats, probe=probe

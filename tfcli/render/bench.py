@@ -174,7 +174,8 @@ def _print_header(result: BenchResult, summary: Summary | None) -> None:
         f"{format_percent(cal.sdpa_masked_efficiency)} with a mask (S=1536, H=8), "
         f"decode attention {cal.decode_kv_bytes_per_s / 1e9:.1f} GB/s, first-touch "
         f"{cal.first_touch_bytes_per_s / 1e9:.1f} GB/s, softmax "
-        f"{cal.softmax_elements_per_s / 1e6:.0f} M elements/s",
+        f"{cal.softmax_elements_per_s / 1e6:.0f} M elements/s, "
+        f"{cal.op_overhead_seconds * 1e6:.1f} us per operator",
         markup=False,
         soft_wrap=True,
     )
@@ -219,7 +220,8 @@ def print_bench(result: BenchResult, summary: Summary) -> None:
             "over a preallocated cache written in place. Predicted = weights (the experts a "
             "token uses) / calibrated GEMV bandwidth + KV bytes the kernel streams / calibrated "
             "decode-attention bandwidth (on the CPU a one-query step runs a grouped matmul that "
-            "reads each KV head once; 'KV read' adds MLA's expanded keys and values); medians "
+            "reads each KV head once; 'KV read' adds MLA's expanded keys and values) + the "
+            "operators one step dispatches x the calibrated per-operator overhead; medians "
             "over repeats; error = (predicted - measured) / measured; probe = noise probe rate "
             "vs calibration."
         )
@@ -472,6 +474,7 @@ def bench_document(result: BenchResult, summary: Summary) -> dict[str, Any]:
                 "executed_kv_bytes": d.executed_kv_bytes,
                 "weight_bytes": d.weight_bytes,
                 "flops": d.flops,
+                "operators": d.operators,
                 "predicted_seconds": d.predicted_seconds,
                 **_samples("step", d.step),
                 "step_error_fraction": d.error,
