@@ -73,9 +73,9 @@ def test_compare_json() -> None:
     run = run_cli("compare", "llama-3-8b", "mistral-7b", "deepseek-v3", "--seq", "4096", "--json")
     assert run.code == 0, run.stderr
     models = {m["model"]: m for m in json.loads(run.stdout)["models"]}
-    assert models["llama-3-8b"]["params"] == 8_030_261_248
-    assert models["llama-3-8b"]["kv_bytes_per_token"] == 131_072
-    assert models["deepseek-v3"]["active_params"] < models["deepseek-v3"]["params"]
+    assert models["llama-3-8b"]["total_params"] == 8_030_261_248
+    assert models["llama-3-8b"]["kv_cache"]["bytes_per_token"] == 131_072
+    assert models["deepseek-v3"]["active_params"] < models["deepseek-v3"]["total_params"]
 
 
 @pytest.mark.parametrize(

@@ -57,7 +57,7 @@ def test_params_json_is_one_document_with_raw_integers(model: str, published: in
     doc = json.loads(run.stdout)
     assert doc["total_params"] == published
     assert isinstance(doc["total_params"], int)
-    assert sum(doc["components"].values()) == doc["total_params"]
+    assert sum(doc["components_params"].values()) == doc["total_params"]
     assert doc["weight_bytes"]["bf16"] == 2 * published
     assert doc["weight_bytes"]["fp32"] == 4 * published
     assert doc["weight_bytes"]["int4"] == (published + 1) // 2
@@ -79,7 +79,7 @@ def test_params_explain_shows_formulas() -> None:
 def test_models_lists_shipped_specs() -> None:
     run = run_cli("models", "--json")
     assert run.code == 0, run.stderr
-    names = {m["name"] for m in json.loads(run.stdout)["models"]}
+    names = {m["model"] for m in json.loads(run.stdout)["models"]}
     assert {"llama-3-8b", "gpt2", "bert-base", "t5-base", "deepseek-v3"} <= names
 
 

@@ -404,12 +404,12 @@ def test_compare_cli_json() -> None:
     run = run_cli("compare", "llama-2-70b", "mistral-7b", "bert-base", "--seq", "131072", "--json")
     assert run.code == 0, run.stderr
     models = {m["model"]: m for m in json.loads(run.stdout)["models"]}
-    assert models["llama-2-70b"]["kv_bytes_per_token"] == 327_680
-    assert models["llama-2-70b"]["kv_bytes_at_seq"] == 40 * GIB
+    assert models["llama-2-70b"]["kv_cache"]["bytes_per_token"] == 327_680
+    assert models["llama-2-70b"]["kv_cache"]["total_bytes"] == 40 * GIB
     # Mistral-7B v0.1 slides every layer over 4096 tokens: 32 x 4096 x 4096 B.
-    assert models["mistral-7b"]["kv_bytes_at_seq"] == 4096 * 131_072
-    assert models["bert-base"]["kv_bytes_at_seq"] == 0
+    assert models["mistral-7b"]["kv_cache"]["total_bytes"] == 4096 * 131_072
+    assert models["bert-base"]["kv_cache"] is None  # encoder-only: no KV cache
     for row in models.values():
-        for key in ("params", "active_params", "weight_bytes", "forward_flops", "kv_bytes_at_seq"):
+        for key in ("total_params", "active_params", "weight_bytes", "forward_flops"):
             assert isinstance(row[key], int), key
         assert 0 < row["attention_share"] < 1

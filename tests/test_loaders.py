@@ -85,7 +85,7 @@ def test_errors_are_specific(tmp_path: Path) -> None:
     with pytest.raises(LoadError, match="no such file"):
         load_model(str(tmp_path / "missing.yaml"))
     bad_type = tmp_path / "config.json"
-    bad_type.write_text(json.dumps({"model_type": "rwkv"}))
+    bad_type.write_text(json.dumps({"model_type": "vit"}))
     with pytest.raises(LoadError, match="not supported; supported: bart, bert"):
         load_model(str(bad_type))
     with pytest.raises(ModelNotFoundError, match=r"did you mean 'llama-3-8b'"):

@@ -56,13 +56,7 @@ NOT_ROUND_TRIPPED = {"name", "source", "dtype"}
 
 # Round-trip differences caused by tfcli.hf_mappings, not by the spec or the export. strict:
 # once the mapping is fixed the xfail turns into a failure and this entry must go.
-LOADER_BUGS = {
-    "deepseek-v2-lite": (
-        "hf_mappings.map_deepseek_v2 leaves rope_interleaved False, but transformers' "
-        "DeepseekV2 rotates adjacent pairs (apply_rotary_emb: view_as_complex of "
-        "x.reshape(..., -1, 2)), as DeepSeek's own code does"
-    ),
-}
+LOADER_BUGS: dict[str, str] = {}
 
 
 # Round-trip differences caused by tfcli.hf_export (strict too).
@@ -77,14 +71,7 @@ EXPORT_BUGS = {
 
 
 # The same for the published config.json files (tests/hf_configs.py), loaded as published.
-PUBLISHED_CONFIG_LOADER_BUGS = {
-    **LOADER_BUGS,
-    "gemma-2b": (
-        "hf_mappings.map_gemma reads google/gemma-2b's legacy hidden_act 'gelu' as exact GELU, "
-        "but GemmaConfig.__post_init__ turns it into gelu_pytorch_tanh (the tanh GELU Gemma "
-        "was trained with)"
-    ),
-}
+PUBLISHED_CONFIG_LOADER_BUGS: dict[str, str] = {**LOADER_BUGS}
 
 
 def _with_known_bugs(names: list[str], bugs: dict[str, str]) -> list[Any]:

@@ -7,6 +7,8 @@ stderr and exit code 2, without a traceback unless ``--debug`` or ``TFCLI_DEBUG=
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import sys
 from typing import Annotated
@@ -15,16 +17,20 @@ import typer
 
 from tfcli import __version__
 from tfcli.commands import register_all
-from tfcli.errors import EXIT_BAD_INPUT, TfcliError
-from tfcli.render.common import print_error
+from tfcli.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, OutputError, TfcliError
+from tfcli.render.common import interrupt_reported, print_error
 
 app = typer.Typer(
     name="tfcli",
     help="Transformer parameters, FLOPs and KV cache from hyperparameters, checked on hardware.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Examples: tfcli params llama-3-8b · tfcli flops llama-3-8b --seq 131072 · "
+    "tfcli kvcache llama-3-8b --hardware h100 · tfcli compare llama-3-8b "
+    "llama-3-8b:num_kv_heads=32. Each command's --help has more.",
 )
 
 _DEBUG = {"on": os.environ.get("TFCLI_DEBUG", "") not in ("", "0")}
@@ -80,10 +86,55 @@ def _abort_types() -> tuple[type[BaseException], ...]:
     return tuple(found)
 
 
+def _ascii_fallback() -> None:
+    """Streams that cannot encode Unicode (``LC_ALL=C``, ``PYTHONIOENCODING=ascii``) replace
+    what they cannot write instead of raising; tfcli's own views write ASCII spellings."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = getattr(stream, "encoding", None) or "utf-8"
+        if stream is None or encoding.lower().replace("-", "").startswith("utf"):
+            continue
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="replace")
+
+
+def _flush_stdout() -> None:
+    if sys.stdout is None:
+        return
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError) as err:
+        raise OutputError.from_os_error("stdout", err) from None
+
+
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null so the interpreter's final flush of a failed stdout (closed pipe,
+    full disk) does not print 'Exception ignored' after our one-line error."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _output_failed(err: OutputError) -> None:
+    _silence_stdout()
+    if err.errno == errno.EPIPE:  # `tfcli ... | head`: the reader left; say nothing
+        sys.exit(141)
+    with contextlib.suppress(OutputError):
+        print_error(err.message)
+    sys.exit(err.exit_code)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; the single place where errors become exit codes."""
+    _ascii_fallback()
     try:
         result = app(args=argv, standalone_mode=False, prog_name="tfcli")
+        _flush_stdout()
+    except OutputError as err:
+        _output_failed(err)
     except TfcliError as err:
         if _DEBUG["on"]:
             raise
@@ -92,11 +143,21 @@ def main(argv: list[str] | None = None) -> None:
     except _usage_error_types() as err:
         if _DEBUG["on"]:
             raise
+        if not err.format_message().strip():  # type: ignore[attr-defined]
+            sys.exit(0)  # a bare `tfcli` (or command) printed its help: nothing went wrong
         ctx = getattr(err, "ctx", None)
         command = ctx.command_path if ctx is not None else "tfcli"
         print_error(err.format_message(), hint=f"see `{command} --help`")  # type: ignore[attr-defined]
         sys.exit(EXIT_BAD_INPUT)
     except _abort_types():
         print_error("interrupted")
-        sys.exit(130)
-    sys.exit(result if isinstance(result, int) else 0)
+        sys.exit(EXIT_INTERRUPTED)
+    except OSError as err:  # a write by click or typer (help text) to a failed stdout
+        if _DEBUG["on"] or err.errno not in (errno.EPIPE, errno.ENOSPC, errno.EBADF):
+            raise
+        _output_failed(OutputError.from_os_error("stdout", err))
+    code = result if isinstance(result, int) else 0
+    if code == EXIT_INTERRUPTED and not interrupt_reported():
+        # typer turns Ctrl-C into Exit(130); say so when no view has (e.g. before a sweep)
+        print_error("interrupted")
+    sys.exit(code)

@@ -62,3 +62,26 @@ def did_you_mean(word: str, choices: Iterable[str], *, limit: int = 3) -> str | 
     if not matches:
         return None
     return "did you mean " + ", ".join(repr(m) for m in matches) + "?"
+
+
+EXIT_INTERRUPTED = 130
+"""Exit code after Ctrl-C (128 + SIGINT)."""
+
+EXIT_OUTPUT = 1
+"""Exit code when the result cannot be written (closed stdout, full disk)."""
+
+
+class OutputError(TfcliError):
+    """The result cannot be written: stdout closed (``>&-``), disk full (``/dev/full``), or a
+    non-finite number would make the JSON invalid."""
+
+    exit_code = EXIT_OUTPUT
+
+    @classmethod
+    def from_os_error(cls, stream: str, err: Exception) -> OutputError:
+        reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
+        error = cls(f"cannot write to standard {stream[3:]}put: {reason}")
+        error.errno = getattr(err, "errno", None)
+        return error
+
+    errno: int | None = None

@@ -1,9 +1,10 @@
 """Hardware presets as data: dense peak FLOP/s per dtype, memory and bandwidth, with sources.
 
-Peaks are the vendors' dense tensor-core figures (no 2:4 sparsity), in FLOP/s; memory in
-bytes (HBM/GDDR capacities are binary: "80 GB" on a datasheet is 80 GiB of HBM); bandwidth
-in bytes/s (SI, as vendors quote it). Real kernels reach a fraction of these peaks: tfcli's
-roofline times are lower bounds, and ``tfcli bench`` measures the achieved fraction.
+Peaks are the vendors' dense tensor-core figures (no 2:4 structured sparsity; where a
+datasheet quotes only sparse figures, dense = sparse / 2, and ``sparse_factor`` says so), in
+FLOP/s; memory in bytes (HBM/GDDR capacities are binary: "80 GB" on a datasheet is 80 GiB of
+HBM); bandwidth in bytes/s (SI, as vendors quote it). Real kernels reach a fraction of these
+peaks: tfcli's roofline states its MFU/MBU, and ``tfcli bench`` measures the achieved fraction.
 
 Only the standard library is imported here.
 """
@@ -28,6 +29,18 @@ class Hardware:
     bandwidth_bytes_per_s: float
     source: str
     aliases: tuple[str, ...] = field(default=())
+    sparse_factor: float = 2.0
+    """Peak with 2:4 structured sparsity / dense peak (2 on NVIDIA and AMD parts with sparse
+    tensor cores; 1 where the part has no sparsity mode). ``peak_flops`` are always dense."""
+
+    def sparse_peak_for(self, dtype: str) -> float:
+        """The datasheet's sparse peak for ``dtype`` (dense x ``sparse_factor``)."""
+        return self.peak_for(dtype) * self.sparse_factor
+
+    @property
+    def has_bandwidth(self) -> bool:
+        """False for a custom device given only ``--peak-tflops``: compute-bound answers only."""
+        return self.bandwidth_bytes_per_s > 0
 
     def peak_for(self, dtype: str) -> float:
         """Peak FLOP/s for ``dtype`` (fp16 falls back to bf16 and vice versa)."""
@@ -94,6 +107,107 @@ PRESETS: tuple[Hardware, ...] = (
         source="AMD Instinct MI300X accelerator datasheet (dense matrix)",
         aliases=("mi300x", "mi300"),
     ),
+    Hardware(
+        name="B200",
+        peak_flops=_tflops(
+            fp32=80.0, tf32=1100.0, bf16=2250.0, fp8=4500.0, int8=4500.0, fp4=9000.0
+        ),
+        memory_bytes=180 * GIB,
+        bandwidth_bytes_per_s=8.0e12,
+        source="NVIDIA HGX B200 datasheet, per GPU at 1,000 W (dense = half the sparse "
+        "figures; 1,440 GB / 8 GPUs)",
+        aliases=("b200", "hgx-b200"),
+    ),
+    Hardware(
+        name="GB200",
+        peak_flops=_tflops(
+            fp32=90.0, tf32=1250.0, bf16=2500.0, fp8=5000.0, int8=5000.0, fp4=10000.0
+        ),
+        memory_bytes=186 * GIB,
+        bandwidth_bytes_per_s=8.0e12,
+        source="NVIDIA GB200 NVL72 datasheet, per Blackwell GPU (rack figures / 72; dense = half "
+        "the sparse figures)",
+        aliases=("gb200", "gb200-nvl72"),
+    ),
+    Hardware(
+        name="H20",
+        peak_flops=_tflops(fp32=44.0, tf32=74.0, bf16=148.0, fp8=296.0, int8=296.0),
+        memory_bytes=96 * GIB,
+        bandwidth_bytes_per_s=4.0e12,
+        source="NVIDIA H20 product brief (HGX H20, dense; as published for the China market)",
+        aliases=("h20",),
+    ),
+    Hardware(
+        name="L40S",
+        peak_flops=_tflops(fp32=91.6, tf32=183.0, bf16=362.05, fp8=733.0, int8=733.0),
+        memory_bytes=48 * GIB,
+        bandwidth_bytes_per_s=864e9,
+        source="NVIDIA L40S datasheet (dense = half the sparsity figures marked *)",
+        aliases=("l40s",),
+    ),
+    Hardware(
+        name="A10G",
+        peak_flops=_tflops(fp32=31.2, tf32=62.5, bf16=125.0, int8=250.0),
+        memory_bytes=24 * GIB,
+        bandwidth_bytes_per_s=600e9,
+        source="NVIDIA A10 datasheet (dense); AWS's A10G (EC2 G5) has no NVIDIA datasheet: same "
+        "GA102, 24 GB GDDR6, 600 GB/s, its sustained clocks may be lower",
+        aliases=("a10g", "a10"),
+    ),
+    Hardware(
+        name="MI325X",
+        peak_flops=_tflops(fp32=163.4, tf32=653.7, bf16=1307.4, fp8=2614.9, int8=2614.9),
+        memory_bytes=256 * GIB,
+        bandwidth_bytes_per_s=6.0e12,
+        source="AMD Instinct MI325X accelerator datasheet (dense matrix; MI300X compute with "
+        "256 GB HBM3E)",
+        aliases=("mi325x", "mi325"),
+    ),
+    Hardware(
+        name="MI355X",
+        peak_flops=_tflops(fp32=157.3, bf16=2516.6, fp8=5033.2, int8=5033.2, fp4=10066.3),
+        memory_bytes=288 * GIB,
+        bandwidth_bytes_per_s=8.0e12,
+        source="AMD Instinct MI355X accelerator datasheet (dense matrix)",
+        aliases=("mi355x", "mi355"),
+    ),
+    Hardware(
+        name="Gaudi 3",
+        peak_flops=_tflops(bf16=1835.0, fp8=1835.0),
+        memory_bytes=128 * GIB,
+        bandwidth_bytes_per_s=3.7e12,
+        source="Intel Gaudi 3 AI accelerator white paper (OAM HL-325L, matrix engines; no "
+        "sparsity mode)",
+        aliases=("gaudi3", "gaudi-3", "hl-325l"),
+        sparse_factor=1.0,
+    ),
+    Hardware(
+        name="TPU v5e",
+        peak_flops=_tflops(bf16=197.0, int8=394.0),
+        memory_bytes=16 * GIB,
+        bandwidth_bytes_per_s=819e9,
+        source="Google Cloud TPU v5e documentation, per chip (no sparsity mode)",
+        aliases=("tpu-v5e", "v5e", "tpuv5e"),
+        sparse_factor=1.0,
+    ),
+    Hardware(
+        name="TPU v5p",
+        peak_flops=_tflops(bf16=459.0, int8=918.0),
+        memory_bytes=95 * GIB,
+        bandwidth_bytes_per_s=2765e9,
+        source="Google Cloud TPU v5p documentation, per chip (no sparsity mode)",
+        aliases=("tpu-v5p", "v5p", "tpuv5p"),
+        sparse_factor=1.0,
+    ),
+    Hardware(
+        name="TPU v6e",
+        peak_flops=_tflops(bf16=918.0, int8=1836.0),
+        memory_bytes=32 * GIB,
+        bandwidth_bytes_per_s=1640e9,
+        source="Google Cloud TPU v6e (Trillium) documentation, per chip (no sparsity mode)",
+        aliases=("tpu-v6e", "v6e", "tpuv6e", "trillium"),
+        sparse_factor=1.0,
+    ),
 )
 
 
@@ -132,6 +246,7 @@ def custom_hardware(
         memory_bytes=memory_bytes,
         bandwidth_bytes_per_s=(bandwidth_gb_per_s or 0.0) * 1e9,
         source="--peak-tflops / --bandwidth",
+        sparse_factor=1.0,
     )
 
 

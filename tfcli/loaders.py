@@ -208,7 +208,8 @@ def load_hub_id(ref: str) -> LoadedModel:
     except ImportError:
         raise LoadError(
             f"{ref!r} looks like a hub id, but huggingface_hub is not installed",
-            hint="pip install 'tfcli[hf]', or pass a path to its config.json",
+            hint="pip install huggingface_hub (a tfcli dependency), or pass a path to its "
+            "config.json",
         ) from None
     cache_dir = os.environ.get("HF_HUB_CACHE")
     if cache_dir is None and os.environ.get("HF_HOME"):
@@ -219,8 +220,8 @@ def load_hub_id(ref: str) -> LoadedModel:
         raise ModelNotFoundError(
             f"{ref!r} is not a shipped spec and its config.json is not in the local Hugging Face "
             f"cache ({where})",
-            hint="download it once (huggingface-cli download ID config.json) or pass a "
-            "config.json path; `tfcli models` lists shipped specs",
+            hint=f"download it once (hf download {ref} config.json) or pass a config.json "
+            "path; `tfcli models` lists shipped specs",
         )
     path = Path(found)
     return load_config_json(path, name=ref, origin=f"hub cache {ref} ({path})")

@@ -36,11 +36,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from tfcli.errors import UsageError
+from tfcli.plan import LayerPlan
 from tfcli.spec import ModelSpec
 from tfcli.units import dtype_bits
 
-SLIDING_RULES = ("window", "transformers")
-"""``window``: w tokens, vLLM-style whole blocks with ``block_size``; ``transformers``: w - 1."""
+SLIDING_RULES = ("transformers", "vllm", "window")
+"""Cache conventions (``cached_tokens``, ``state_shapes``): ``transformers`` (the oracle:
+w - 1 tokens kept, fp32 recurrent states, K conv columns), ``vllm`` (w - 1 + batched tokens +
+one block, states in the cache dtype, K - 1 conv columns), ``window`` (w tokens: the keys the
+newest token attends; vLLM v0-style block freeing with a block size)."""
+CONVENTIONS = ("transformers", "vllm")
+"""The conventions ``tfcli kvcache --convention`` offers."""
 
 DEFAULT_RESERVE_FRACTION = 0.10
 """Share of a budget the fit solver keeps back by default for activations, the runtime
@@ -134,6 +140,10 @@ def kv_bytes_per_token_per_layer(spec: ModelSpec, dtype: str = "bf16", *, tp: in
 
 # ---- tokens held per layer ------------------------------------------------------------------
 
+DEFAULT_BATCHED_TOKENS = 2048
+"""vLLM's ``max_num_batched_tokens`` assumed by the vllm convention (its default for online
+serving with chunked prefill); a sliding or chunked layer holds that headroom."""
+
 
 def _blocks(tokens: int, block_size: int) -> int:
     return -(-tokens // block_size)
@@ -147,52 +157,168 @@ def cached_tokens(
     rule: str = "window",
     block_size: int | None = None,
     peak: bool = False,
+    batched_tokens: int = DEFAULT_BATCHED_TOKENS,
 ) -> int:
-    """Token slots one layer holds for a sequence of ``seq`` tokens (the newest attending).
+    """Token slots one attention layer holds for a sequence of ``seq`` tokens.
 
-    * full layer: ``seq``; paged (vLLM, block size B): ``B x ceil(seq / B)``.
-    * sliding layer, rule ``"window"``: ``min(seq, w)``. Paged, following vLLM v1
-      (``vllm/v1/core/single_type_kv_cache_manager.py``: ``SlidingWindowManager
-      .remove_skipped_blocks`` frees the blocks before ``(num_computed - w + 1) // B``, called
-      with ``num_computed = seq - 1`` before the slot of token ``seq`` is allocated):
-      ``B x (ceil(seq / B) - max(0, (seq - w) // B))``, i.e. ``ceil(w / B)`` or one block more.
-      That count oscillates as the sequence grows; ``peak=True`` gives the most held at any
-      length up to ``seq``: ``B x ceil(min(seq, w + B - 1) / B)`` (what a fit must allow for).
-    * sliding layer, rule ``"transformers"``: ``min(seq, w - 1)``, what
-      ``DynamicSlidingWindowLayer`` keeps between calls (for ``w = 1`` its slice
-      ``[-w + 1:]`` is ``[0:]`` and keeps every token: mirrored here). No paging.
+    ``kind`` is ``full``, ``sliding`` (window w) or ``chunked`` (chunk c, passed as
+    ``window``). A full layer holds ``seq`` (paged: ``B x ceil(seq / B)``).
+
+    * rule ``"transformers"`` (the oracle): what transformers 5's
+      ``DynamicSlidingWindowLayer`` keeps between forward calls, for sliding and chunked
+      layers alike: the last ``w - 1`` tokens, ``min(seq, w - 1)`` (cache_utils.py: "Only
+      cache the last `self.sliding_window - 1` tokens"; for ``w = 1`` its slice ``[-w + 1:]``
+      keeps every token, mirrored here). No paging.
+    * rule ``"vllm"``: vLLM v1's allocation (vllm/v1/kv_cache_interface.py): a sliding layer
+      holds the last ``w - 1`` tokens plus the ``batched_tokens`` of a scheduling step, in
+      whole blocks, plus one block because the window need not start at a block boundary:
+      ``B x (ceil(min(seq, w - 1 + T) / B) + 1)`` (never more than the full layer); a chunked
+      layer ``B x ceil(min(seq, c + T) / B)`` (``ChunkedLocalAttentionSpec``). Block size B
+      defaults to 16.
+    * rule ``"window"``: the keys the newest token attends, itself included, ``min(seq, w)``;
+      with ``block_size``, vLLM v1's ``SlidingWindowManager`` block freeing at this length:
+      ``B x (ceil(seq / B) - (seq - w) // B)`` (one block more than ``ceil(w / B)`` when the
+      window straddles a boundary); ``peak`` gives the most held at any length up to ``seq``:
+      ``B x ceil(min(seq, w + B - 1) / B)``.
     """
     if rule not in SLIDING_RULES:
         raise UsageError(
-            f"unknown sliding-window rule {rule!r}; use one of {', '.join(SLIDING_RULES)}"
+            f"unknown cache convention {rule!r}; use one of {', '.join(SLIDING_RULES)}"
         )
     if block_size is not None:
-        _check_positive("--block-size", block_size)
+        _check_positive("block size", block_size)
         if rule == "transformers":
             raise UsageError(
-                "--block-size models vLLM's paged cache; the 'transformers' sliding rule has "
-                "no blocks (use --sliding-rule window)"
+                "a block size models vLLM's paged cache; the transformers convention has no "
+                "blocks (use the vllm convention)"
             )
-    sliding = kind == "sliding" and window is not None
+    bounded = kind in ("sliding", "chunked") and window is not None
     if rule == "transformers":
-        if sliding and window is not None and window > 1:
+        if bounded and window is not None and window > 1:
             return min(seq, window - 1)
         return seq
+    if rule == "vllm":
+        b = block_size or 16
+        full = b * _blocks(seq, b)
+        if not bounded or window is None:
+            return full
+        if kind == "chunked":
+            return b * _blocks(min(seq, window + batched_tokens), b)
+        return min(full, b * (_blocks(min(seq, window - 1 + batched_tokens), b) + 1))
     if block_size is None:
-        return min(seq, window) if sliding and window is not None else seq
-    if not sliding or window is None:
+        return min(seq, window) if bounded and window is not None else seq
+    if not bounded or window is None:
         return block_size * _blocks(seq, block_size)
     if peak:
         return block_size * _blocks(min(seq, window + block_size - 1), block_size)
     return block_size * (_blocks(seq, block_size) - max(0, (seq - window) // block_size))
 
 
+# ---- per-sequence state of linear-attention and SSM layers ---------------------------------
+
+
+@dataclass(frozen=True)
+class StateShape:
+    """One fixed-size per-sequence tensor of a state layer: ``elements`` in ``dtype``."""
+
+    name: str
+    elements: int
+    dtype: str
+
+
+def state_shapes(spec: ModelSpec, mixer: str, *, rule: str, dtype: str) -> list[StateShape]:
+    """The per-sequence state one layer of ``mixer`` keeps, under a cache convention.
+
+    transformers (5.x cache_utils ``LinearAttentionLayer``, MambaMixer, Qwen3NextGatedDeltaNet):
+    the conv state keeps the last ``K`` input columns of every convolved channel, in the
+    cache dtype; recurrent states are fp32 (the reference scans accumulate in fp32):
+    Gated DeltaNet ``Hv x d_k x d_v``, Mamba-1 ``d_in x N``, Mamba-2 ``H x P x N``.
+    RWKV-4 (RwkvModel) keeps 2 shifted-token vectors ``h`` in the cache dtype and 3 fp32
+    accumulators ``h`` (num, den, max). MiniMax lightning keeps ``H x d x d`` (K^T V) in the
+    cache dtype.
+    vllm (vllm/v1/kv_cache_interface.py ``MambaSpec``, model_executor mamba_utils): the conv
+    state keeps ``K - 1`` columns and every state is in the cache dtype.
+    """
+    vllm = rule == "vllm"
+    state_dtype = dtype if vllm else "fp32"
+    k = int(spec.conv_kernel or 0)
+    conv_columns = k - 1 if vllm else k
+    if mixer == "gated_deltanet":
+        _, _, conv_dim = _gdn_widths(spec)
+        hv = int(spec.linear_num_value_heads or 0)
+        dk, dv = int(spec.linear_key_head_dim or 0), int(spec.linear_value_head_dim or 0)
+        return [
+            StateShape("conv", conv_dim * conv_columns, dtype),
+            StateShape("recurrent", hv * dk * dv, state_dtype),
+        ]
+    if mixer in ("mamba", "mamba2"):
+        channels = _conv_channels(spec, mixer)
+        inner, n = int(spec.ssm_inner_size or 0), int(spec.ssm_state_size or 0)
+        return [
+            StateShape("conv", channels * conv_columns, dtype),
+            StateShape("recurrent", inner * n, state_dtype),
+        ]
+    if mixer == "rwkv":
+        h = spec.hidden_size
+        return [
+            StateShape("shift", 2 * h, dtype),
+            StateShape("recurrent", 3 * h, "fp32" if not vllm else dtype),
+        ]
+    if mixer == "lightning":
+        d = spec.resolved_head_dim
+        return [StateShape("recurrent", spec.num_heads * d * d, dtype)]
+    return []
+
+
+def _gdn_widths(spec: ModelSpec) -> tuple[int, int, int]:
+    from tfcli.shapes import gated_deltanet_widths
+
+    return gated_deltanet_widths(spec)
+
+
+def _conv_channels(spec: ModelSpec, mixer: str) -> int:
+    from tfcli.shapes import mamba_conv_channels
+
+    return mamba_conv_channels(spec, mixer)
+
+
+def state_bytes_per_layer(
+    spec: ModelSpec, plan: LayerPlan, *, rule: str, dtype: str
+) -> dict[str, int]:
+    """Bytes of fixed per-sequence state one layer of ``plan`` keeps, by tensor (conv,
+    recurrent, ...); Falcon-H1's attention layers also keep their parallel Mamba-2 state."""
+    mixers = [plan.mixer] + (["mamba2"] if plan.parallel_ssm else [])
+    out: dict[str, int] = {}
+    for mixer in mixers:
+        for shape in state_shapes(spec, mixer, rule=rule, dtype=dtype):
+            out[shape.name] = out.get(shape.name, 0) + _bytes(shape.elements, shape.dtype)
+    return out
+
+
 # ---- the whole cache ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
+class CacheRun:
+    """``layers`` identical consecutive layers of one kind: tokens held and bytes, per batch."""
+
+    kind: str
+    start: int
+    layers: int
+    tokens: int
+    """Token slots each layer holds per sequence (0 for state layers)."""
+    kv_bytes_per_layer: int
+    state_bytes_per_layer: int
+
+
+@dataclass(frozen=True)
 class KVCache:
-    """A KV-cache size broken down; all figures in bytes, for ``batch`` sequences."""
+    """A KV-cache (and per-sequence state) size broken down; bytes, for ``batch`` sequences.
+
+    ``total_bytes`` = self-attention K/V (grows with tokens, capped for sliding and chunked
+    layers) + cross-attention K/V (sized by the encoder length) + the fixed per-sequence state
+    of linear-attention, SSM and RWKV layers (does not grow with tokens).
+    """
 
     seq: int
     batch: int
@@ -204,73 +330,60 @@ class KVCache:
     self_attention_bytes: int
     cross_attention_bytes: int
     layers_by_kind: dict[str, int]
-    """Number of cached layers of each kind (full, sliding, cross)."""
+    """Number of cached layers of each kind (full, sliding, chunked, cross, state kinds)."""
     bytes_by_kind: dict[str, int]
-    per_layer_bytes: tuple[int, ...]
     rule: str
     tp: int
     block_size: int | None
     encoder_seq: int
+    state_bytes: int = 0
+    """Fixed per-sequence state of every state layer, for ``batch`` sequences."""
+    state_bytes_by_part: dict[str, int] = dataclasses.field(default_factory=dict)
+    """State bytes by tensor (conv, recurrent, shift), for ``batch`` sequences."""
+    indexer_bytes: int = 0
+    """DeepSeek-V3.2's cached indexer keys (``index_head_dim`` per token and layer)."""
+    runs: tuple[CacheRun, ...] = ()
 
     @property
     def total_bytes(self) -> int:
-        return self.self_attention_bytes + self.cross_attention_bytes
+        return (
+            self.self_attention_bytes
+            + self.cross_attention_bytes
+            + self.state_bytes
+            + self.indexer_bytes
+        )
+
+    @property
+    def per_token_bytes(self) -> int:
+        """What one more token adds while no sliding or chunked layer is capped: K/V of every
+        attention layer (plus indexer keys); state layers add nothing."""
+        return self.bytes_per_token
+
+    @property
+    def state_bytes_per_sequence(self) -> int:
+        return self.state_bytes // self.batch if self.batch else 0
+
+    @property
+    def per_layer_bytes(self) -> tuple[int, ...]:
+        """Self-attention bytes of each layer of the main stack (O(layers))."""
+        out: list[int] = []
+        for run in self.runs:
+            out += [self.batch * run.tokens * run.kv_bytes_per_layer] * run.layers
+        return tuple(out)
+
+    @property
+    def breakeven_tokens(self) -> int | None:
+        """Tokens whose K/V equal the fixed state: "the state is worth N tokens of KV"."""
+        per_sequence_token = self.bytes_per_token
+        if not self.state_bytes or not per_sequence_token:
+            return None
+        return self.state_bytes_per_sequence // per_sequence_token
 
 
-def _assemble(
-    spec: ModelSpec,
-    seq: int,
-    per_token_layer: int,
-    *,
-    batch: int,
-    dtype: str,
-    encoder_seq: int | None,
-    tp: int,
-    block_size: int | None,
-    rule: str,
-    peak: bool,
-) -> KVCache:
-    """Sum ``batch x cached_tokens(layer) x per_token_layer`` over layers, plus cross-attention."""
-    _check_positive("--seq", seq)
-    _check_positive("--batch", batch)
-    enc_seq = seq if encoder_seq is None else encoder_seq
-    _check_positive("--encoder-seq", enc_seq)
-    if spec.architecture == "encoder":
-        return KVCache(seq, batch, dtype, 0, 0, 0, 0, {}, {}, (), rule, tp, block_size, enc_seq)
-    kinds = spec.layer_kinds
-    per_layer = tuple(
-        batch
-        * cached_tokens(kind, seq, spec.sliding_window, rule=rule, block_size=block_size, peak=peak)
-        * per_token_layer
-        for kind in kinds
-    )
-    layers_by_kind: dict[str, int] = {}
-    bytes_by_kind: dict[str, int] = {}
-    for kind, nbytes in zip(kinds, per_layer, strict=True):
-        layers_by_kind[kind] = layers_by_kind.get(kind, 0) + 1
-        bytes_by_kind[kind] = bytes_by_kind.get(kind, 0) + nbytes
-    cross = 0
-    if spec.architecture == "encoder-decoder":
-        enc_tokens = cached_tokens("full", enc_seq, None, block_size=block_size)
-        cross = spec.num_layers * batch * enc_tokens * per_token_layer
-        layers_by_kind["cross"] = spec.num_layers
-        bytes_by_kind["cross"] = cross
-    return KVCache(
-        seq=seq,
-        batch=batch,
-        dtype=dtype,
-        bytes_per_token_per_layer=per_token_layer,
-        bytes_per_token=per_token_layer * spec.num_layers,
-        self_attention_bytes=sum(per_layer),
-        cross_attention_bytes=cross,
-        layers_by_kind=layers_by_kind,
-        bytes_by_kind=bytes_by_kind,
-        per_layer_bytes=per_layer,
-        rule=rule,
-        tp=tp,
-        block_size=block_size,
-        encoder_seq=enc_seq,
-    )
+def indexer_bytes_per_token_per_layer(spec: ModelSpec, dtype: str) -> int:
+    """DeepSeek-V3.2 caches one ``index_head_dim`` indexer key per token and layer
+    (transformers ``DynamicIndexedLayer``), beside the MLA latent."""
+    return _bytes(int(spec.index_head_dim or 0), dtype) if spec.index_num_heads else 0
 
 
 def kv_cache(
@@ -284,27 +397,101 @@ def kv_cache(
     block_size: int | None = None,
     rule: str = "window",
     peak: bool = False,
+    batched_tokens: int = DEFAULT_BATCHED_TOKENS,
+    per_token_layer: int | None = None,
 ) -> KVCache:
-    """The KV cache of ``batch`` sequences of ``seq`` tokens, by layer and kind (one device).
+    """The KV cache and per-sequence state of ``batch`` sequences of ``seq`` tokens.
 
-    total = sum over decoder layers of ``batch x cached_tokens(layer) x bytes_per_token_layer``
-    plus, for encoder-decoder models, ``num_layers x batch x encoder_seq x 2 x kv_heads x
-    head_dim x bytes`` of cross-attention K/V (computed once from the encoder output;
-    ``encoder_seq`` defaults to ``seq``). Encoder-only models cache nothing. ``peak`` counts
-    the most a paged sliding layer holds at any length up to ``seq`` (see ``cached_tokens``).
+    total = sum over decoder attention layers of ``batch x cached_tokens(layer) x
+    bytes_per_token_layer`` (``2 x kv_heads x head_dim x bytes``, or the MLA latent) plus, for
+    encoder-decoder models, ``num_layers x batch x encoder_seq x 2 x kv_heads x head_dim x
+    bytes`` of cross-attention K/V (``encoder_seq`` defaults to ``seq``), plus ``batch x``
+    the fixed state of every linear-attention / SSM / RWKV layer (``state_shapes``).
+    Encoder-only models cache nothing. ``peak`` counts the most a paged sliding layer holds at
+    any length up to ``seq`` (see ``cached_tokens``). ``per_token_layer`` overrides the bytes
+    per token and layer (what-if variants).
     """
-    per_token_layer = kv_bytes_per_token_per_layer(spec, dtype, tp=tp)
-    return _assemble(
-        spec,
-        seq,
-        per_token_layer,
+    _check_positive("sequence length", seq)
+    _check_positive("batch", batch)
+    enc_seq = seq if encoder_seq is None else encoder_seq
+    _check_positive("encoder sequence length", enc_seq)
+    if per_token_layer is None:
+        per_token_layer = kv_bytes_per_token_per_layer(spec, dtype, tp=tp)
+    if spec.architecture == "encoder":
+        return KVCache(seq, batch, dtype, 0, 0, 0, 0, {}, {}, rule, tp, block_size, enc_seq)
+    index_token = indexer_bytes_per_token_per_layer(spec, dtype)
+    runs: list[CacheRun] = []
+    layers_by_kind: dict[str, int] = {}
+    bytes_by_kind: dict[str, int] = {}
+    state_parts: dict[str, int] = {}
+    self_bytes = state_total = indexer = attention_layers = 0
+    for run in spec.main_stack_runs():
+        plan = run.plan
+        kind = plan.kind
+        tokens = 0
+        kv_layer = state_layer = 0
+        if plan.has_kv_cache:
+            tokens = cached_tokens(
+                plan.pattern or "full",
+                seq,
+                plan.window,
+                rule=rule,
+                block_size=block_size,
+                peak=peak,
+                batched_tokens=batched_tokens,
+            )
+            kv_layer = per_token_layer
+            self_bytes += run.count * batch * tokens * kv_layer
+            indexer += run.count * batch * tokens * index_token
+            attention_layers += run.count
+        if plan.has_state:
+            parts = state_bytes_per_layer(spec, plan, rule=rule, dtype=dtype)
+            state_layer = sum(parts.values())
+            state_total += run.count * batch * state_layer
+            for name, value in parts.items():
+                state_parts[name] = state_parts.get(name, 0) + run.count * batch * value
+        layers_by_kind[kind] = layers_by_kind.get(kind, 0) + run.count
+        bytes_by_kind[kind] = bytes_by_kind.get(kind, 0) + run.count * batch * (
+            tokens * (kv_layer + index_token) + state_layer
+        )
+        if (
+            runs
+            and (runs[-1].kind, runs[-1].tokens, runs[-1].kv_bytes_per_layer)
+            == (
+                kind,
+                tokens,
+                kv_layer,
+            )
+            and runs[-1].state_bytes_per_layer == state_layer
+        ):
+            last = runs[-1]
+            runs[-1] = dataclasses.replace(last, layers=last.layers + run.count)
+        else:
+            runs.append(CacheRun(kind, run.start, run.count, tokens, kv_layer, state_layer))
+    cross = 0
+    if spec.architecture == "encoder-decoder":
+        enc_tokens = cached_tokens("full", enc_seq, None, rule=rule, block_size=block_size)
+        cross = spec.num_layers * batch * enc_tokens * per_token_layer
+        layers_by_kind["cross"] = spec.num_layers
+        bytes_by_kind["cross"] = cross
+    return KVCache(
+        seq=seq,
         batch=batch,
         dtype=dtype,
-        encoder_seq=encoder_seq,
+        bytes_per_token_per_layer=per_token_layer if attention_layers else 0,
+        bytes_per_token=(per_token_layer + index_token) * attention_layers,
+        self_attention_bytes=self_bytes,
+        cross_attention_bytes=cross,
+        layers_by_kind=layers_by_kind,
+        bytes_by_kind=bytes_by_kind,
+        rule=rule,
         tp=tp,
         block_size=block_size,
-        rule=rule,
-        peak=peak,
+        encoder_seq=enc_seq,
+        state_bytes=state_total,
+        state_bytes_by_part=state_parts,
+        indexer_bytes=indexer,
+        runs=tuple(runs),
     )
 
 
@@ -319,7 +506,8 @@ def kv_cache_bytes(
     block_size: int | None = None,
     rule: str = "window",
 ) -> int:
-    """Total KV-cache bytes (all layers, self + cross attention, one device); see ``kv_cache``."""
+    """Total cache bytes (all layers, self + cross attention + state, one device); see
+    ``kv_cache``."""
     return kv_cache(
         spec,
         seq,
@@ -389,7 +577,7 @@ def attention_variants(spec: ModelSpec, seq: int, layout: CacheLayout) -> list[A
             kind = variant.attention_kind
         if any(r.label == kind for r in rows):
             continue
-        cache = _assemble(spec, seq, per_token, peak=False, **layout.kwargs())
+        cache = kv_cache(spec, seq, per_token_layer=per_token, **layout.kwargs())
         rows.append(AttentionVariant(kind, heads, per_token, cache.total_bytes, kind == own_kind))
     return rows
 

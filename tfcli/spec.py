@@ -12,8 +12,11 @@ Conventions for the fields (see DESIGN.md section 3):
   encoder depth of an encoder-decoder model. Both stacks of an encoder-decoder share widths.
 * ``intermediate_size`` is the width of a dense MLP; ``moe_intermediate_size`` is the width of
   one routed expert (for Mixtral both are the same number).
-* ``layer_types`` lists ``"full"`` or ``"sliding"`` per layer of the main stack; when absent,
-  every layer is sliding if ``sliding_window`` is set, else full.
+* ``layer_types`` names the kind of each layer of the main stack (``LAYER_KINDS``): attention
+  (``full``, ``sliding``, ``chunked``) or another token mixer (``gated_deltanet``, ``lightning``,
+  ``mamba``, ``mamba2``, ``rwkv``). When absent, every layer is ``mixer`` (``attention`` means
+  sliding if ``sliding_window`` is set, else full). ``tfcli.plan`` turns these fields into one
+  ``LayerPlan`` per layer; nothing else interprets them.
 * MoE layers: layer ``i`` has routed experts when ``i >= first_dense_layers`` and
   ``(i + 1) % moe_layer_step == 0`` (Qwen-MoE's ``decoder_sparse_step``; DeepSeek's
   ``first_k_dense_replace``), unless ``mlp_layer_types`` lists ``"dense"``/``"moe"`` explicitly.
@@ -24,21 +27,37 @@ Only the standard library is imported here (DESIGN.md import rule).
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tfcli.errors import SpecError, did_you_mean
+
+if TYPE_CHECKING:
+    from tfcli.plan import LayerPlan, Run
 
 ARCHITECTURES = ("decoder", "encoder", "encoder-decoder")
 ACTIVATIONS = ("relu", "gelu", "gelu_tanh", "silu")
 NORM_TYPES = ("layernorm", "rmsnorm")
-NORM_POSITIONS = ("pre", "post", "sandwich")
-POSITION_TYPES = ("learned", "sinusoidal", "rope", "alibi", "relative", "none")
-LAYER_KINDS = ("full", "sliding")
-MLP_LAYER_KINDS = ("dense", "moe")
+NORM_POSITIONS = ("pre", "post", "sandwich", "output")
+POSITION_TYPES = ("learned", "sinusoidal", "rope", "alibi", "relative", "disentangled", "none")
+ATTENTION_KINDS = ("full", "sliding", "chunked")
+"""Softmax attention layers: every earlier key, the last ``sliding_window`` keys, or the keys
+of the same ``attention_chunk_size`` chunk (Llama 4 local layers)."""
+MIXER_KINDS = ("gated_deltanet", "lightning", "mamba", "mamba2", "rwkv")
+"""Token mixers that are not softmax attention: Gated DeltaNet (Qwen3-Next linear attention),
+MiniMax lightning attention, Mamba-1 and Mamba-2 state-space layers, RWKV-4 time mixing."""
+LAYER_KINDS = ATTENTION_KINDS + MIXER_KINDS
+MIXERS = ("attention", *MIXER_KINDS)
+MLP_LAYER_KINDS = ("dense", "moe", "none")
 ROUTER_SCORINGS = ("softmax", "sigmoid")
+LAYER_POSITIONS = ("rope", "none")
+QK_NORM_WEIGHTS = ("head", "all")
+SPARSE_ATTENTION = ("none", "longformer", "bigbird")
+DISENTANGLED_TERMS = ("c2p", "p2c")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,7 +94,36 @@ class ModelSpec:
     """Softmax scale; None means 1/sqrt(head_dim). T5 uses 1.0, Gemma-2 query_pre_attn_scalar."""
     attn_logit_softcap: float | None = None
     sliding_window: int | None = None
+    """Keys a sliding layer attends: the last ``w`` (itself included) in a causal stack; in a
+    bidirectional (encoder) stack the ``w // 2`` on each side plus itself (ModernBERT's
+    ``local_attention``, Longformer's ``attention_window``)."""
     layer_types: tuple[str, ...] | None = None
+    mixer: str = "attention"
+    """The token mixer of every layer when ``layer_types`` is absent (``MIXERS``)."""
+    attention_chunk_size: int | None = None
+    """Chunked local attention (Llama 4): a query attends the earlier keys of its own chunk."""
+    layer_positions: tuple[str, ...] | None = None
+    """Per layer ``rope`` or ``none`` (NoPE: Llama 4, SmolLM3, Cohere-2's global layers)."""
+    attention_sinks: bool = False
+    """A learned sink logit per head joins every softmax (gpt-oss): one parameter per head."""
+    attention_output_gate: bool = False
+    """q_proj also emits a per-channel sigmoid gate for the attention output (Qwen3-Next)."""
+    qk_norm_weights: str = "head"
+    """``head``: one ``head_dim`` weight vector shared by the heads (Qwen3); ``all``: every head
+    its own (OLMo-2, Cohere: ``heads x head_dim`` for q and ``kv_heads x head_dim`` for k)."""
+    parallel_ssm: bool = False
+    """Every attention layer also runs a Mamba-2 mixer on the same input (Falcon-H1)."""
+    sparse_attention: str = "none"
+    """Sparse encoder attention: ``longformer`` (local window + global tokens) or ``bigbird``
+    (block sparse: sliding, random and global blocks)."""
+    global_attention_projections: bool = False
+    """Separate q/k/v projections for global tokens (Longformer's query_global & co.)."""
+    sparse_block_size: int | None = None
+    """BigBird's block size (tokens per block)."""
+    sparse_random_blocks: int | None = None
+    """BigBird's random key blocks per query block."""
+    global_tokens: int = 0
+    """Tokens with global attention in a sparse encoder (Longformer: set per input; 0 = none)."""
 
     # multi-head latent attention (DeepSeek-V2/V3); MLA is on when kv_lora_rank is set
     q_lora_rank: int | None = None
@@ -83,6 +131,56 @@ class ModelSpec:
     qk_nope_head_dim: int | None = None
     qk_rope_head_dim: int | None = None
     v_head_dim: int | None = None
+
+    # DeepSeek-V3.2 sparse attention: a lightning indexer picks index_topk keys per query
+    index_num_heads: int | None = None
+    index_head_dim: int | None = None
+    index_topk: int | None = None
+
+    # linear attention (Gated DeltaNet) and state-space layers
+    linear_num_key_heads: int | None = None
+    linear_num_value_heads: int | None = None
+    linear_key_head_dim: int | None = None
+    linear_value_head_dim: int | None = None
+    conv_kernel: int | None = None
+    """Width of the causal depthwise convolution of Gated DeltaNet and Mamba layers."""
+    linear_chunk_size: int | None = None
+    """Chunk length of the reference chunked scan (Gated DeltaNet 64, lightning 256)."""
+    ssm_state_size: int | None = None
+    """Mamba d_state (N)."""
+    ssm_inner_size: int | None = None
+    """Mamba d_inner (expand x hidden; Falcon-H1 mamba_d_ssm)."""
+    ssm_dt_rank: int | None = None
+    """Mamba-1 rank of the dt projection."""
+    ssm_num_heads: int | None = None
+    """Mamba-2 heads (d_inner / ssm_head_dim)."""
+    ssm_groups: int = 1
+    """Mamba-2 groups sharing B and C (n_groups)."""
+    ssm_chunk_size: int | None = None
+    """Mamba-2 chunk length of the reference chunked scan (chunk_size)."""
+    ssm_proj_bias: bool = False
+    ssm_conv_bias: bool = True
+    ssm_gated_norm: bool = True
+    """Mamba-2 gated RMSNorm over d_inner before out_proj (Falcon-H1 may leave it out)."""
+    ssm_dt_norms: bool = False
+    """Jamba's RMSNorms over dt, B and C inside each Mamba layer."""
+    rwkv_attention_size: int | None = None
+    """RWKV time-mixing width (attention_hidden_size; defaults to hidden_size)."""
+
+    # disentangled attention (DeBERTa-v2/v3)
+    relative_position_span: int | None = None
+    """DeBERTa's span k: 2k relative-position embedding rows (position_buckets or
+    max_relative_positions)."""
+    disentangled_terms: tuple[str, ...] | None = None
+    """Which position terms attention adds (DeBERTa pos_att_type: c2p, p2c)."""
+    share_attention_key: bool = True
+    """DeBERTa share_att_key: positions projected with the content key/query projections."""
+    relative_embedding_norm: bool = False
+    """A LayerNorm over DeBERTa's relative embeddings (norm_rel_ebd layer_norm)."""
+    position_biased_input: bool = True
+    """Absolute learned positions are added to the input (DeBERTa-v3: false)."""
+    encoder_conv_kernel: int | None = None
+    """DeBERTa-v2's ConvLayer after the first layer (conv_kernel_size)."""
 
     # MLP
     activation: str = "gelu"
@@ -104,6 +202,11 @@ class ModelSpec:
     moe_layer_step: int = 1
     mlp_layer_types: tuple[str, ...] | None = None
     router_bias: bool = False
+    expert_bias: bool = False
+    """Bias vectors on every routed expert's projections (gpt-oss)."""
+    router_correction_bias: bool = False
+    """A routing correction bias stored as a parameter (ERNIE-4.5 moe_statics; DeepSeek's is a
+    buffer and not counted)."""
     router_scoring: str = "softmax"
     norm_topk_prob: bool = True
     routed_scaling_factor: float = 1.0
@@ -115,8 +218,14 @@ class ModelSpec:
     norm_bias: bool = True
     """LayerNorm with a bias vector; ignored for RMSNorm (which has none)."""
     norm_eps: float = 1e-5
+    norm_affine: bool = True
+    """False for OLMo's non-parametric LayerNorm (no weight, no bias)."""
     norm_position: str = "pre"
-    """pre-LN (GPT-2, Llama), post-LN (BERT, BART) or sandwich (pre and post, Gemma-2/3)."""
+    """pre-LN (GPT-2, Llama), post-LN (BERT, BART: norm after the residual add), sandwich (pre
+    and on each sublayer's output, Gemma-2/3), or output (only on each sublayer's output before
+    the residual add: OLMo-2, EXAONE-4)."""
+    first_layer_attention_norm: bool = True
+    """False when layer 0 has no pre-attention norm (ModernBERT: the embedding norm serves)."""
     final_norm: bool = True
     embedding_norm: bool = False
     """A norm right after the embeddings (BERT, BLOOM, BART)."""
@@ -151,6 +260,8 @@ class ModelSpec:
     """A vocabulary projection on top (False for encoder-only models counted as AutoModel)."""
     lm_head_bias: bool = False
     final_logit_softcap: float | None = None
+    uncounted: str | None = None
+    """What a multimodal checkpoint holds that these counts leave out (its vision tower)."""
 
     def __post_init__(self) -> None:
         validate(self)
@@ -199,29 +310,46 @@ class ModelSpec:
             return "MQA"
         return "GQA"
 
+    @functools.cached_property
+    def layer_runs(self) -> tuple[Run, ...]:
+        """The layer plan (``tfcli.plan.layer_plan``): runs of identical layers, every stack."""
+        from tfcli.plan import layer_plan
+
+        return layer_plan(self)
+
+    @property
+    def layers(self) -> tuple[LayerPlan, ...]:
+        """One ``LayerPlan`` per layer, encoder stack first (O(layers); prefer ``layer_runs``)."""
+        return tuple(run.plan for run in self.layer_runs for _ in range(run.count))
+
+    def main_stack_runs(self) -> tuple[Run, ...]:
+        """Runs of the main stack: the decoder, or the encoder of an encoder-only model."""
+        main = "encoder" if self.architecture == "encoder" else "decoder"
+        return tuple(run for run in self.layer_runs if run.stack == main)
+
     @property
     def layer_kinds(self) -> tuple[str, ...]:
-        """``"full"`` or ``"sliding"`` for each layer of the main stack."""
-        if self.layer_types is not None:
-            return self.layer_types
-        kind = "sliding" if self.sliding_window is not None else "full"
-        return (kind,) * self.num_layers
+        """``LayerPlan.kind`` for each layer of the main stack (full, sliding, mamba, ...)."""
+        return tuple(run.plan.kind for run in self.main_stack_runs() for _ in range(run.count))
+
+    @property
+    def kind_counts(self) -> dict[str, int]:
+        """Layers of the main stack by ``LayerPlan.kind``, in order of first appearance."""
+        counts: dict[str, int] = {}
+        for run in self.main_stack_runs():
+            counts[run.plan.kind] = counts.get(run.plan.kind, 0) + run.count
+        return counts
 
     @property
     def moe_layer_flags(self) -> tuple[bool, ...]:
         """True for each layer of the main stack whose MLP is a routed mixture of experts."""
-        if not self.is_moe:
-            return (False,) * self.num_layers
-        if self.mlp_layer_types is not None:
-            return tuple(kind == "moe" for kind in self.mlp_layer_types)
         return tuple(
-            i >= self.first_dense_layers and (i + 1) % self.moe_layer_step == 0
-            for i in range(self.num_layers)
+            run.plan.mlp == "moe" for run in self.main_stack_runs() for _ in range(run.count)
         )
 
     @property
     def num_moe_layers(self) -> int:
-        return sum(self.moe_layer_flags)
+        return sum(run.count for run in self.layer_runs if run.plan.mlp == "moe")
 
     @property
     def expert_width(self) -> int:
@@ -273,9 +401,11 @@ class ModelSpec:
         changes: dict[str, Any] = {"num_layers": depth}
         if self.layer_types is not None:
             changes["layer_types"] = self.layer_types[:depth]
-        if self.is_moe:
-            flags = self.moe_layer_flags[:depth]
-            changes["mlp_layer_types"] = tuple("moe" if f else "dense" for f in flags)
+        if self.layer_positions is not None:
+            changes["layer_positions"] = self.layer_positions[:depth]
+        if self.is_moe or self.mlp_layer_types is not None:
+            mlps = [run.plan.mlp for run in self.main_stack_runs() for _ in range(run.count)]
+            changes["mlp_layer_types"] = tuple(mlps[:depth])
         if self.num_encoder_layers is not None:
             changes["num_encoder_layers"] = min(layers, self.num_encoder_layers)
         return self.replace(**changes)
@@ -354,8 +484,11 @@ def _accepts(tp: Any, value: Any) -> tuple[bool, Any]:
     if tp is str:
         return isinstance(value, str), value
     if origin is tuple:
-        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-            return True, tuple(value)
+        (item, *_rest) = typing.get_args(tp)
+        if isinstance(value, (list, tuple)):
+            converted = [_accepts(item, v) for v in value]
+            if all(ok for ok, _ in converted):
+                return True, tuple(v for _, v in converted)
         return False, value
     if origin is dict:
         return isinstance(value, dict), value
@@ -369,7 +502,8 @@ def _type_name(tp: Any) -> str:
     if tp is type(None):
         return "null"
     if origin is tuple:
-        return "list of strings"
+        item = typing.get_args(tp)[0]
+        return "list of " + {str: "strings", int: "integers"}.get(item, _type_name(item))
     if origin is dict:
         return "mapping"
     return getattr(tp, "__name__", str(tp))
@@ -414,6 +548,26 @@ _OPTIONAL_POSITIVE_INTS = (
     "moe_intermediate_size",
     "shared_expert_intermediate_size",
     "rotary_dim",
+    "attention_chunk_size",
+    "sparse_block_size",
+    "sparse_random_blocks",
+    "index_num_heads",
+    "index_head_dim",
+    "index_topk",
+    "linear_num_key_heads",
+    "linear_num_value_heads",
+    "linear_key_head_dim",
+    "linear_value_head_dim",
+    "conv_kernel",
+    "linear_chunk_size",
+    "ssm_state_size",
+    "ssm_inner_size",
+    "ssm_dt_rank",
+    "ssm_num_heads",
+    "ssm_chunk_size",
+    "rwkv_attention_size",
+    "relative_position_span",
+    "encoder_conv_kernel",
 )
 _CHOICES = {
     "architecture": ARCHITECTURES,
@@ -422,6 +576,9 @@ _CHOICES = {
     "norm_position": NORM_POSITIONS,
     "position_type": POSITION_TYPES,
     "router_scoring": ROUTER_SCORINGS,
+    "mixer": MIXERS,
+    "qk_norm_weights": QK_NORM_WEIGHTS,
+    "sparse_attention": SPARSE_ATTENTION,
 }
 
 
@@ -445,7 +602,13 @@ def validate(spec: ModelSpec) -> None:
         value = getattr(spec, name)
         if value is not None and value <= 0:
             _fail(f"{name} must be a positive integer or null, got {value}")
-    for name in ("num_shared_experts", "first_dense_layers", "type_vocab_size", "position_offset"):
+    for name in (
+        "num_shared_experts",
+        "first_dense_layers",
+        "type_vocab_size",
+        "position_offset",
+        "global_tokens",
+    ):
         if getattr(spec, name) < 0:
             _fail(f"{name} must be >= 0, got {getattr(spec, name)}")
     for name, choices in _CHOICES.items():
@@ -476,33 +639,13 @@ def validate(spec: ModelSpec) -> None:
         for name in ("qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"):
             if getattr(spec, name) is None:
                 _fail(f"multi-head latent attention (kv_lora_rank set) needs {name}")
-    if spec.layer_types is not None:
-        if len(spec.layer_types) != spec.num_layers:
-            _fail(
-                f"layer_types has {len(spec.layer_types)} entries but num_layers={spec.num_layers}"
-            )
-        bad = [k for k in spec.layer_types if k not in LAYER_KINDS]
-        if bad:
-            _fail(f"layer_types entries must be one of {', '.join(LAYER_KINDS)}, got {bad[0]!r}")
-        if "sliding" in spec.layer_types and spec.sliding_window is None:
-            _fail("layer_types has sliding layers but sliding_window is not set")
+    _validate_layout(spec)
     if spec.is_moe:
         k = spec.num_experts_per_token
         if k is None:
             _fail("a mixture-of-experts spec (num_experts set) needs num_experts_per_token")
         elif spec.num_experts is not None and k > spec.num_experts:
             _fail(f"num_experts_per_token={k} exceeds num_experts={spec.num_experts}")
-        if spec.moe_layer_step <= 0:
-            _fail(f"moe_layer_step must be a positive integer, got {spec.moe_layer_step}")
-        if spec.mlp_layer_types is not None:
-            if len(spec.mlp_layer_types) != spec.num_layers:
-                _fail(
-                    f"mlp_layer_types has {len(spec.mlp_layer_types)} entries "
-                    f"but num_layers={spec.num_layers}"
-                )
-            bad = [k for k in spec.mlp_layer_types if k not in MLP_LAYER_KINDS]
-            if bad:
-                _fail(f"mlp_layer_types entries must be dense or moe, got {bad[0]!r}")
         if spec.num_expert_groups <= 0 or spec.topk_groups <= 0:
             _fail("num_expert_groups and topk_groups must be positive integers")
         if spec.num_experts is not None and spec.num_experts % spec.num_expert_groups:
@@ -512,9 +655,86 @@ def validate(spec: ModelSpec) -> None:
             )
     elif spec.num_experts_per_token is not None and spec.num_experts is None:
         _fail("num_experts_per_token is set but num_experts is not")
+    if spec.moe_layer_step <= 0:
+        _fail(f"moe_layer_step must be a positive integer, got {spec.moe_layer_step}")
     if spec.rotary_dim is not None and spec.rotary_dim > spec.resolved_head_dim:
         _fail(f"rotary_dim={spec.rotary_dim} exceeds head_dim={spec.resolved_head_dim}")
     if spec.parallel_norms not in (1, 2):
         _fail(f"parallel_norms must be 1 or 2, got {spec.parallel_norms}")
     if spec.parallel_residual and spec.norm_position != "pre":
         _fail("parallel_residual needs norm_position: pre")
+
+
+def _per_layer(spec: ModelSpec, name: str, choices: tuple[str, ...]) -> tuple[str, ...] | None:
+    """A per-layer tuple field: one entry per layer of the main stack, each in ``choices``."""
+    values: tuple[str, ...] | None = getattr(spec, name)
+    if values is None:
+        return None
+    if len(values) != spec.num_layers:
+        _fail(f"{name} has {len(values)} entries but num_layers={spec.num_layers}")
+    bad = set(values) - set(choices)
+    if bad:
+        _fail(f"{name} entries must be one of {', '.join(choices)}, got {sorted(bad)[0]!r}")
+    return values
+
+
+_MIXER_NEEDS: dict[str, tuple[str, ...]] = {
+    "gated_deltanet": (
+        "linear_num_key_heads",
+        "linear_num_value_heads",
+        "linear_key_head_dim",
+        "linear_value_head_dim",
+        "conv_kernel",
+    ),
+    "mamba": ("ssm_state_size", "ssm_inner_size", "ssm_dt_rank", "conv_kernel"),
+    "mamba2": ("ssm_state_size", "ssm_inner_size", "ssm_num_heads", "conv_kernel"),
+}
+"""Fields a layer kind cannot do without."""
+
+
+def _validate_layout(spec: ModelSpec) -> None:
+    """The fields the layer plan reads: per-layer tuples, and what each layer kind needs."""
+    kinds = _per_layer(spec, "layer_types", LAYER_KINDS)
+    present = set(kinds) if kinds is not None else {spec.mixer}
+    if spec.parallel_ssm:
+        present.add("mamba2")
+    if "sliding" in present and spec.sliding_window is None:
+        _fail("layer_types has sliding layers but sliding_window is not set")
+    if "chunked" in present and spec.attention_chunk_size is None:
+        _fail("layer_types has chunked layers but attention_chunk_size is not set")
+    for kind, needs in _MIXER_NEEDS.items():
+        missing = [n for n in needs if kind in present and getattr(spec, n) is None]
+        if missing:
+            _fail(f"{kind} layers need {', '.join(missing)}")
+    if "mamba2" in present:
+        inner, heads = int(spec.ssm_inner_size or 0), int(spec.ssm_num_heads or 1)
+        if inner % heads:
+            _fail(f"ssm_num_heads={heads} does not divide ssm_inner_size={inner}")
+        if spec.ssm_groups < 1 or heads % spec.ssm_groups:
+            _fail(f"ssm_groups={spec.ssm_groups} must be positive and divide ssm_num_heads")
+    if "gated_deltanet" in present:
+        kh, vh = int(spec.linear_num_key_heads or 1), int(spec.linear_num_value_heads or 1)
+        if vh % kh:
+            _fail(f"linear_num_key_heads={kh} does not divide linear_num_value_heads={vh}")
+    mlps = _per_layer(spec, "mlp_layer_types", MLP_LAYER_KINDS)
+    if mlps is not None and "moe" in mlps and not spec.is_moe:
+        _fail("mlp_layer_types has moe layers but num_experts is not set")
+    _per_layer(spec, "layer_positions", LAYER_POSITIONS)
+    if spec.disentangled_terms is not None:
+        bad = set(spec.disentangled_terms) - set(DISENTANGLED_TERMS)
+        if bad:
+            _fail(f"disentangled_terms entries must be c2p or p2c, got {sorted(bad)[0]!r}")
+    if spec.position_type == "disentangled" and spec.relative_position_span is None:
+        _fail("position_type disentangled needs relative_position_span")
+    if spec.sparse_attention == "bigbird" and (
+        spec.sparse_block_size is None or spec.sparse_random_blocks is None
+    ):
+        _fail("sparse_attention bigbird needs sparse_block_size and sparse_random_blocks")
+    if spec.sparse_attention == "longformer" and spec.sliding_window is None:
+        _fail("sparse_attention longformer needs sliding_window (attention_window)")
+    if spec.architecture != "encoder" and spec.sparse_attention != "none":
+        _fail("sparse_attention is for encoder-only models")
+    for name in ("norm_eps",):
+        value = getattr(spec, name)
+        if not math.isfinite(value) or value <= 0:
+            _fail(f"{name} must be a positive finite number, got {value}")

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from tfcli.commands.options import JsonOpt, SetOpt, SpecsDirOpt, parse_lengths
+from tfcli.commands.options import JsonOpt, SetOpt, SpecsDirOpt, examples, parse_lengths
 from tfcli.errors import BenchError, UsageError
 
 DEFAULT_MODEL = "llama-3.2-1b"
@@ -224,5 +224,14 @@ def check_plot_path(path: Path) -> str:
     return PLOT_FORMATS[suffix]
 
 
+EPILOG = examples(
+    ("A small model on this machine, naive and SDPA attention", "tfcli bench"),
+    ("Llama-3-8B's layer at four lengths", "tfcli bench llama-3-8b --seq 512,1024,2048,4096"),
+    ("Decode steps against the memory-bound prediction", "tfcli bench --mode decode"),
+    ("Measured against predicted, as a plot", "tfcli bench --plot bench.png"),
+    ("Whole tokens of a small model", "tfcli bench qwen2.5-0.5b --layers all --mode decode"),
+)
+
+
 def register(app: typer.Typer) -> None:
-    app.command("bench")(bench)
+    app.command("bench", epilog=EPILOG)(bench)

@@ -8,10 +8,16 @@ import typer
 
 from tfcli.commands.options import (
     ExplainOpt,
+    FormatOpt,
     JsonOpt,
+    MbuOpt,
+    MfuOpt,
     ModelArg,
     SetOpt,
     SpecsDirOpt,
+    examples,
+    output_format,
+    parse_counts,
     parse_lengths,
 )
 from tfcli.errors import UsageError
@@ -25,10 +31,26 @@ def _choice(option: str, value: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+EPILOG = examples(
+    ("Attention share at 128K tokens", "tfcli flops llama-3-8b --seq 131072"),
+    ("A sweep as CSV", "tfcli flops llama-3-8b --seq 1024,8192,131072 --batch 1,8 --format csv"),
+    ("TTFT, TPOT and tokens/s", "tfcli flops llama-3-8b --seq 4096 --batch 8 --hardware h100"),
+    ("One decode step", "tfcli flops llama-3-8b --mode decode --context 8191 --hardware h100"),
+    ("Training step with formulas", "tfcli flops gpt2 --mode train --recompute --explain"),
+)
+
+
 def flops(
     model: ModelArg,
-    seq: Annotated[int, typer.Option("--seq", help="Tokens per sequence (prefill/train).")] = 2048,
-    batch: Annotated[int, typer.Option("--batch", help="Sequences per batch.")] = 1,
+    seq: Annotated[
+        str,
+        typer.Option(
+            "--seq", help="Tokens per sequence; a list sweeps (1024,8192,128k; k = 1024)."
+        ),
+    ] = "2048",
+    batch: Annotated[
+        str, typer.Option("--batch", help="Sequences per batch; a list sweeps (1,8,32).")
+    ] = "1",
     attention: Annotated[
         str, typer.Option("--attention", help="Pair-counting convention: causal or full.")
     ] = "causal",
@@ -37,7 +59,8 @@ def flops(
     ] = "all",
     mode: Annotated[str, typer.Option("--mode", help="prefill, decode or train.")] = "prefill",
     context: Annotated[
-        int | None, typer.Option("--context", help="Cached tokens before the decoded one.")
+        str | None,
+        typer.Option("--context", help="Cached tokens before the decoded one (a list sweeps)."),
     ] = None,
     recompute: Annotated[
         bool, typer.Option("--recompute", help="Training with activation recomputation.")
@@ -51,7 +74,10 @@ def flops(
     ] = None,
     hardware: Annotated[
         str | None,
-        typer.Option("--hardware", help="Preset: h100, h200, a100, l4, rtx4090, mi300x."),
+        typer.Option(
+            "--hardware",
+            help="A preset (h100, b200, mi300x, tpu-v5e, ...): roofline and TTFT/TPOT.",
+        ),
     ] = None,
     peak_tflops: Annotated[
         float | None, typer.Option("--peak-tflops", help="Custom device peak (TFLOP/s).")
@@ -59,17 +85,21 @@ def flops(
     bandwidth: Annotated[
         float | None, typer.Option("--bandwidth", help="Custom device bandwidth (GB/s).")
     ] = None,
+    mfu: MfuOpt = None,
+    mbu: MbuOpt = None,
     dtype: Annotated[
         str, typer.Option("--dtype", help="Compute/weights dtype for the roofline.")
     ] = "bf16",
     set_: SetOpt = None,
     specs_dir: SpecsDirOpt = None,
     explain: ExplainOpt = False,
+    fmt: FormatOpt = "table",
     json_output: JsonOpt = False,
 ) -> None:
     """FLOPs of MODEL by component: attention share, scaling with length, prefill/decode/train.
 
     FLOP = one multiply or one add (a multiply-accumulate is 2); totals are matmul FLOPs.
+    With --hardware: roofline times, TTFT, TPOT and tokens/s at the stated MFU/MBU.
     """
     from tfcli.flops import (
         ATTENTION_CONVENTIONS,
@@ -84,65 +114,144 @@ def flops(
     from tfcli.loaders import load_model
     from tfcli.params import count_params
     from tfcli.render.common import print_warning
-    from tfcli.render.flops import FlopsView, print_flops, print_flops_json
-    from tfcli.roofline import decode_roofline, prefill_roofline, training_roofline
+    from tfcli.render.flops import (
+        FlopsPoint,
+        FlopsSweepView,
+        FlopsView,
+        print_flops,
+        print_flops_csv,
+        print_flops_json,
+        print_flops_sweep,
+        print_flops_sweep_json,
+    )
+    from tfcli.roofline import (
+        DEFAULT_MBU,
+        DEFAULT_MFU,
+        decode_roofline,
+        prefill_roofline,
+        serving_time,
+        training_roofline,
+    )
     from tfcli.units import normalize_dtype
 
+    chosen_format = output_format(fmt, json_output)
     _choice("--attention", attention, ATTENTION_CONVENTIONS)
     _choice("--logits", logits, LOGITS_MODES)
     _choice("--mode", mode, MODES)
     dtype = normalize_dtype(dtype)
-    if seq < 1:
-        raise UsageError(f"--seq must be a positive integer, got {seq}")
-    if batch < 1:
-        raise UsageError(f"--batch must be a positive integer, got {batch}")
+    seqs = parse_lengths("--seq", seq)
+    batches = parse_counts("--batch", batch)
     if encoder_seq is not None and encoder_seq < 1:
         raise UsageError(f"--encoder-seq must be a positive integer, got {encoder_seq}")
     if context is not None and mode != "decode":
         raise UsageError("--context is the KV-cache length of a decode step: add --mode decode")
-    if context is not None and context < 0:
-        raise UsageError(f"--context must be >= 0, got {context}")
+    contexts = _contexts(context) if context is not None else None
     if recompute and mode != "train":
         raise UsageError("--recompute applies to --mode train")
     scaling_seqs = parse_lengths("--scaling", scaling) if scaling else DEFAULT_SCALING_SEQS
+    mfu_value = DEFAULT_MFU if mfu is None else mfu
+    mbu_value = DEFAULT_MBU if mbu is None else mbu
+    _check_fraction("--mfu", mfu_value)
+    _check_fraction("--mbu", mbu_value)
     device = resolve_hardware(
         hardware, peak_tflops=peak_tflops, bandwidth_gb_per_s=bandwidth, dtype=dtype
     )
+    if device is not None:
+        device.peak_for(dtype)  # an unknown dtype for this device is bad input, before loading
     loaded = load_model(model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()))
     spec = loaded.spec
     if encoder_seq is not None and spec.architecture != "encoder-decoder":
         raise UsageError(f"--encoder-seq is for encoder-decoder models; {spec.name} is not one")
     if mode == "decode" and spec.architecture == "encoder":
         raise UsageError(f"{spec.name} is encoder-only: it does not generate tokens (no decode)")
-    cached = seq if context is None else context
-    longest = cached + 1 if mode == "decode" else seq
+    lengths = contexts if (mode == "decode" and contexts is not None) else seqs
+    longest = max(lengths) + (1 if mode == "decode" else 0)
     if spec.max_position_embeddings and longest > spec.max_position_embeddings:
         print_warning(
             f"{longest:,} tokens exceeds {spec.name}'s trained context of "
             f"{spec.max_position_embeddings:,} (figures are still computed)"
         )
     counts = count_params(spec)
+    serve = device is not None and spec.architecture != "encoder" and mode != "train"
+    efficiency = {"mfu": mfu_value, "mbu": mbu_value}
+
+    points = []
+    for length in lengths:
+        for b in batches:
+            if mode == "decode":
+                shown = decode_flops(
+                    spec, length, batch=b, attention=attention, encoder_seq=encoder_seq
+                ).with_cache
+            else:
+                shown = forward_flops(
+                    spec,
+                    length,
+                    batch=b,
+                    attention=attention,
+                    logits=logits,
+                    encoder_seq=encoder_seq,
+                )
+            points.append(
+                FlopsPoint(
+                    count=shown,
+                    mode=mode,
+                    recompute=recompute,
+                    serving=serving_time(
+                        spec,
+                        counts,
+                        device,
+                        seq=length,
+                        batch=b,
+                        dtype=dtype,
+                        attention=attention,
+                        encoder_seq=encoder_seq,
+                        **efficiency,
+                    )
+                    if serve and device is not None
+                    else None,
+                )
+            )
+    if len(points) > 1:
+        sweep = FlopsSweepView(
+            spec=spec,
+            origin=loaded.origin,
+            mode=mode,
+            attention=attention,
+            points=points,
+            hardware=device,
+            dtype=dtype,
+            mfu=mfu_value,
+            mbu=mbu_value,
+        )
+        if chosen_format == "json":
+            print_flops_sweep_json(sweep)
+        elif chosen_format == "csv":
+            print_flops_csv(sweep)
+        else:
+            print_flops_sweep(sweep)
+        return
+
+    length, b = lengths[0], batches[0]
+    seq_value = seqs[0] if mode == "decode" else length
     forward = forward_flops(
-        spec, seq, batch=batch, attention=attention, logits=logits, encoder_seq=encoder_seq
+        spec, seq_value, batch=b, attention=attention, logits=logits, encoder_seq=encoder_seq
     )
     other = other_convention(attention)
     forward_other = forward_flops(
-        spec, seq, batch=batch, attention=other, logits=logits, encoder_seq=encoder_seq
+        spec, seq_value, batch=b, attention=other, logits=logits, encoder_seq=encoder_seq
     )
     decode = None
     shown, shown_other = forward, forward_other
     if mode == "decode":
-        decode = decode_flops(
-            spec, cached, batch=batch, attention=attention, encoder_seq=encoder_seq
-        )
+        decode = decode_flops(spec, length, batch=b, attention=attention, encoder_seq=encoder_seq)
         shown = decode.with_cache
         shown_other = decode_flops(
-            spec, cached, batch=batch, attention=other, encoder_seq=encoder_seq
+            spec, length, batch=b, attention=other, encoder_seq=encoder_seq
         ).with_cache
     rows = scaling_table(
         spec,
-        (*scaling_seqs, seq),
-        batch=batch,
+        (*scaling_seqs, seq_value),
+        batch=b,
         attention=attention,
         logits=logits,
         encoder_seq=encoder_seq,
@@ -150,11 +259,17 @@ def flops(
     roofline = None
     if device is not None:
         if decode is not None:
-            roofline = decode_roofline(spec, decode, counts, device, dtype=dtype, batch=batch)
+            roofline = decode_roofline(
+                spec, decode, counts, device, dtype=dtype, batch=b, **efficiency
+            )
         elif mode == "train":
-            roofline = training_roofline(forward, counts, device, dtype=dtype, recompute=recompute)
+            roofline = training_roofline(
+                forward, counts, device, dtype=dtype, recompute=recompute, **efficiency
+            )
         else:
-            roofline = prefill_roofline(forward, counts, device, dtype=dtype, spec=spec)
+            roofline = prefill_roofline(
+                forward, counts, device, dtype=dtype, spec=spec, **efficiency
+            )
     view = FlopsView(
         spec=spec,
         origin=loaded.origin,
@@ -168,12 +283,50 @@ def flops(
         decode=decode,
         scaling=rows,
         roofline=roofline,
+        point=points[0],
+        hardware=device,
+        dtype=dtype,
     )
-    if json_output:
+    if chosen_format == "json":
         print_flops_json(view)
+    elif chosen_format == "csv":
+        print_flops_csv(
+            FlopsSweepView(
+                spec=spec,
+                origin=loaded.origin,
+                mode=mode,
+                attention=attention,
+                points=points,
+                hardware=device,
+                dtype=dtype,
+                mfu=mfu_value,
+                mbu=mbu_value,
+            )
+        )
     else:
         print_flops(view, explain=explain)
 
 
+def _contexts(text: str) -> tuple[int, ...]:
+    """``--context``: cached tokens, 0 allowed (the first generated token)."""
+    values = set()
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if item == "0":
+            values.add(0)
+            continue
+        values.update(parse_lengths("--context", item))
+    if not values:
+        raise UsageError(f"--context: no lengths in {text!r}")
+    return tuple(sorted(values))
+
+
+def _check_fraction(option: str, value: float) -> None:
+    if not (0 < value <= 1):  # also rejects NaN
+        raise UsageError(f"{option} must be a fraction in (0, 1], got {value}")
+
+
 def register(app: typer.Typer) -> None:
-    app.command("flops")(flops)
+    app.command("flops", epilog=EPILOG)(flops)

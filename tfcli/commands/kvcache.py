@@ -6,8 +6,32 @@ from typing import Annotated
 
 import typer
 
-from tfcli.commands.options import JsonOpt, ModelArg, SetOpt, SpecsDirOpt
+from tfcli.commands.options import (
+    FormatOpt,
+    JsonOpt,
+    MbuOpt,
+    MfuOpt,
+    ModelArg,
+    SetOpt,
+    SpecsDirOpt,
+    examples,
+    output_format,
+    parse_counts,
+    parse_lengths,
+)
 from tfcli.errors import UsageError
+
+SERVING_WEIGHTS_DTYPE = "bf16"
+"""Weights dtype of a fit when neither --weights-dtype nor a quantization_config says otherwise:
+models are served in bf16 even when their config.json records fp32 (gemma-2-9b)."""
+
+EPILOG = examples(
+    ("KV bytes per token and in total", "tfcli kvcache llama-2-70b --seq 131072"),
+    ("A sweep as CSV", "tfcli kvcache llama-3-8b --seq 8192,32768 --batch 1,8,32 --format csv"),
+    ("Longest context and largest batch", "tfcli kvcache llama-3-8b --hardware h100"),
+    ("Fit, TTFT and TPOT", "tfcli kvcache llama-3-8b --seq 8192 --batch 8 --hardware h100"),
+    ("vLLM's paged cache", "tfcli kvcache gemma-2-9b --seq 8193 --block-size 16"),
+)
 
 
 def parse_reserve(text: str, budget: int) -> tuple[int, str]:
@@ -35,8 +59,13 @@ def parse_reserve(text: str, budget: int) -> tuple[int, str]:
 
 def kvcache(
     model: ModelArg,
-    seq: Annotated[int | None, typer.Option("--seq", help="Tokens per sequence.")] = None,
-    batch: Annotated[int, typer.Option("--batch", help="Sequences.")] = 1,
+    seq: Annotated[
+        str | None,
+        typer.Option(
+            "--seq", help="Tokens per sequence (default: the trained context); a list sweeps."
+        ),
+    ] = None,
+    batch: Annotated[str, typer.Option("--batch", help="Sequences; a list sweeps.")] = "1",
     dtype: Annotated[
         str, typer.Option("--dtype", help="Cache dtype: bf16, fp16, fp8, int8, int4, fp32.")
     ] = "bf16",
@@ -61,7 +90,12 @@ def kvcache(
         str | None, typer.Option("--hardware", help="Budget from a preset's memory (h100...).")
     ] = None,
     weights_dtype: Annotated[
-        str | None, typer.Option("--weights-dtype", help="dtype of the weights (default: spec's).")
+        str | None,
+        typer.Option(
+            "--weights-dtype",
+            help="dtype of the weights in a fit (default: bf16, the serving dtype, or the "
+            "checkpoint's quantization).",
+        ),
     ] = None,
     reserve: Annotated[
         str,
@@ -71,11 +105,17 @@ def kvcache(
             "(10%, 0.1) or a size (4GiB).",
         ),
     ] = "10%",
+    mfu: MfuOpt = None,
+    mbu: MbuOpt = None,
     set_: SetOpt = None,
     specs_dir: SpecsDirOpt = None,
+    fmt: FormatOpt = "table",
     json_output: JsonOpt = False,
 ) -> None:
-    """KV-cache memory of MODEL (MHA, GQA, MQA, MLA, sliding window) and what fits a budget."""
+    """KV-cache memory of MODEL (MHA, GQA, MQA, MLA, sliding window) and what fits a budget.
+
+    With --hardware: the fit in the device's memory, and TTFT, TPOT and tokens/s.
+    """
     from tfcli.hardware import lookup_hardware
     from tfcli.loaders import load_model
     from tfcli.memory import (
@@ -88,10 +128,28 @@ def kvcache(
     )
     from tfcli.params import count_params
     from tfcli.render.common import print_warning
-    from tfcli.render.kvcache import KVCacheView, print_kvcache, print_kvcache_json
+    from tfcli.render.kvcache import (
+        KVCachePoint,
+        KVCacheView,
+        print_kvcache,
+        print_kvcache_csv,
+        print_kvcache_json,
+        print_kvcache_sweep,
+        print_kvcache_sweep_json,
+    )
+    from tfcli.roofline import DEFAULT_MBU, DEFAULT_MFU, check_efficiency, serving_time
     from tfcli.units import normalize_dtype, parse_bytes
 
     # Every option is checked before the model loads, so bad input gives one line only.
+    chosen_format = output_format(fmt, json_output)
+    seqs = parse_lengths("--seq", seq) if seq is not None else None
+    batches = parse_counts("--batch", batch)
+    mfu_value = DEFAULT_MFU if mfu is None else mfu
+    mbu_value = DEFAULT_MBU if mbu is None else mbu
+    for option, fraction in (("--mfu", mfu_value), ("--mbu", mbu_value)):
+        if not (0 < fraction <= 1):
+            raise UsageError(f"{option} must be a fraction in (0, 1], got {fraction}")
+    check_efficiency(mfu_value, mbu_value)
     dtype = normalize_dtype(dtype)
     weights_dt = normalize_dtype(weights_dtype) if weights_dtype else None
     if rule not in SLIDING_RULES:
@@ -100,6 +158,7 @@ def kvcache(
         raise UsageError("give --budget or --hardware, not both")
     budget_bytes = None
     budget_label = None
+    device = None
     if hardware is not None:
         device = lookup_hardware(hardware)
         budget_bytes, budget_label = device.memory_bytes, f"{device.name} memory"
@@ -109,11 +168,14 @@ def kvcache(
         parse_reserve(reserve, budget_bytes) if budget_bytes is not None else (0, None)
     )
     layout = CacheLayout(
-        batch=batch, dtype=dtype, encoder_seq=encoder_seq, tp=tp, block_size=block_size, rule=rule
+        batch=batches[0],
+        dtype=dtype,
+        encoder_seq=encoder_seq,
+        tp=tp,
+        block_size=block_size,
+        rule=rule,
     )
     for option, value in (
-        ("--seq", seq),
-        ("--batch", batch),
         ("--encoder-seq", encoder_seq),
         ("--tp", tp),
         ("--block-size", block_size),
@@ -128,41 +190,67 @@ def kvcache(
 
     loaded = load_model(model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()))
     spec = loaded.spec
-    length = seq if seq is not None else (spec.max_position_embeddings or 4096)
-    cache = kv_cache(spec, length, **layout.kwargs())
-    if spec.max_position_embeddings and length > spec.max_position_embeddings:
+    lengths = seqs if seqs is not None else (spec.max_position_embeddings or 4096,)
+    weights_dt = weights_dt or SERVING_WEIGHTS_DTYPE
+    counts = count_params(spec)
+    weights = weight_bytes_per_device(counts.total, weights_dt, tp)
+    serve = device is not None and spec.architecture != "encoder"
+
+    points = []
+    for length in lengths:
+        for b in batches:
+            kwargs = {**layout.kwargs(), "batch": b}
+            cache = kv_cache(spec, length, **kwargs)
+            fit = None
+            if budget_bytes is not None:
+                fit = solve_fit(
+                    spec,
+                    budget_bytes=budget_bytes,
+                    weights_bytes_=weights,
+                    reserve_bytes=reserve_bytes,
+                    seq=length,
+                    **kwargs,
+                )
+            serving = None
+            if serve and device is not None:
+                serving = serving_time(
+                    spec,
+                    counts,
+                    device,
+                    seq=length,
+                    batch=b,
+                    dtype=weights_dt,
+                    mfu=mfu_value,
+                    mbu=mbu_value,
+                    encoder_seq=encoder_seq,
+                )
+            points.append(KVCachePoint(cache=cache, fit=fit, serving=serving))
+    trained = spec.max_position_embeddings
+    if trained and max(lengths) > trained:
         print_warning(
-            f"{length:,} tokens exceeds {spec.name}'s trained context of "
-            f"{spec.max_position_embeddings:,} (figures are still computed)"
-        )
-    weights_dt = weights_dt or spec.dtype
-    fit = None
-    if budget_bytes is not None:
-        weights = weight_bytes_per_device(count_params(spec).total, weights_dt, tp)
-        fit = solve_fit(
-            spec,
-            budget_bytes=budget_bytes,
-            weights_bytes_=weights,
-            reserve_bytes=reserve_bytes,
-            seq=length,
-            **layout.kwargs(),
+            f"{max(lengths):,} tokens exceeds {spec.name}'s trained context of "
+            f"{trained:,} (figures are still computed)"
         )
     view = KVCacheView(
         spec=spec,
         origin=loaded.origin,
-        cache=cache,
-        variants=attention_variants(spec, length, layout),
-        fit=fit,
         budget_label=budget_label,
         weights_dtype=weights_dt,
         weights_dtype_is_default=weights_dtype is None,
         reserve_label=reserve_label,
+        points=points,
+        hardware=device,
+        variants=attention_variants(spec, lengths[0], layout) if len(points) == 1 else [],
     )
-    if json_output:
+    if chosen_format == "csv":
+        print_kvcache_csv(view)
+    elif len(points) > 1:
+        (print_kvcache_sweep_json if chosen_format == "json" else print_kvcache_sweep)(view)
+    elif chosen_format == "json":
         print_kvcache_json(view)
     else:
         print_kvcache(view)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("kvcache")(kvcache)
+    app.command("kvcache", epilog=EPILOG)(kvcache)

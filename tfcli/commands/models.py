@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import typer
 
-from tfcli.commands.options import JsonOpt, SpecsDirOpt
+from tfcli.commands.options import FormatOpt, JsonOpt, SpecsDirOpt, examples, output_format
+
+EPILOG = examples(
+    ("The shipped specs", "tfcli models"),
+    ("The same as CSV (raw parameter counts)", "tfcli models --format csv"),
+    ("With your own spec YAMLs", "tfcli models --specs-dir ./my-specs"),
+)
 
 
-def models(specs_dir: SpecsDirOpt = None, json_output: JsonOpt = False) -> None:
+def models(
+    specs_dir: SpecsDirOpt = None, fmt: FormatOpt = "table", json_output: JsonOpt = False
+) -> None:
     """List the known model specs: name, family, architecture, params, context, attention."""
     from tfcli.loaders import load_model, shipped_specs
     from tfcli.params import count_params
-    from tfcli.render.models import ModelRow, print_models, print_models_json
+    from tfcli.render.models import ModelRow, print_models, print_models_csv, print_models_json
+
+    chosen = output_format(fmt, json_output)
 
     dirs = tuple(specs_dir or ())
     rows = []
@@ -19,11 +29,13 @@ def models(specs_dir: SpecsDirOpt = None, json_output: JsonOpt = False) -> None:
         spec = load_model(name, specs_dirs=dirs).spec
         counts = count_params(spec)
         rows.append(ModelRow(spec=spec, total_params=counts.total, active_params=counts.active))
-    if json_output:
+    if chosen == "json":
         print_models_json(rows)
+    elif chosen == "csv":
+        print_models_csv(rows)
     else:
         print_models(rows)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("models")(models)
+    app.command("models", epilog=EPILOG)(models)

@@ -6,8 +6,33 @@ from typing import Annotated
 
 import typer
 
-from tfcli.commands.options import ExplainOpt, JsonOpt, ModelArg, SetOpt, SpecsDirOpt
+from tfcli.commands.options import (
+    ExplainOpt,
+    FormatOpt,
+    JsonOpt,
+    ModelArg,
+    SetOpt,
+    SpecsDirOpt,
+    examples,
+    output_format,
+)
 from tfcli.errors import UnsupportedModelTypeError
+
+EXIT_VERIFY_DIFFERS = 1
+"""Exit code of ``--verify`` when tfcli's total differs from transformers'."""
+
+UNEXPLAINED = (
+    "no known convention explains it: a mapping or formula differs from the transformers "
+    "class; compare the components of --json with the model's named_parameters()"
+)
+
+EPILOG = examples(
+    ("Total, by component, per layer, weight memory", "tfcli params llama-3-8b"),
+    ("MoE total vs active, with every formula", "tfcli params mixtral-8x7b --explain"),
+    ("A what-if", "tfcli params llama-3-8b --set num_kv_heads=32"),
+    ("Transformers' count too (exit 1 if it differs)", "tfcli params ./config.json --verify"),
+    ("Components as CSV", "tfcli params deepseek-v3 --format csv"),
+)
 
 
 def params(
@@ -29,16 +54,26 @@ def params(
         typer.Option(
             "--verify",
             help="Also count the transformers model of the same config on the meta device "
-            "(needs the hf and bench extras).",
+            "(needs the hf and bench extras); exit 1 when the totals differ.",
         ),
     ] = False,
+    fmt: FormatOpt = "table",
     json_output: JsonOpt = False,
 ) -> None:
     """Count MODEL's parameters: total, by component, per layer, MoE active, weight memory."""
     from tfcli.loaders import load_model
     from tfcli.params import count_params
-    from tfcli.render.params import ParamsView, print_params, print_params_json
+    from tfcli.render.common import print_warning
+    from tfcli.render.params import (
+        ParamsView,
+        print_params,
+        print_params_csv,
+        print_params_json,
+    )
     from tfcli.units import WEIGHT_DTYPES, bytes_for, normalize_dtype
+
+    chosen = output_format(fmt, json_output)
+    json_output = chosen == "json"
 
     try:
         loaded = load_model(model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()))
@@ -74,11 +109,20 @@ def params(
         transformers_total=verified,
         verify_note=note,
     )
-    if json_output:
+    if chosen == "json":
         print_params_json(view)
+    elif chosen == "csv":
+        print_params_csv(view)
     else:
         print_params(view, explain=explain, per_layer=per_layer)
+    if verified is not None and verified != counts.total:
+        diff = counts.total - verified
+        print_warning(
+            f"--verify: tfcli counts {counts.total:,} and transformers {verified:,} "
+            f"(difference {diff:+,}): {note or UNEXPLAINED}"
+        )
+        raise typer.Exit(EXIT_VERIFY_DIFFERS)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("params")(params)
+    app.command("params", epilog=EPILOG)(params)

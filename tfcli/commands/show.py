@@ -6,7 +6,21 @@ from typing import Annotated
 
 import typer
 
-from tfcli.commands.options import JsonOpt, ModelArg, SetOpt, SpecsDirOpt
+from tfcli.commands.options import (
+    FormatOpt,
+    JsonOpt,
+    ModelArg,
+    SetOpt,
+    SpecsDirOpt,
+    examples,
+    output_format,
+)
+
+EPILOG = examples(
+    ("The fields that differ from the defaults", "tfcli show llama-3-8b"),
+    ("Every field, and the config.json key it came from", "tfcli show ./config.json --all"),
+    ("Field, value, origin as CSV", "tfcli show llama-3-8b --format csv"),
+)
 
 
 def show(
@@ -16,18 +30,23 @@ def show(
     all_fields: Annotated[
         bool, typer.Option("--all", help="Show fields at their default value too.")
     ] = False,
+    fmt: FormatOpt = "table",
     json_output: JsonOpt = False,
 ) -> None:
     """Show the normalised spec of MODEL: every field, its value and its origin."""
     from tfcli.loaders import load_model
-    from tfcli.render.models import print_show, print_show_json
+    from tfcli.render.models import print_show, print_show_csv, print_show_json
+
+    chosen = output_format(fmt, json_output)
 
     loaded = load_model(model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()))
-    if json_output:
+    if chosen == "json":
         print_show_json(loaded.spec, loaded.origin, loaded.field_origins)
+    elif chosen == "csv":
+        print_show_csv(loaded.spec, loaded.field_origins)
     else:
         print_show(loaded.spec, loaded.origin, loaded.field_origins, all_fields=all_fields)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("show")(show)
+    app.command("show", epilog=EPILOG)(show)

@@ -15,20 +15,21 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich import box
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from tfcli.errors import BenchError
 from tfcli.render.common import (
     format_flops_per_second,
     format_percent,
+    print_interrupted,
     print_json,
     print_note,
+    print_table,
     print_warning,
     stderr_console,
     stdout_console,
 )
+from tfcli.render.tables import Grid, make_grid
 
 if TYPE_CHECKING:  # the bench types live beside torch; the view only reads their fields
     from tfcli.bench.run import BenchResult, PointResult, Summary
@@ -90,21 +91,10 @@ def _fmt(value: float | None, pattern: str) -> str:
     return "n/a" if value is None or math.isnan(value) else pattern.format(value)
 
 
-def _table(title: str, columns: list[str], *, left: int = 2) -> Table:
-    """A compact table (no vertical rules) that fits 80 columns; the first ``left`` columns
-    left-aligned, the rest right-aligned numbers."""
-    table = Table(
-        title=title,
-        title_justify="left",
-        header_style="bold",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        collapse_padding=True,
-        show_edge=False,
-    )
-    for i, column in enumerate(columns):
-        table.add_column(column, justify="left" if i < left else "right", no_wrap=True)
-    return table
+def _table(title: str, columns: list[str], *, left: int = 2) -> Grid:
+    """A compact table (no vertical rules); the first ``left`` columns are labels, the rest
+    numbers (never cut: the table stacks when it does not fit)."""
+    return make_grid(title, columns, right_align_from=left, compact=True)
 
 
 # ---- progress ----------------------------------------------------------------------------------
@@ -212,7 +202,7 @@ def print_bench(result: BenchResult, summary: Summary) -> None:
         _print_summary(result, summary)
     _warn_noise(result, summary)
     if result.interrupted:
-        print_warning("interrupted: the figures above are what was measured before Ctrl-C")
+        print_interrupted("interrupted: the figures above are what was measured before Ctrl-C")
     if s.mode == "decode":
         print_note(
             "step = one token through the built layers (projections, attention over the "
@@ -279,9 +269,11 @@ def _print_times(result: BenchResult) -> None:
         ["seq", "backend", "core", "spread", "predicted", "error", "probe", "sublayer", "block"],
     )
     calibrated = result.calibration.probe_flops_per_s
+    skipped: list[str] = []
     for p in result.points:
         if p.core is None:
-            table.add_row(f"{p.seq:,}", _backend_cell(p), f"skipped: {p.skipped}", *[""] * 6)
+            table.add_row(f"{p.seq:,}", _backend_cell(p), "skipped", *[""] * 6)
+            skipped.append(f"seq {p.seq:,} {_backend_cell(p)} skipped: {p.skipped}")
             continue
         table.add_row(
             f"{p.seq:,}",
@@ -294,7 +286,9 @@ def _print_times(result: BenchResult) -> None:
             _seconds(p.sublayer.median) if p.sublayer else "-",
             _seconds(p.block.median) if p.block else "-",
         )
-    stdout_console.print(table)
+    print_table(table)
+    for line in skipped:
+        print_note(line)
 
 
 def _print_work(result: BenchResult) -> None:
@@ -327,7 +321,7 @@ def _print_work(result: BenchResult) -> None:
             _bytes(p.measured_peak_bytes),
             _bytes(p.estimated_peak_bytes),
         )
-    stdout_console.print(table)
+    print_table(table)
 
 
 def _print_summary(result: BenchResult, summary: Summary) -> None:
@@ -363,7 +357,7 @@ def _print_summary(result: BenchResult, summary: Summary) -> None:
         f"naive memory vs estimate, {longest}", _pct(summary.naive_memory_error, signed=True), ""
     )
     table.add_row("largest core spread (IQR / median)", _pct(summary.max_core_spread), "")
-    stdout_console.print(table)
+    print_table(table)
 
 
 def _print_decode(result: BenchResult) -> None:
@@ -372,12 +366,14 @@ def _print_decode(result: BenchResult) -> None:
     if whole:
         columns += ["tokens/s", "predicted"]
     columns += ["KV cache", "KV read", "weights"]
-    table = _table(f"Decode: one token after a cached context, {_layers_text(result)}", columns)
-    table.columns[0].justify = "right"
+    title = f"Decode: one token after a cached context, {_layers_text(result)}"
+    table = _table(title, columns, left=1)
     calibrated = result.calibration.probe_flops_per_s
+    skipped: list[str] = []
     for d in result.decode:
         if d.step is None:
-            table.add_row(f"{d.context:,}", f"skipped: {d.skipped}", *[""] * (len(columns) - 2))
+            table.add_row(f"{d.context:,}", "skipped", *[""] * (len(columns) - 2))
+            skipped.append(f"context {d.context:,} skipped: {d.skipped}")
             continue
         row = [
             f"{d.context:,}",
@@ -391,7 +387,9 @@ def _print_decode(result: BenchResult) -> None:
             row += [_fmt(d.tokens_per_s, "{:.1f}"), _fmt(d.predicted_tokens_per_s, "{:.1f}")]
         row += [_bytes(d.kv_bytes), _bytes(d.executed_kv_bytes), _bytes(d.weight_bytes)]
         table.add_row(*row)
-    stdout_console.print(table)
+    print_table(table)
+    for line in skipped:
+        print_note(line)
     errors = [abs(d.error) for d in result.decode if d.error is not None]
     if errors:
         stdout_console.print(

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tfcli.flops import (
@@ -17,21 +16,27 @@ from tfcli.flops import (
     palm_training_flops_per_token,
     training_flops,
 )
+from tfcli.hardware import Hardware
 from tfcli.memory import flash_attention_working_bytes, naive_attention_score_bytes
 from tfcli.params import ParamCount
+from tfcli.render import documents
 from tfcli.render.common import (
     format_bytes,
     format_flops,
+    format_flops_per_second,
     format_int,
     format_percent,
     format_seconds,
+    format_term,
     make_table,
+    print_csv,
     print_json,
     print_note,
+    print_table,
     stdout_console,
 )
 from tfcli.render.params import describe
-from tfcli.roofline import Roofline
+from tfcli.roofline import EFFICIENCY_NOTE, Roofline, ServingTime
 from tfcli.spec import ModelSpec
 
 SCORES_DTYPE = "fp32"
@@ -60,6 +65,10 @@ class FlopsView:
     decode: DecodeCost | None
     scaling: list[ScalingRow]
     roofline: Roofline | None
+    point: FlopsPoint | None = None
+    """The same pass as a sweep row (CSV, JSON ``points``, serving time)."""
+    hardware: Hardware | None = None
+    dtype: str = "bf16"
 
     @property
     def train_flops(self) -> int:
@@ -75,6 +84,150 @@ class FlopsView:
         """Attention FLOPs under the other convention / under the one in force."""
         ours = self.forward.attention_flops
         return self.other_convention.attention_flops / ours if ours else float("nan")
+
+
+@dataclass(frozen=True)
+class FlopsPoint:
+    """One (length, batch) combination: the pass's FLOPs and, with a device, serving time."""
+
+    count: FlopCount
+    mode: str
+    recompute: bool = False
+    serving: ServingTime | None = None
+
+    @property
+    def length(self) -> int:
+        """Prompt tokens (prefill, train) or cached tokens (decode)."""
+        return self.count.context if self.mode == "decode" else self.count.seq
+
+    @property
+    def pass_flops(self) -> int:
+        """FLOPs of what the mode asks about: forward, decode step, or training step."""
+        if self.mode == "train":
+            return training_flops(self.count, recompute=self.recompute)
+        return self.count.total
+
+    @property
+    def tokens(self) -> int:
+        return self.count.batch * (1 if self.mode == "decode" else self.count.seq)
+
+
+@dataclass(frozen=True)
+class FlopsSweepView:
+    """``tfcli flops`` over several lengths and batch sizes: one row per combination."""
+
+    spec: ModelSpec
+    origin: str
+    mode: str
+    attention: str
+    points: list[FlopsPoint]
+    hardware: Hardware | None
+    dtype: str
+    mfu: float
+    mbu: float
+
+
+def point_record(point: FlopsPoint) -> dict[str, Any]:
+    """One sweep row as raw values (JSON ``points`` and CSV share it)."""
+    record = documents.flop_totals(point.count)
+    record["mode"] = point.mode
+    record["pass_flops"] = point.pass_flops
+    record["flops_per_token"] = point.pass_flops / point.tokens
+    if point.serving is not None:
+        record.update(documents.serving(point.serving))
+    return record
+
+
+def _serving_cells(s: ServingTime) -> list[str]:
+    only = " (compute only)" if s.compute_only else ""
+    return [
+        format_seconds(s.ttft_seconds) + only,
+        format_seconds(s.tpot_seconds) + only,
+        f"{s.output_tokens_per_s:,.1f}",
+    ]
+
+
+def print_flops_sweep(view: FlopsSweepView) -> None:
+    spec = view.spec
+    stdout_console.print(f"[bold]{spec.name}[/bold]  ({view.origin})", highlight=False)
+    stdout_console.print(describe(spec), highlight=False, markup=False)
+    length = "context" if view.mode == "decode" else "seq"
+    what = {"prefill": "forward FLOPs", "decode": "decode-step FLOPs", "train": "train FLOPs"}
+    columns = [length, "batch", what[view.mode], "attn share", "per token"]
+    serving = any(p.serving is not None for p in view.points)
+    if serving:
+        columns += ["TTFT", "TPOT", "tokens/s"]
+    table = make_table(
+        f"{view.mode} sweep ({view.attention} attention pairs)", columns, right_align_from=0
+    )
+    for p in view.points:
+        row = [
+            format_int(p.length),
+            format_int(p.count.batch),
+            format_int(p.pass_flops),
+            format_percent(p.count.attention_share),
+            format_flops(p.pass_flops / p.tokens),
+        ]
+        if p.serving is not None:
+            row += _serving_cells(p.serving)
+        table.add_row(*row)
+    print_table(table)
+    if serving and view.hardware is not None:
+        _print_serving_note(view.hardware, view.dtype, view.points)
+    print_note(
+        "FLOP = one multiply or one add (a multiply-accumulate is 2 FLOPs); matmul FLOPs; SI "
+        "units (1 TFLOP = 1e12). Attention pairs: " + convention_label(spec, view.attention) + "."
+    )
+
+
+def _print_serving_note(device: Hardware, dtype: str, points: list[FlopsPoint]) -> None:
+    first = next(p.serving for p in points if p.serving is not None)
+    if first is None:
+        return
+    bandwidth = (
+        f"{device.bandwidth_bytes_per_s / 1e9:,.0f} GB/s"
+        if device.has_bandwidth
+        else "no bandwidth given"
+    )
+    peak = format_flops_per_second(device.peak_for(dtype))
+    print_note(
+        f"serving on {device.name} ({dtype}): peak {peak} dense, {bandwidth}; TTFT = prefill "
+        "of batch x seq tokens (LM head on the last position only), TPOT = one decode step with "
+        "seq tokens cached, tokens/s = batch / TPOT; at MFU "
+        f"{format_percent(first.prefill.mfu, 0)} and MBU {format_percent(first.prefill.mbu, 0)}. "
+        + EFFICIENCY_NOTE
+        + f". Source: {device.source}"
+    )
+    if first.compute_only:
+        print_note(
+            "compute only: without --bandwidth the memory-bound times are unknown; decode is "
+            "almost always memory-bound, so TPOT is a lower bound"
+        )
+
+
+def print_flops_csv(view: FlopsSweepView) -> None:
+    print_csv([{"model": view.spec.name, **point_record(p)} for p in view.points])
+
+
+def print_flops_sweep_json(view: FlopsSweepView) -> None:
+    doc: dict[str, Any] = {
+        **documents.model_fields(view.spec, view.origin),
+        "mode": view.mode,
+        "conventions": _conventions(view.spec, view.attention),
+        "points": [point_record(p) for p in view.points],
+    }
+    if view.hardware is not None:
+        doc["hardware"] = documents.hardware(view.hardware, view.dtype)
+    print_json(doc)
+
+
+def _conventions(spec: ModelSpec, attention: str) -> dict[str, Any]:
+    return {
+        "flop": "a multiply-accumulate is 2 FLOPs; matmul FLOPs only in totals",
+        "attention": attention,
+        "attention_description": convention_label(spec, attention),
+        "units": "raw counts; SI prefixes in the human view (1 TFLOP = 1e12)",
+    }
 
 
 def _conventions_note(view: FlopsView) -> str:
@@ -137,12 +290,13 @@ def print_flops(view: FlopsView, *, explain: bool) -> None:
         format_percent(fwd.elementwise / fwd.total),
         style="dim",
     )
-    stdout_console.print(table)
-    _print_layers(fwd.layers)
+    print_table(table)
+    _print_layers(fwd.runs)
     _print_mode(view)
     _print_scaling(view)
     if view.roofline is not None:
-        _print_roofline(view.roofline)
+        _print_roofline(view.roofline, view.hardware)
+    _print_serving(view)
     if explain:
         _print_explain(view)
     print_note(_conventions_note(view))
@@ -163,60 +317,45 @@ def _print_headline(view: FlopsView) -> None:
     )
     stdout_console.print(
         f"  counted {other.attention_convention} instead: {format_percent(other.attention_share)}"
-        f" (attention {format_flops(other.attention_flops)}, {view.convention_ratio:.3f}x; "
-        f"total {format_flops(other.total)})",
+        f" (attention {format_flops(other.attention_flops)} = {format_int(other.attention_flops)},"
+        f" {view.convention_ratio:.3f}x; total {format_flops(other.total)} = "
+        f"{format_int(other.total)})",
         markup=False,
     )
 
 
-def _print_layers(layers: tuple[LayerFlops, ...]) -> None:
-    groups: dict[tuple[str, str, int, int, int, int], list[int]] = {}
-    for layer in layers:
-        key = (
-            layer.stack,
-            layer.kind,
-            layer.pairs,
-            layer.projections,
-            layer.mlp,
-            layer.cross_attention,
-        )
-        groups.setdefault(key, []).append(layer.index)
-    has_cross = any(layer.cross_attention for layer in layers)
-    any_moe = any(layer.moe for layer in layers)
+def _print_layers(runs: tuple[LayerFlops, ...]) -> None:
+    """One row per run of identical layers (the layer plan's runs, merged when equal)."""
+    merged: list[LayerFlops] = []
+    for run in runs:
+        last = merged[-1] if merged else None
+        if last is not None and _same(last, run) and last.index + last.count == run.index:
+            merged[-1] = replace(last, count=last.count + run.count)
+        else:
+            merged.append(run)
+    has_cross = any(layer.cross_attention for layer in merged)
+    any_moe = any(layer.moe for layer in merged)
     columns = ["layers", "kind", "pairs/seq", "projections", "attention"]
     if has_cross:
         columns.append("cross-attn")
     columns += ["mlp", "per layer"]
     table = make_table("Per layer (matmul FLOPs)", columns, right_align_from=2)
-    for (stack, kind, pairs, proj, mlp, cross), indices in groups.items():
-        layer = next(x for x in layers if x.stack == stack and x.index == indices[0])
-        label = f"{stack} {_ranges(indices)}"
-        kind_text = f"{kind}, {'MoE' if layer.moe else 'dense'}" if any_moe else kind
-        row = [label, kind_text, format_int(pairs), format_flops(proj)]
-        row.append(format_flops(layer.attention))
+    for layer in merged:
+        label = f"{layer.stack} {layer.index}"
+        if layer.count > 1:
+            label += f"-{layer.index + layer.count - 1} ({layer.count}x)"
+        kind_text = f"{layer.kind}, {'MoE' if layer.moe else 'dense'}" if any_moe else layer.kind
+        row = [label, kind_text, format_int(layer.pairs), format_int(layer.projections)]
+        row.append(format_int(layer.attention))
         if has_cross:
-            row.append(format_flops(cross))
-        row += [format_flops(mlp), format_flops(layer.total)]
+            row.append(format_int(layer.cross_attention))
+        row += [format_int(layer.mlp), format_int(layer.total)]
         table.add_row(*row)
-    stdout_console.print(table)
+    print_table(table)
 
 
-def _ranges(indices: list[int]) -> str:
-    """[0,1,2,5] -> '0-2, 5'; [0,2,4,...,40] -> '0, 2, ..., 40 (21x)' (and the count)."""
-    steps = {b - a for a, b in itertools.pairwise(indices)}
-    if len(indices) > 3 and len(steps) == 1 and steps != {1}:
-        first, second, last = indices[0], indices[1], indices[-1]
-        return f"{first}, {second}, ..., {last} ({len(indices)}x)"
-    parts, start = [], indices[0]
-    for prev, cur in zip(indices, [*indices[1:], None], strict=True):
-        if cur is None or cur != prev + 1:
-            parts.append(f"{start}" if start == prev else f"{start}-{prev}")
-            if cur is not None:
-                start = cur
-    text = ", ".join(parts)
-    if len(parts) > 3:
-        text = f"{parts[0]}, ... ({len(indices)} layers)"
-    return text + (f" ({len(indices)}x)" if len(indices) > 1 and len(parts) <= 3 else "")
+def _same(a: LayerFlops, b: LayerFlops) -> bool:
+    return replace(a, index=0, count=1) == replace(b, index=0, count=1)
 
 
 def _print_mode(view: FlopsView) -> None:
@@ -244,7 +383,7 @@ def _print_mode(view: FlopsView) -> None:
                 format_flops(count.total),
                 format_percent(count.attention_share),
             )
-        stdout_console.print(table)
+        print_table(table)
         stdout_console.print(
             f"the KV cache saves {d.saving:,.1f}x the FLOPs of this token",
             style="bold",
@@ -257,66 +396,108 @@ def _print_scaling(view: FlopsView) -> None:
     table = make_table(
         "Scaling with sequence length (forward, batch "
         f"{view.forward.batch}, {view.forward.attention_convention} pairs)",
-        [
-            "seq",
-            "total FLOPs",
-            "attention FLOPs",
-            "attn share",
-            "rel. cost",
-            "naive scores",
-            "flash-style",
-        ],
+        ["seq", "total FLOPs", "attention FLOPs", "attn share", "rel. cost"],
     )
     base = rows[0].total
     for row in rows:
         table.add_row(
             format_int(row.seq),
-            format_flops(row.total),
-            format_flops(row.attention),
+            format_int(row.total),
+            format_int(row.attention),
             format_percent(row.attention_share),
             f"{row.total / base:,.1f}x",
-            format_bytes(
-                naive_attention_score_bytes(
-                    spec, row.seq, batch=view.forward.batch, dtype=SCORES_DTYPE
-                )
-            ),
-            format_bytes(
-                flash_attention_working_bytes(
-                    spec, row.seq, batch=view.forward.batch, dtype=SCORES_DTYPE
-                )
-            ),
         )
-    stdout_console.print(table)
+    print_table(table)
+    memory = make_table(
+        "Attention memory of one layer", ["seq", "naive scores", "", "flash-style", ""]
+    )
+    batch = view.forward.batch
+    for row in rows:
+        naive = naive_attention_score_bytes(spec, row.seq, batch=batch, dtype=SCORES_DTYPE)
+        flash = flash_attention_working_bytes(spec, row.seq, batch=batch, dtype=SCORES_DTYPE)
+        memory.add_row(
+            format_int(row.seq),
+            format_int(naive),
+            format_bytes(naive),
+            format_int(flash),
+            format_bytes(flash),
+        )
+    print_table(memory)
     print_note(
-        f"rel. cost = total / total at {rows[0].seq:,}. Attention memory of one layer: naive "
+        f"rel. cost = total / total at {rows[0].seq:,}. Attention memory in bytes: naive "
         "scores = batch x heads x seq x seq x 4 B (the fp32 score matrix an eager attention "
         "materialises); flash-style = output + fp32 log-sum-exp per row (FlashAttention keeps "
         "O(seq), Dao et al. 2022); IEC units (1 GiB = 2**30 B)"
     )
 
 
-def _print_roofline(r: Roofline) -> None:
-    table = make_table(f"Roofline on {r.hardware} ({r.dtype})", ["", "value"])
+def _print_roofline(r: Roofline, device: Hardware | None) -> None:
+    table = make_table(f"Roofline on {r.hardware} ({r.dtype})", ["", "value"], text_columns=(1,))
     table.add_row("pass", r.what)
-    table.add_row("FLOPs", format_flops(r.flops))
-    table.add_row("peak", f"{format_flops(r.peak_flops_per_s)}/s (dense datasheet)")
-    table.add_row("bandwidth", f"{r.bandwidth_bytes_per_s / 1e9:,.0f} GB/s")
+    if device is not None and device.memory_bytes:
+        table.add_row(
+            "device memory",
+            f"{format_int(device.memory_bytes)} B ({format_bytes(device.memory_bytes)})",
+        )
+    table.add_row("FLOPs", f"{format_int(r.flops)} ({format_flops(r.flops)})")
+    table.add_row("peak", f"{format_flops_per_second(r.peak_flops_per_s)} (dense datasheet)")
+    table.add_row(
+        "bandwidth",
+        f"{r.bandwidth_bytes_per_s / 1e9:,.0f} GB/s" if r.has_bandwidth else "not given",
+    )
     for label, value in r.bytes_parts.items():
-        table.add_row(f"  {label}", format_bytes(value))
-    table.add_row("bytes moved", format_bytes(r.bytes_moved))
-    table.add_row("compute-bound time", format_seconds(r.compute_seconds))
-    table.add_row("memory-bound time", format_seconds(r.memory_seconds))
-    table.add_row("arithmetic intensity", f"{r.intensity:,.1f} FLOP/B")
-    table.add_row("device ridge point", f"{r.ridge_intensity:,.1f} FLOP/B")
-    table.add_row("bound", f"{r.bound}: {format_seconds(r.seconds)} at 100% of peak", style="bold")
-    stdout_console.print(table)
+        table.add_row(f"  {label}", f"{format_int(value)} B ({format_bytes(value)})")
+    table.add_row("bytes moved", f"{format_int(r.bytes_moved)} B ({format_bytes(r.bytes_moved)})")
+    table.add_row(
+        f"compute-bound time (MFU {format_percent(r.mfu, 0)})", format_seconds(r.compute_seconds)
+    )
+    memory = r.memory_seconds
+    table.add_row(
+        f"memory-bound time (MBU {format_percent(r.mbu, 0)})",
+        format_seconds(memory) if memory is not None else "unknown (no --bandwidth)",
+    )
+    intensity = r.intensity
+    table.add_row(
+        "arithmetic intensity",
+        f"{intensity:,.1f} FLOP/B" if intensity is not None else "n/a (no bytes)",
+    )
+    ridge = r.ridge_intensity
+    table.add_row(
+        "device ridge point",
+        f"{ridge:,.1f} FLOP/B" if ridge is not None else "n/a (no --bandwidth)",
+    )
+    if r.bound == "compute only":
+        verdict = f"compute-bound answer only: {format_seconds(r.seconds)} (no --bandwidth given)"
+    else:
+        verdict = f"{r.bound}: {format_seconds(r.seconds)}"
+    table.add_row("bound", verdict, style="bold")
+    print_table(table)
+
+
+def _print_serving(view: FlopsView) -> None:
+    point = view.point
+    if point is None or point.serving is None or view.hardware is None:
+        return
+    s = point.serving
+    table = make_table(
+        f"Serving on {view.hardware.name} ({view.dtype}): batch {s.batch} x {s.seq:,} prompt "
+        "tokens",
+        ["", "time", "bound"],
+        text_columns=(2,),
+    )
+    table.add_row("time to first token (TTFT)", format_seconds(s.ttft_seconds), s.prefill.bound)
+    table.add_row("time per output token (TPOT)", format_seconds(s.tpot_seconds), s.decode.bound)
+    table.add_row("output tokens/s (batch / TPOT)", f"{s.output_tokens_per_s:,.1f}", "")
+    table.add_row("prefill tokens/s", f"{s.prefill_tokens_per_s:,.1f}", "")
+    print_table(table)
+    _print_serving_note(view.hardware, view.dtype, [point])
 
 
 def _print_explain(view: FlopsView) -> None:
     spec, fwd = view.spec, view.forward
-    table = make_table("Formulas", ["term", "formula"], right_align_from=99)
-    for name, formula in fwd.formulas.items():
-        table.add_row(name, formula)
+    table = make_table("Formulas", ["term", "formula"], right_align_from=99, text_columns=(1,))
+    for term in fwd.terms:
+        table.add_row(term.component, format_term(term))
     pre = view.prefill
     full = pre if pre.attention_convention == "full" else view.prefill_other
     causal = view.prefill_other if pre.attention_convention == "full" else pre
@@ -324,10 +505,13 @@ def _print_explain(view: FlopsView) -> None:
     tokens = pre.batch * pre.seq
     d_attn = spec.num_heads * spec.qk_head_dim
     kaplan = kaplan_forward_flops_per_token(n, spec, pre.seq)
+    attention_layers = sum(
+        run.count for run in spec.layer_runs if run.plan.mixer in ("attention", "mla")
+    )
     ours = causal.total / tokens
     table.add_row(
         "Kaplan et al. 2020",
-        f"2N + 2 n_layer n_ctx d_attn = 2 x {n:,} + 2 x {spec.total_layers} x {pre.seq:,} x "
+        f"2N + 2 n_layer n_ctx d_attn = 2 x {n:,} + 2 x {attention_layers} x {pre.seq:,} x "
         f"{d_attn} = {format_flops(kaplan)} per token; tfcli causal forward over {pre.seq:,}: "
         f"{format_flops(ours)} per token (ratio {ours / kaplan:.4f}). N = active parameters "
         "outside the token/position embeddings (a tied LM head is not in 2N); the context term is "
@@ -337,36 +521,24 @@ def _print_explain(view: FlopsView) -> None:
     train_per_token = 3 * full.total / tokens
     table.add_row(
         "PaLM (Chowdhery et al. 2022)",
-        f"6N + 12 L H Q T = 6 x {n:,} + 12 x {spec.total_layers} x {spec.num_heads} x "
+        f"6N + 12 L H Q T = 6 x {n:,} + 12 x {attention_layers} x {spec.num_heads} x "
         f"{spec.qk_head_dim} x {pre.seq:,} = {format_flops(palm)} per training token; tfcli "
         f"3 x forward, full attention: {format_flops(train_per_token)} (ratio "
         f"{train_per_token / palm:.4f}; same N; torchtitan uses this formula)",
     )
-    stdout_console.print(table)
+    print_table(table)
 
 
 def flops_document(view: FlopsView) -> dict[str, Any]:
     """The JSON document of ``tfcli flops --json``: raw integers, units in key names."""
     spec, fwd = view.spec, view.forward
     doc: dict[str, Any] = {
-        "model": spec.name,
-        "origin": view.origin,
+        **documents.model_fields(spec, view.origin),
         "mode": view.mode,
         "pass": _what(view),
+        "conventions": {**_conventions(spec, fwd.attention_convention), "logits": fwd.logits},
+        **documents.flop_count(fwd),
         "seq": view.prefill.seq,
-        "batch": fwd.batch,
-        "encoder_seq": fwd.encoder_seq or None,
-        "conventions": {
-            "flop": "a multiply-accumulate is 2 FLOPs; matmul FLOPs only in totals",
-            "attention": fwd.attention_convention,
-            "attention_description": convention_label(spec, fwd.attention_convention),
-            "logits": fwd.logits,
-        },
-        "forward_flops": fwd.total,
-        "components_flops": dict(fwd.components),
-        "attention_flops": fwd.attention_flops,
-        "attention_share": fwd.attention_share,
-        "elementwise_flops_approx": fwd.elementwise,
         "other_convention": {
             "attention": view.other_convention.attention_convention,
             "forward_flops": view.other_convention.total,
@@ -374,23 +546,7 @@ def flops_document(view: FlopsView) -> dict[str, Any]:
             "attention_share": view.other_convention.attention_share,
             "attention_ratio": view.convention_ratio,
         },
-        "layers": [
-            {
-                "index": layer.index,
-                "stack": layer.stack,
-                "kind": layer.kind,
-                "pairs_per_sequence": layer.pairs,
-                "projection_flops": layer.projections,
-                "attention_flops": layer.attention,
-                "cross_attention_flops": layer.cross_attention,
-                "mlp_flops": layer.mlp,
-                "moe": layer.moe,
-                "total_flops": layer.total,
-            }
-            for layer in fwd.layers
-        ],
         "prefill_forward_flops": view.prefill.total,
-        "train_step_flops": view.train_flops,
         "recompute": view.recompute,
         "scaling": [
             {
@@ -407,31 +563,19 @@ def flops_document(view: FlopsView) -> dict[str, Any]:
             }
             for row in view.scaling
         ],
-        "formulas": dict(fwd.formulas),
     }
+    if view.mode == "train":
+        doc["train_step_flops"] = view.train_flops
     if view.decode is not None:
-        doc["decode"] = {
-            "context": view.decode.with_cache.context,
-            "with_cache_flops": view.decode.with_cache.total,
-            "without_cache_flops": view.decode.without_cache.total,
-            "saving_factor": view.decode.saving,
-        }
+        doc["decode"] = documents.decode_cost(view.decode)
     if view.roofline is not None:
-        r = view.roofline
-        doc["roofline"] = {
-            "hardware": r.hardware,
-            "dtype": r.dtype,
-            "what": r.what,
-            "flops": r.flops,
-            "bytes_moved": r.bytes_moved,
-            "peak_flops_per_s": r.peak_flops_per_s,
-            "bandwidth_bytes_per_s": r.bandwidth_bytes_per_s,
-            "compute_seconds": r.compute_seconds,
-            "memory_seconds": r.memory_seconds,
-            "seconds": r.seconds,
-            "intensity_flops_per_byte": r.intensity,
-            "bound": r.bound,
-        }
+        doc["roofline"] = documents.roofline(view.roofline)
+    if view.hardware is not None:
+        doc["hardware"] = documents.hardware(view.hardware, view.dtype)
+    if view.point is not None:
+        doc["points"] = [point_record(view.point)]
+        if view.point.serving is not None:
+            doc["serving"] = documents.serving(view.point.serving)
     return doc
 
 

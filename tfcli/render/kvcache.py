@@ -2,36 +2,159 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from tfcli.hardware import Hardware
 from tfcli.memory import AttentionVariant, Fit, KVCache
+from tfcli.render import documents
 from tfcli.render.common import (
     format_bytes,
     format_int,
+    format_seconds,
     make_table,
+    print_csv,
     print_json,
     print_note,
+    print_table,
     stdout_console,
 )
 from tfcli.render.params import describe
+from tfcli.roofline import EFFICIENCY_NOTE, ServingTime
 from tfcli.spec import ModelSpec
 from tfcli.units import dtype_bits
 
 
 @dataclass(frozen=True)
+class KVCachePoint:
+    """One (seq, batch) combination: the cache, the fit in the budget, the serving time."""
+
+    cache: KVCache
+    fit: Fit | None = None
+    serving: ServingTime | None = None
+
+
+@dataclass(frozen=True)
 class KVCacheView:
-    """Everything ``tfcli kvcache`` shows, computed before rendering."""
+    """Everything ``tfcli kvcache`` shows, computed before rendering: one point, or a sweep."""
 
     spec: ModelSpec
     origin: str
-    cache: KVCache
-    variants: list[AttentionVariant]
-    fit: Fit | None
+    points: list[KVCachePoint]
     budget_label: str | None
     weights_dtype: str
     weights_dtype_is_default: bool = True
     reserve_label: str | None = None
+    hardware: Hardware | None = None
+    variants: list[AttentionVariant] = field(default_factory=list)
+
+    @property
+    def cache(self) -> KVCache:
+        return self.points[0].cache
+
+    @property
+    def fit(self) -> Fit | None:
+        return self.points[0].fit
+
+    @property
+    def trained_context(self) -> int | None:
+        return self.spec.max_position_embeddings
+
+
+def beyond_trained(view: KVCacheView, tokens: int | None) -> bool:
+    """True when a fitted context is longer than the model was trained for."""
+    trained = view.trained_context
+    return bool(trained and tokens and tokens > trained)
+
+
+def _weights_label(view: KVCacheView) -> str:
+    if view.weights_dtype_is_default:
+        return f"{view.weights_dtype} (the serving default; --weights-dtype changes it)"
+    return view.weights_dtype
+
+
+def point_record(view: KVCacheView, point: KVCachePoint) -> dict[str, Any]:
+    """One sweep row as raw values (JSON ``points`` and CSV share it)."""
+    record = documents.kv_totals(point.cache)
+    if point.fit is not None:
+        fit = point.fit
+        record["weights_dtype"] = view.weights_dtype
+        record["budget_bytes"] = fit.budget_bytes
+        record["fits"] = fit.weights_fit and fit.available_bytes >= point.cache.total_bytes
+        record["headroom_bytes"] = fit.available_bytes - point.cache.total_bytes
+        record["max_seq_for_batch"] = fit.max_seq_for_batch
+        record["max_batch_for_seq"] = fit.max_batch_for_seq
+        record["beyond_trained_context"] = beyond_trained(view, fit.max_seq_for_batch)
+    if point.serving is not None:
+        record.update(documents.serving(point.serving))
+    return record
+
+
+def print_kvcache_sweep(view: KVCacheView) -> None:
+    spec = view.spec
+    stdout_console.print(f"[bold]{spec.name}[/bold]  ({view.origin})", highlight=False)
+    stdout_console.print(describe(spec), highlight=False, markup=False)
+    columns = ["seq", "batch", "per token", "KV cache bytes", ""]
+    has_fit = any(p.fit is not None for p in view.points)
+    has_serving = any(p.serving is not None for p in view.points)
+    if has_fit:
+        columns += ["fits", "headroom"]
+    if has_serving:
+        columns += ["TTFT", "TPOT", "tokens/s"]
+    table = make_table(f"KV cache sweep ({view.cache.dtype})", columns, right_align_from=0)
+    for p in view.points:
+        c = p.cache
+        row = [
+            format_int(c.seq),
+            format_int(c.batch),
+            format_int(c.bytes_per_token),
+            format_int(c.total_bytes),
+            format_bytes(c.total_bytes),
+        ]
+        if has_fit:
+            record = point_record(view, p)
+            row += [
+                "yes" if record.get("fits") else "no",
+                format_bytes(record["headroom_bytes"]) if "headroom_bytes" in record else "",
+            ]
+        if has_serving and p.serving is not None:
+            s = p.serving
+            row += [
+                format_seconds(s.ttft_seconds),
+                format_seconds(s.tpot_seconds),
+                f"{s.output_tokens_per_s:,.1f}",
+            ]
+        table.add_row(*row)
+    print_table(table)
+    if has_fit:
+        print_note(
+            f"fits = weights ({_weights_label(view)}) + reserve ({view.reserve_label}) + KV "
+            f"cache within {view.budget_label}; headroom = what is left (IEC units)"
+        )
+    if has_serving:
+        print_note(
+            "TTFT = prefill of batch x seq tokens, TPOT = one decode step with seq tokens cached, "
+            "tokens/s = batch / TPOT (roofline on "
+            + (view.hardware.name if view.hardware else "the device")
+            + f", weights in {view.weights_dtype}). "
+            + EFFICIENCY_NOTE
+        )
+    print_note("bytes exact; memory in IEC units (1 GiB = 2**30 bytes); K and V counted")
+
+
+def print_kvcache_csv(view: KVCacheView) -> None:
+    print_csv([{"model": view.spec.name, **point_record(view, p)} for p in view.points])
+
+
+def print_kvcache_sweep_json(view: KVCacheView) -> None:
+    doc: dict[str, Any] = {
+        **documents.model_fields(view.spec, view.origin),
+        "has_kv_cache": view.spec.architecture != "encoder",
+        "points": [point_record(view, p) for p in view.points],
+    }
+    if view.hardware is not None:
+        doc["hardware"] = documents.hardware(view.hardware, view.weights_dtype)
+    print_json(doc)
 
 
 def per_token_formula(spec: ModelSpec, cache: KVCache) -> str:
@@ -116,7 +239,7 @@ def print_kvcache(view: KVCacheView) -> None:
     table.add_row(
         "total", format_int(cache.total_bytes), format_bytes(cache.total_bytes), style="bold"
     )
-    stdout_console.print(table)
+    print_table(table)
     stdout_console.print(f"per token per layer: {per_token_formula(spec, cache)}", markup=False)
     note = rule_note(spec, cache)
     if note:
@@ -125,6 +248,7 @@ def print_kvcache(view: KVCacheView) -> None:
     _print_variants(view)
     if view.fit is not None:
         _print_fit(view)
+    _print_serving(view)
     print_note(
         "memory in IEC units (1 GiB = 2**30 bytes); exact integer bytes; "
         + (
@@ -139,7 +263,7 @@ def _print_variants(view: KVCacheView) -> None:
     own = next((v for v in view.variants if v.is_this_model), view.variants[0])
     table = make_table(
         f"What if: other attention, same seq {view.cache.seq:,}",
-        ["attention", "kv heads", "per token per layer", "total", "vs this model"],
+        ["attention", "kv heads", "per token per layer", "total bytes", "", "vs this model"],
     )
     for variant in view.variants:
         ratio = variant.total_bytes / own.total_bytes if own.total_bytes else float("nan")
@@ -150,32 +274,30 @@ def _print_variants(view: KVCacheView) -> None:
             label,
             str(variant.kv_heads),
             format_int(variant.bytes_per_token_per_layer) + " B",
+            format_int(variant.total_bytes),
             format_bytes(variant.total_bytes),
             f"{ratio:.3g}x",
         )
-    stdout_console.print(table)
+    print_table(table)
 
 
 def _print_fit(view: KVCacheView) -> None:
     fit = view.fit
     if fit is None:
         return
-    table = make_table(f"Fit in {view.budget_label}", ["", "value"])
-    table.add_row("budget", format_bytes(fit.budget_bytes))
+    table = make_table(f"Fit in {view.budget_label}", ["", "value"], text_columns=(1,))
+    table.add_row("budget", _exact_bytes(fit.budget_bytes))
     per_device = " per device (1/tp)" if view.cache.tp > 1 else ""
-    dtype_source = " (the spec's dtype)" if view.weights_dtype_is_default else ""
-    table.add_row(
-        f"weights, {view.weights_dtype}{dtype_source}{per_device}", format_bytes(fit.weights_bytes)
-    )
+    table.add_row(f"weights, {_weights_label(view)}{per_device}", _exact_bytes(fit.weights_bytes))
     table.add_row(
         f"reserve for activations and runtime ({view.reserve_label})",
-        format_bytes(fit.reserve_bytes),
+        _exact_bytes(fit.reserve_bytes),
     )
-    table.add_row("left for the KV cache", format_bytes(max(fit.available_bytes, 0)))
+    table.add_row("left for the KV cache", _exact_bytes(fit.available_bytes))
     if not fit.weights_fit:
         table.add_row(
             "verdict",
-            f"the weights alone do not fit: short by {format_bytes(-fit.available_bytes)}",
+            f"the weights alone do not fit: short by {_exact_bytes(-fit.available_bytes)}",
             style="bold red",
         )
     else:
@@ -188,65 +310,82 @@ def _print_fit(view: KVCacheView) -> None:
                 else "none (not even 1 token)"
             )
         )
+        if beyond_trained(view, fit.max_seq_for_batch) and view.trained_context:
+            seq_text += (
+                f", beyond the trained context of {format_int(view.trained_context)} "
+                "(the model is not trained that far)"
+            )
         table.add_row(f"longest context at batch {view.cache.batch}", seq_text, style="bold")
+        headroom = fit.available_bytes - view.cache.total_bytes
+        table.add_row(
+            f"left after the cache of batch {view.cache.batch} x {view.cache.seq:,}",
+            _exact_bytes(headroom) if headroom >= 0 else f"short by {_exact_bytes(-headroom)}",
+        )
         table.add_row(
             f"largest batch at {view.cache.seq:,} tokens",
             format_int(fit.max_batch_for_seq) if fit.max_batch_for_seq else "none (not even 1)",
             style="bold",
         )
-    stdout_console.print(table)
+    print_table(table)
+
+
+def _exact_bytes(value: int) -> str:
+    """``85,899,345,920 B (80.00 GiB)``: the exact count and its IEC form."""
+    return f"{format_int(value)} B ({format_bytes(value)})"
+
+
+def _print_serving(view: KVCacheView) -> None:
+    s = view.points[0].serving
+    if s is None or view.hardware is None:
+        return
+    table = make_table(
+        f"Serving on {view.hardware.name}: batch {s.batch} x {s.seq:,} tokens, weights "
+        f"{view.weights_dtype}",
+        ["", "time", "bound"],
+        text_columns=(2,),
+    )
+    table.add_row("time to first token (TTFT)", format_seconds(s.ttft_seconds), s.prefill.bound)
+    table.add_row("time per output token (TPOT)", format_seconds(s.tpot_seconds), s.decode.bound)
+    table.add_row("output tokens/s (batch / TPOT)", f"{s.output_tokens_per_s:,.1f}", "")
+    print_table(table)
+    print_note(
+        "TTFT = prefill of batch x seq tokens, TPOT = one decode step with seq tokens cached "
+        "(the cache above read once per step). " + EFFICIENCY_NOTE
+    )
 
 
 def kvcache_document(view: KVCacheView) -> dict[str, Any]:
     """The JSON document of ``tfcli kvcache --json``: raw integers, units in key names."""
     spec, cache = view.spec, view.cache
     doc: dict[str, Any] = {
-        "model": spec.name,
-        "origin": view.origin,
-        "attention_kind": spec.attention_kind,
+        **documents.model_fields(spec, view.origin),
         "has_kv_cache": spec.architecture != "encoder",
-        "seq": cache.seq,
-        "batch": cache.batch,
-        "dtype": cache.dtype,
-        "tp": cache.tp,
-        "block_size": cache.block_size,
-        "sliding_window": spec.sliding_window,
-        "sliding_rule": cache.rule,
-        "rule_note": rule_note(spec, cache) or None,
+        **documents.kv_cache(cache),
         "encoder_seq": cache.encoder_seq if spec.architecture == "encoder-decoder" else None,
-        "bytes_per_token_per_layer": cache.bytes_per_token_per_layer,
-        "bytes_per_token": cache.bytes_per_token,
-        "self_attention_bytes": cache.self_attention_bytes,
-        "cross_attention_bytes": cache.cross_attention_bytes,
-        "total_bytes": cache.total_bytes,
-        "layers_by_kind": dict(cache.layers_by_kind),
-        "bytes_by_kind": dict(cache.bytes_by_kind),
-        "per_layer_bytes": list(cache.per_layer_bytes),
-        "variants": [
-            {
-                "attention": v.label,
-                "kv_heads": v.kv_heads,
-                "is_this_model": v.is_this_model,
-                "bytes_per_token_per_layer": v.bytes_per_token_per_layer,
-                "total_bytes": v.total_bytes,
-            }
-            for v in view.variants
-        ],
+        "sliding_window": spec.sliding_window,
+        "rule_note": rule_note(spec, cache) or None,
+        "variants": [documents.attention_variant(v) for v in view.variants],
+        "points": [point_record(view, p) for p in view.points],
     }
     if view.fit is not None:
-        fit = view.fit
+        trained = view.trained_context
         doc["fit"] = {
-            "budget_bytes": fit.budget_bytes,
-            "weights_bytes": fit.weights_bytes,
+            **documents.fit(view.fit),
             "weights_dtype": view.weights_dtype,
-            "reserve_bytes": fit.reserve_bytes,
+            "weights_dtype_is_default": view.weights_dtype_is_default,
             "reserve_rule": view.reserve_label,
-            "available_bytes": fit.available_bytes,
-            "weights_fit": fit.weights_fit,
-            "max_seq_for_batch": fit.max_seq_for_batch,
-            "max_batch_for_seq": fit.max_batch_for_seq,
-            "unbounded_seq": fit.unbounded_seq,
+            "trained_context": trained,
+            "beyond_trained_context": beyond_trained(view, view.fit.max_seq_for_batch),
+            "max_seq_within_trained_context": (
+                min(view.fit.max_seq_for_batch, trained)
+                if view.fit.max_seq_for_batch and trained
+                else view.fit.max_seq_for_batch
+            ),
         }
+    if view.hardware is not None:
+        doc["hardware"] = documents.hardware(view.hardware, view.weights_dtype)
+    if view.points[0].serving is not None:
+        doc["serving"] = documents.serving(view.points[0].serving)
     return doc
 
 

@@ -6,14 +6,17 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from tfcli.render import documents
 from tfcli.render.common import (
-    format_count,
     format_int,
     make_table,
+    print_csv,
     print_json,
     print_note,
+    print_table,
     stdout_console,
 )
+from tfcli.render.tables import GridColumn
 from tfcli.spec import ModelSpec
 
 
@@ -30,56 +33,79 @@ def _context(spec: ModelSpec) -> str:
     return format_int(spec.max_position_embeddings) if spec.max_position_embeddings else "-"
 
 
-def _attention(spec: ModelSpec) -> str:
+def attention_notation(spec: ModelSpec) -> str:
+    """One notation for every model: ``GQA 32/8`` (query / KV heads), ``MHA 12``, ``MQA 71/1``,
+    ``MLA 128, r 512`` (heads, latent rank), then ``sliding 4096`` (every layer) or
+    ``full+sliding 4096`` (hybrid). See ``ATTENTION_LEGEND``."""
     kind = spec.attention_kind
+    if spec.is_mla:
+        text = f"MLA {spec.num_heads}, r {spec.kv_lora_rank}"
+    elif kind == "MHA":
+        text = f"MHA {spec.num_heads}"
+    else:
+        text = f"{kind} {spec.num_heads}/{spec.kv_heads}"
     kinds = set(spec.layer_kinds)
-    if "sliding" in kinds:
-        kind += " + sliding" if "full" in kinds else ", sliding"
-        kind += f" {spec.sliding_window}"
-    return kind
+    if "sliding" in kinds and spec.sliding_window is not None:
+        text += (" full+sliding " if "full" in kinds else " sliding ") + str(spec.sliding_window)
+    return text
+
+
+ATTENTION_LEGEND = (
+    "attention: MHA H = H query and H KV heads; GQA H/K = H query heads sharing K KV heads; "
+    "MQA H/1 = one KV head; MLA H, r R = H heads reading a latent of rank R (kv_lora_rank); "
+    "sliding w = every layer attends the last w tokens; full+sliding w = full and sliding-window "
+    "layers mixed"
+)
+
+_ARCH = {"decoder": "decoder", "encoder": "encoder", "encoder-decoder": "enc-dec"}
 
 
 def print_models(rows: list[ModelRow]) -> None:
-    """Table of known specs; params in SI units (B = 1e9)."""
+    """Table of known specs: exact parameter counts, trained context, attention notation."""
     table = make_table(
         "Model specs",
-        ["name", "family", "architecture", "params", "active", "context", "attention"],
+        ["name", "family", "arch.", "params / active", "context", "attention"],
         right_align_from=3,
     )
+    table.columns[5] = GridColumn("attention", "label")
     for row in rows:
         spec = row.spec
-        active = format_count(row.active_params) if spec.is_moe else "="
+        params = format_int(row.total_params)
+        if spec.is_moe:
+            params += "\n" + format_int(row.active_params)
         table.add_row(
             spec.name,
             spec.family,
-            spec.architecture,
-            format_count(row.total_params),
-            active,
+            _ARCH.get(spec.architecture, spec.architecture),
+            params,
             _context(spec),
-            _attention(spec),
+            attention_notation(spec),
         )
-    stdout_console.print(table)
-    print_note("params in SI units (1 B = 1e9); active = parameters used per token (MoE)")
+    print_table(table)
+    print_note(
+        "params / active: total parameters, and below them the parameters used per token "
+        "(MoE only); context = max_position_embeddings in tokens; enc-dec = encoder-decoder. "
+        + ATTENTION_LEGEND
+    )
+
+
+def model_record(row: ModelRow) -> dict[str, Any]:
+    """One model as raw values (JSON and CSV)."""
+    return {
+        **documents.model_fields(row.spec),
+        "total_params": row.total_params,
+        "active_params": row.active_params,
+        "attention": attention_notation(row.spec),
+        "source": row.spec.source,
+    }
 
 
 def print_models_json(rows: list[ModelRow]) -> None:
-    print_json(
-        {
-            "models": [
-                {
-                    "name": r.spec.name,
-                    "family": r.spec.family,
-                    "architecture": r.spec.architecture,
-                    "params": r.total_params,
-                    "active_params": r.active_params,
-                    "context": r.spec.max_position_embeddings,
-                    "attention": r.spec.attention_kind,
-                    "source": r.spec.source,
-                }
-                for r in rows
-            ]
-        }
-    )
+    print_json({"models": [model_record(r) for r in rows]})
+
+
+def print_models_csv(rows: list[ModelRow]) -> None:
+    print_csv([model_record(r) for r in rows])
 
 
 def _value(value: Any) -> str:
@@ -112,25 +138,37 @@ def print_show(
         f.name: f.default for f in dataclasses.fields(spec) if f.default is not dataclasses.MISSING
     }
     stdout_console.print(f"[bold]{spec.name}[/bold]  from {origin}", markup=True, highlight=False)
-    table = make_table(None, ["field", "value", "origin"], right_align_from=99)
+    table = make_table(None, ["field", "value", "origin"], right_align_from=99, text_columns=(1, 2))
     for name in spec.to_dict():
         current = getattr(spec, name)
         if not all_fields and name in defaults and defaults[name] == current:
             continue
         table.add_row(name, _value(current), field_origins.get(name, "tfcli default"))
-    stdout_console.print(table)
-    derived = make_table("Derived", ["property", "value"], right_align_from=99)
+    print_table(table)
+    derived = make_table("Derived", ["property", "value"], right_align_from=99, text_columns=(1,))
     for name, value in derived_values(spec).items():
         derived.add_row(name, _value(value))
-    stdout_console.print(derived)
+    print_table(derived)
     if not all_fields:
         print_note("fields at their default value are hidden; --all shows every field")
+
+
+def show_records(spec: ModelSpec, field_origins: dict[str, str]) -> list[dict[str, Any]]:
+    """Every field as ``field, value, origin`` rows (CSV)."""
+    return [
+        {"field": name, "value": _value(value), "origin": field_origins.get(name, "tfcli default")}
+        for name, value in spec.to_dict().items()
+    ]
+
+
+def print_show_csv(spec: ModelSpec, field_origins: dict[str, str]) -> None:
+    print_csv(show_records(spec, field_origins))
 
 
 def print_show_json(spec: ModelSpec, origin: str, field_origins: dict[str, str]) -> None:
     print_json(
         {
-            "name": spec.name,
+            "model": spec.name,
             "origin": origin,
             "spec": spec.to_dict(),
             "field_origins": field_origins,

@@ -6,14 +6,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from tfcli.params import LayerParams, ParamCount
+from tfcli.render import documents
 from tfcli.render.common import (
     format_bytes,
     format_count,
     format_int,
     format_percent,
+    format_term,
     make_table,
+    print_csv,
     print_json,
     print_note,
+    print_table,
     stdout_console,
 )
 from tfcli.spec import ModelSpec
@@ -46,36 +50,14 @@ def describe(spec: ModelSpec) -> str:
         moe = f" · MoE {spec.num_experts_per_token} of {spec.num_experts} experts"
         if spec.num_shared_experts:
             moe += f" + {spec.num_shared_experts} shared"
+    context = (
+        f" · trained context {spec.max_position_embeddings:,}"
+        if spec.max_position_embeddings
+        else ""
+    )
     return (
         f"{spec.architecture} · {spec.attention_kind} ({heads}) · {depth} · "
-        f"hidden {spec.hidden_size}{moe}"
-    )
-
-
-def _group_layers(layers: tuple[LayerParams, ...]) -> list[tuple[str, LayerParams, int]]:
-    """Consecutive layers with identical counts collapse into one row: (label, layer, count)."""
-    groups: list[tuple[str, LayerParams, int]] = []
-    start = 0
-    for i in range(1, len(layers) + 1):
-        if i < len(layers) and _layer_key(layers[i]) == _layer_key(layers[start]):
-            continue
-        first, last = layers[start], layers[i - 1]
-        label = f"{first.stack} {first.index}"
-        if last.index != first.index:
-            label += f"-{last.index}"
-        groups.append((label, first, i - start))
-        start = i
-    return groups
-
-
-def _layer_key(layer: LayerParams) -> tuple[Any, ...]:
-    return (
-        layer.stack,
-        layer.attention,
-        layer.cross_attention,
-        layer.mlp,
-        layer.mlp_active,
-        layer.norms,
+        f"hidden {spec.hidden_size}{moe}{context}"
     )
 
 
@@ -98,7 +80,7 @@ def print_params(view: ParamsView, *, explain: bool, per_layer: bool) -> None:
         total_row.append(format_int(counts.active))
     table.add_section()
     table.add_row(*total_row, style="bold")
-    stdout_console.print(table)
+    print_table(table)
     summary = f"total {format_int(counts.total)} ({format_count(counts.total)})"
     if spec.is_moe:
         summary += (
@@ -113,7 +95,8 @@ def print_params(view: ParamsView, *, explain: bool, per_layer: bool) -> None:
     _print_weights(view)
     if view.transformers_total is not None:
         diff = counts.total - view.transformers_total
-        verdict = "equal" if diff == 0 else f"differ by {format_int(diff)}"
+        more = "tfcli counts more" if diff > 0 else "tfcli counts fewer"
+        verdict = "equal" if diff == 0 else f"differ by {format_int(diff)} ({more})"
         stdout_console.print(
             f"verify: tfcli {format_int(counts.total)} vs transformers "
             f"{format_int(view.transformers_total)} (meta device): {verdict}",
@@ -131,28 +114,40 @@ def print_params(view: ParamsView, *, explain: bool, per_layer: bool) -> None:
 
 
 def _print_layers(counts: ParamCount, *, per_layer: bool) -> None:
-    has_cross = any(layer.cross_attention for layer in counts.layers)
-    has_moe = any(layer.mlp != layer.mlp_active for layer in counts.layers)
-    columns = ["layers", "attention"]
+    runs = counts.layers if per_layer else counts.runs
+    has_cross = any(layer.cross_attention for layer in runs)
+    has_moe = any(layer.mlp != layer.mlp_active for layer in runs)
+    kinds = len({layer.kind for layer in runs}) > 1
+    columns = ["layers"] + (["kind"] if kinds else []) + ["mixer"]
     if has_cross:
         columns.append("cross-attention")
-    columns += ["mlp", "norms", "per layer"]
+    columns.append("mlp")
+    if has_moe:
+        columns.append("mlp active")
+    columns += ["norms", "per layer"]
     if has_moe:
         columns.append("active per layer")
-    table = make_table("Per layer", columns)
-    if per_layer:
-        rows = [(f"{layer.stack} {layer.index}", layer, 1) for layer in counts.layers]
-    else:
-        rows = _group_layers(counts.layers)
-    for label, layer, repeat in rows:
-        cells = [f"{label}" + (f" ({repeat}x)" if repeat > 1 else ""), format_int(layer.attention)]
+    table = make_table("Per layer", columns, right_align_from=2 if kinds else 1)
+    for layer in runs:
+        cells = [_layer_label(layer)] + ([layer.kind] if kinds else [])
+        cells.append(format_int(layer.attention))
         if has_cross:
             cells.append(format_int(layer.cross_attention))
-        cells += [format_int(layer.mlp), format_int(layer.norms), format_int(layer.total)]
+        cells.append(format_int(layer.mlp))
+        if has_moe:
+            cells.append(format_int(layer.mlp_active))
+        cells += [format_int(layer.norms), format_int(layer.total)]
         if has_moe:
             cells.append(format_int(layer.active))
         table.add_row(*cells)
-    stdout_console.print(table)
+    print_table(table)
+
+
+def _layer_label(layer: LayerParams) -> str:
+    if layer.count == 1:
+        return f"{layer.stack} {layer.index}"
+    last = layer.index + layer.count - 1
+    return f"{layer.stack} {layer.index}-{last} ({layer.count}x)"
 
 
 def _print_weights(view: ParamsView) -> None:
@@ -167,44 +162,23 @@ def _print_weights(view: ParamsView) -> None:
             f"{nbytes / GB:,.2f} GB",
             style=style,
         )
-    stdout_console.print(table)
+    print_table(table)
 
 
 def _print_formulas(counts: ParamCount) -> None:
     table = make_table("Formulas", ["component", "formula"], right_align_from=99)
-    for name, formula in counts.formulas.items():
-        table.add_row(name, formula)
-    stdout_console.print(table)
+    for term in counts.terms:
+        table.add_row(term.component, format_term(term))
+    print_table(table)
 
 
 def params_document(view: ParamsView) -> dict[str, Any]:
     """The JSON document of ``tfcli params --json``: raw integers, units in key names."""
     spec, counts = view.spec, view.counts
     doc: dict[str, Any] = {
-        "model": spec.name,
-        "origin": view.origin,
-        "architecture": spec.architecture,
-        "attention_kind": spec.attention_kind,
-        "total_params": counts.total,
-        "active_params": counts.active,
-        "components": dict(counts.components),
-        "active_components": dict(counts.active_components),
-        "layers": [
-            {
-                "index": layer.index,
-                "stack": layer.stack,
-                "attention_params": layer.attention,
-                "cross_attention_params": layer.cross_attention,
-                "mlp_params": layer.mlp,
-                "mlp_active_params": layer.mlp_active,
-                "norm_params": layer.norms,
-                "total_params": layer.total,
-                "active_params": layer.active,
-            }
-            for layer in counts.layers
-        ],
+        **documents.model_fields(spec, view.origin),
+        **documents.param_count(counts),
         "weight_bytes": dict(view.weight_bytes),
-        "formulas": dict(counts.formulas),
         "conventions": {
             "tied_embeddings": "counted once",
             "weight_bytes": "ceil(params x bits / 8)",
@@ -215,6 +189,35 @@ def params_document(view: ParamsView) -> dict[str, Any]:
         doc["difference"] = counts.total - view.transformers_total
         doc["difference_explained"] = view.verify_note
     return doc
+
+
+def component_records(view: ParamsView) -> list[dict[str, Any]]:
+    """The components table as raw values (CSV): one row per component, then the total."""
+    counts = view.counts
+    rows = [
+        {
+            "model": view.spec.name,
+            "component": name,
+            "params": value,
+            "share": value / counts.total,
+            "active_params": counts.active_components.get(name, 0),
+        }
+        for name, value in counts.components.items()
+    ]
+    rows.append(
+        {
+            "model": view.spec.name,
+            "component": "total",
+            "params": counts.total,
+            "share": 1.0,
+            "active_params": counts.active,
+        }
+    )
+    return rows
+
+
+def print_params_csv(view: ParamsView) -> None:
+    print_csv(component_records(view))
 
 
 def print_params_json(view: ParamsView) -> None:

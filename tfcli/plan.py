@@ -1,0 +1,267 @@
+"""The layer plan: what each layer of each stack is. The one place that decides it.
+
+``layer_plan(spec)`` reads the spec's layout fields (``architecture``, ``layer_types``,
+``mixer``, ``mlp_layer_types`` / ``first_dense_layers`` / ``moe_layer_step``,
+``layer_positions``, ``parallel_ssm``, ``sparse_attention``) and returns runs of identical
+layers: ``Run(plan, stack, start, count)``. Parameters, FLOPs, memory and the bench model
+dispatch on ``LayerPlan.mixer``; none of them re-derives the layout (vLLM's per-layer
+``KVCacheSpec`` and torchtitan's per-mixer FLOP functions are the models).
+
+Runs keep the work O(distinct runs) rather than O(layers): a uniform 1,000,000-layer stack is
+one run. The plan is built in O(layers) at worst (explicit per-layer tuples, or a MoE step
+other than 1), never quadratically.
+
+Only the standard library is imported here.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from tfcli.spec import ModelSpec
+
+T = TypeVar("T")
+
+ATTENTION_MIXERS = ("attention", "mla")
+"""Mixers with a softmax over cached keys (a KV cache that grows with the sequence)."""
+STATE_MIXERS = ("gated_deltanet", "lightning", "mamba", "mamba2", "rwkv")
+"""Mixers with a fixed per-sequence state instead of a KV cache."""
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """What one layer is. Equal plans mean identical layers (same parameters and costs).
+
+    * ``mixer``: ``attention`` (MHA/GQA/MQA), ``mla`` (latent attention), ``gated_deltanet``,
+      ``lightning``, ``mamba``, ``mamba2`` or ``rwkv``.
+    * ``pattern`` (attention mixers): ``full``, ``sliding`` (``window`` keys), ``chunked``
+      (``window`` = chunk size), ``longformer`` (``window`` + global tokens), ``bigbird``;
+      ``None`` for the other mixers.
+    * ``rope``: ``rope`` (the model's RoPE base), ``rope_local`` (the local base of sliding
+      layers, Gemma-3), ``none`` (NoPE, or a model without rotary positions).
+    * ``mlp``: ``dense``, ``moe`` or ``none`` (pure Mamba blocks).
+    * ``cross``: cross-attention to the encoder output (encoder-decoder decoders).
+    * ``causal``: decoders attend earlier tokens only; encoders attend both ways.
+    * ``parallel_ssm``: a Mamba-2 mixer runs beside the attention (Falcon-H1).
+    * ``first``: the first layer of its stack (ModernBERT has no attention norm there).
+    """
+
+    stack: str
+    mixer: str
+    pattern: str | None
+    window: int | None
+    rope: str
+    mlp: str
+    cross: bool
+    causal: bool
+    parallel_ssm: bool = False
+    first: bool = False
+
+    @property
+    def kind(self) -> str:
+        """A short name: the attention pattern for attention layers, else the mixer."""
+        if self.mixer in ATTENTION_MIXERS:
+            base = self.pattern or "full"
+            return f"{base}+mamba2" if self.parallel_ssm else base
+        return self.mixer
+
+    @property
+    def has_kv_cache(self) -> bool:
+        """Self-attention keys/values are cached (decoders only: an encoder keeps nothing)."""
+        return self.mixer in ATTENTION_MIXERS and self.causal
+
+    @property
+    def has_state(self) -> bool:
+        """A fixed-size per-sequence state (linear attention, SSM, RWKV, Falcon-H1's Mamba)."""
+        return self.mixer in STATE_MIXERS or self.parallel_ssm
+
+
+@dataclass(frozen=True)
+class Run:
+    """``count`` consecutive identical layers of ``stack`` starting at layer ``start``."""
+
+    plan: LayerPlan
+    start: int
+    count: int
+
+    @property
+    def stack(self) -> str:
+        return self.plan.stack
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.count
+
+
+# ---- run-length helpers ----------------------------------------------------------------------
+
+
+def rle(values: Iterable[T]) -> list[tuple[T, int]]:
+    """Run-length encoding: ``[a, a, b] -> [(a, 2), (b, 1)]``."""
+    return [(key, sum(1 for _ in group)) for key, group in itertools.groupby(values)]
+
+
+def _uniform(value: T, n: int) -> list[tuple[T, int]]:
+    return [(value, n)] if n > 0 else []
+
+
+def merge_runs(*sequences: Sequence[tuple[T, int]]) -> Iterator[tuple[tuple[T, ...], int]]:
+    """Zip run-length sequences of the same total length into runs of value tuples, in
+    O(total runs)."""
+    positions = [0] * len(sequences)
+    remaining = [seq[0][1] if seq else 0 for seq in sequences]
+    while all(i < len(seq) for i, seq in zip(positions, sequences, strict=True)):
+        step = min(remaining)
+        yield tuple(seq[i][0] for i, seq in zip(positions, sequences, strict=True)), step
+        for k, seq in enumerate(sequences):
+            remaining[k] -= step
+            if remaining[k] == 0:
+                positions[k] += 1
+                if positions[k] < len(seq):
+                    remaining[k] = seq[positions[k]][1]
+
+
+# ---- per-layer attributes of the main stack, run-length encoded ----------------------------
+
+
+def main_stack_kinds(spec: ModelSpec) -> list[tuple[str, int]]:
+    """The layer kind of each layer of the main stack (``spec.LAYER_KINDS``), encoded."""
+    if spec.layer_types is not None:
+        return rle(spec.layer_types)
+    if spec.mixer != "attention":
+        return _uniform(spec.mixer, spec.num_layers)
+    if spec.sliding_window is not None:
+        return _uniform("sliding", spec.num_layers)
+    return _uniform("full", spec.num_layers)
+
+
+def main_stack_mlps(spec: ModelSpec) -> list[tuple[str, int]]:
+    """``dense``, ``moe`` or ``none`` per layer of the main stack, encoded.
+
+    MoE layer ``i``: ``i >= first_dense_layers`` and ``(i + 1) % moe_layer_step == 0``
+    (DeepSeek's first_k_dense_replace, Qwen-MoE's decoder_sparse_step, Llama 4's
+    interleave_moe_layer_step), unless ``mlp_layer_types`` lists every layer.
+    """
+    n = spec.num_layers
+    if spec.mlp_layer_types is not None:
+        return rle(spec.mlp_layer_types)
+    if spec.mixer in ("mamba", "mamba2") and spec.layer_types is None:
+        return _uniform("none", n)
+    if not spec.is_moe:
+        return _uniform("dense", n)
+    first = min(spec.first_dense_layers, n)
+    step = spec.moe_layer_step
+    if step == 1:
+        return _uniform("dense", first) + _uniform("moe", n - first)
+    return _uniform("dense", first) + rle(
+        "moe" if (i + 1) % step == 0 else "dense" for i in range(first, n)
+    )
+
+
+def main_stack_positions(spec: ModelSpec, kinds: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """``rope``, ``rope_local`` or ``none`` per layer, encoded: ``layer_positions`` (NoPE
+    layers) over a model with RoPE; sliding layers use the local base when the spec has one."""
+    n = spec.num_layers
+    if spec.position_type != "rope":
+        return _uniform("none", n)
+    base = rle(spec.layer_positions) if spec.layer_positions is not None else _uniform("rope", n)
+    if spec.rope_local_theta is None:
+        return base
+    out: list[tuple[str, int]] = []
+    for (position, kind), count in merge_runs(base, kinds):
+        value = "rope_local" if position == "rope" and kind == "sliding" else position
+        if out and out[-1][0] == value:
+            out[-1] = (value, out[-1][1] + count)
+        else:
+            out.append((value, count))
+    return out
+
+
+# ---- the plan ------------------------------------------------------------------------------
+
+
+def _attention_layer(spec: ModelSpec, kind: str, *, causal: bool) -> tuple[str, str, int | None]:
+    """(mixer, pattern, window) of an attention layer of kind full/sliding/chunked."""
+    mixer = "mla" if spec.is_mla else "attention"
+    if not causal and spec.sparse_attention != "none":
+        window = spec.sparse_block_size if spec.sparse_attention == "bigbird" else None
+        return mixer, spec.sparse_attention, window or spec.sliding_window
+    if kind == "sliding":
+        return mixer, "sliding", spec.sliding_window
+    if kind == "chunked":
+        return mixer, "chunked", spec.attention_chunk_size
+    return mixer, "full", None
+
+
+def _stack_runs(spec: ModelSpec, stack: str, *, causal: bool, cross: bool) -> list[Run]:
+    """Runs of one stack. Encoders of encoder-decoder models share the decoder's widths and
+    are uniform full attention with dense MLPs (T5, BART)."""
+    if stack == "encoder" and spec.architecture == "encoder-decoder":
+        n = int(spec.num_encoder_layers or 0)
+        rope = "rope" if spec.position_type == "rope" else "none"
+        kinds, mlps, positions = _uniform("full", n), _uniform("dense", n), _uniform(rope, n)
+    else:
+        kinds = main_stack_kinds(spec)
+        mlps = main_stack_mlps(spec)
+        positions = main_stack_positions(spec, kinds)
+    runs: list[Run] = []
+    start = 0
+    for (kind, mlp, rope), count in merge_runs(kinds, mlps, positions):
+        if kind in ("full", "sliding", "chunked"):
+            mixer, pattern, window = _attention_layer(spec, kind, causal=causal)
+        else:
+            mixer, pattern, window = kind, None, None
+        plan = LayerPlan(
+            stack=stack,
+            mixer=mixer,
+            pattern=pattern,
+            window=window,
+            rope=rope if mixer in ATTENTION_MIXERS else "none",
+            mlp=mlp,
+            cross=cross,
+            causal=causal,
+            parallel_ssm=spec.parallel_ssm and mixer in ATTENTION_MIXERS,
+        )
+        if start == 0:
+            runs.append(Run(_first(plan), 0, 1))
+            if count > 1:
+                runs.append(Run(plan, 1, count - 1))
+        else:
+            runs.append(Run(plan, start, count))
+        start += count
+    return runs
+
+
+def _first(plan: LayerPlan) -> LayerPlan:
+    return LayerPlan(**{**plan.__dict__, "first": True})
+
+
+def layer_plan(spec: ModelSpec) -> tuple[Run, ...]:
+    """Every layer of every stack as runs of identical layers, encoder stack first.
+
+    decoder-only: one causal ``decoder`` stack; encoder-only: one bidirectional ``encoder``
+    stack; encoder-decoder: a bidirectional encoder of ``num_encoder_layers`` and a causal
+    decoder of ``num_layers`` whose layers add cross-attention.
+    """
+    if spec.architecture == "encoder":
+        return tuple(_stack_runs(spec, "encoder", causal=False, cross=False))
+    runs: list[Run] = []
+    if spec.architecture == "encoder-decoder":
+        runs += _stack_runs(spec, "encoder", causal=False, cross=False)
+    runs += _stack_runs(spec, "decoder", causal=True, cross=spec.architecture == "encoder-decoder")
+    return tuple(runs)
+
+
+def expand(runs: Iterable[Run]) -> Iterator[tuple[int, LayerPlan]]:
+    """(index in stack, plan) for every layer: O(layers); for views that list each layer."""
+    for run in runs:
+        for i in range(run.start, run.stop):
+            yield i, run.plan
+
+
+def stack_depth(runs: Iterable[Run], stack: str) -> int:
+    return sum(run.count for run in runs if run.stack == stack)
