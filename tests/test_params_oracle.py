@@ -151,6 +151,182 @@ def cases() -> dict[str, tuple[Any, str]]:
         ),
         "deepseek_v3": (T.DeepseekV3Config(), "causal_lm"),  # DeepSeek-V3, 61 layers
         "mpt": (T.MptConfig(d_model=4096, n_layers=32, n_heads=32, vocab_size=50432), "causal_lm"),
+        **modern_cases(),
+    }
+
+
+def modern_cases() -> dict[str, tuple[Any, str]]:
+    """The 2024-26 model types (issue 9), at the published checkpoints' sizes."""
+    return {
+        # openai/gpt-oss-20b: 24 layers, 32 experts with biases, sinks, alternate sliding 128
+        "gpt_oss": (
+            T.GptOssConfig(num_hidden_layers=24, num_local_experts=32, num_experts_per_tok=4),
+            "causal_lm",
+        ),
+        # meta-llama/Llama-4-Scout-17B-16E text_config: MoE every layer, chunked + NoPE layers
+        "llama4_text": (
+            T.Llama4TextConfig(
+                num_hidden_layers=48, num_local_experts=16, interleave_moe_layer_step=1
+            ),
+            "causal_lm",
+        ),
+        # meta-llama/Llama-4-Maverick-17B-128E: 128 experts on every second layer (multimodal)
+        "llama4": (
+            T.Llama4Config(
+                text_config={
+                    "num_local_experts": 128,
+                    "interleave_moe_layer_step": 2,
+                    "num_hidden_layers": 48,
+                }
+            ),
+            "text",
+        ),
+        # Qwen/Qwen3-Next-80B-A3B: 3 Gated DeltaNet : 1 gated attention, 512 experts
+        "qwen3_next": (T.Qwen3NextConfig(intermediate_size=5120), "causal_lm"),
+        # allenai/OLMo-2-1124-7B
+        "olmo2": (
+            T.Olmo2Config(vocab_size=100352, max_position_embeddings=4096, rms_norm_eps=1e-6),
+            "causal_lm",
+        ),
+        "olmo": (T.OlmoConfig(vocab_size=50304), "causal_lm"),  # allenai/OLMo-7B-hf
+        "olmoe": (T.OlmoeConfig(), "causal_lm"),  # allenai/OLMoE-1B-7B-0924
+        # microsoft/Phi-3.5-MoE-instruct: attention and LM-head biases
+        "phimoe": (T.PhimoeConfig(attention_bias=True, lm_head_bias=True), "causal_lm"),
+        # zai-org/GLM-4.5-Air: 46 layers, 1 dense, 128 experts + 1 shared, q/k/v biases
+        "glm4_moe": (T.Glm4MoeConfig(head_dim=128, attention_bias=True), "causal_lm"),
+        # baidu/ERNIE-4.5-21B-A3B-PT
+        "ernie4_5_moe": (T.Ernie4_5_MoeConfig(), "causal_lm"),
+        # ai21labs/AI21-Jamba-Mini-1.5: attention every 8th layer, MoE every 2nd
+        "jamba": (T.JambaConfig(), "causal_lm"),
+        # tiiuae/Falcon-H1-7B-Base (architecture table of the transformers docs)
+        "falcon_h1": (
+            T.FalconH1Config(
+                hidden_size=3072,
+                num_hidden_layers=44,
+                num_attention_heads=12,
+                num_key_value_heads=2,
+                head_dim=128,
+                intermediate_size=12288,
+                vocab_size=130049,
+                mamba_d_ssm=3072,
+                mamba_n_heads=24,
+                mamba_d_head=128,
+                mamba_d_state=256,
+                mamba_rms_norm=True,
+            ),
+            "causal_lm",
+        ),
+        # ibm-granite/granite-4.0-h-small: 4 attention layers among 40, 72 experts top-10
+        "granitemoehybrid": (
+            T.GraniteMoeHybridConfig(
+                vocab_size=100352,
+                hidden_size=4096,
+                intermediate_size=768,
+                num_hidden_layers=40,
+                num_attention_heads=32,
+                num_key_value_heads=8,
+                num_local_experts=72,
+                num_experts_per_tok=10,
+                shared_intermediate_size=8192,
+                mamba_n_heads=128,
+                mamba_d_head=64,
+                mamba_d_state=128,
+                layer_types=["attention" if i in (5, 15, 25, 35) else "mamba" for i in range(40)],
+            ),
+            "causal_lm",
+        ),
+        "mamba": (T.MambaConfig(hidden_size=2560, num_hidden_layers=64), "causal_lm"),  # 2.8B
+        "mamba2": (T.Mamba2Config(), "causal_lm"),  # mistralai/Mamba-Codestral-7B-v0.1 widths
+        # RWKV/rwkv-4-169m-pile
+        "rwkv": (T.RwkvConfig(hidden_size=768, num_hidden_layers=12), "causal_lm"),
+        # MiniMaxAI/MiniMax-Text-01 widths, 8 layers
+        "minimax": (
+            T.MiniMaxConfig(
+                hidden_size=6144,
+                num_hidden_layers=8,
+                head_dim=128,
+                num_attention_heads=64,
+                intermediate_size=9216,
+                num_local_experts=32,
+            ),
+            "causal_lm",
+        ),
+        # deepseek-ai/DeepSeek-V3.2-Exp: the lightning indexer in every layer
+        "deepseek_v32": (T.DeepseekV32Config(), "causal_lm"),
+        # CohereForAI/c4ai-command-r-v01 (per-head q/k norms off) and Command-R7B
+        "cohere": (T.CohereConfig(), "causal_lm"),
+        "cohere_qk_norm": (T.CohereConfig(num_hidden_layers=4, use_qk_norm=True), "causal_lm"),
+        "cohere2": (
+            T.Cohere2Config(
+                hidden_size=4096,
+                intermediate_size=14336,
+                num_hidden_layers=32,
+                num_attention_heads=32,
+                num_key_value_heads=8,
+            ),
+            "causal_lm",
+        ),
+        "smollm3": (T.SmolLM3Config(), "causal_lm"),  # HuggingFaceTB/SmolLM3-3B
+        "exaone4": (T.Exaone4Config(), "causal_lm"),
+        "starcoder2": (T.Starcoder2Config(), "causal_lm"),  # bigcode/starcoder2-3b widths
+        "granite": (T.GraniteConfig(), "causal_lm"),
+        "granitemoe": (T.GraniteMoeConfig(), "causal_lm"),
+        # google/gemma-3-4b-pt: Gemma3ForConditionalGeneration, the language model counted
+        "gemma3": (
+            T.Gemma3Config(
+                text_config={
+                    "hidden_size": 2560,
+                    "intermediate_size": 10240,
+                    "num_hidden_layers": 34,
+                    "num_attention_heads": 8,
+                    "num_key_value_heads": 4,
+                }
+            ),
+            "text",
+        ),
+        # mistralai/Mistral-Small-3.1-24B-Base-2503 text_config
+        "mistral3": (
+            T.Mistral3Config(
+                text_config={
+                    "model_type": "mistral",
+                    "hidden_size": 5120,
+                    "intermediate_size": 32768,
+                    "num_hidden_layers": 40,
+                    "num_attention_heads": 32,
+                    "num_key_value_heads": 8,
+                    "head_dim": 128,
+                    "vocab_size": 131072,
+                    "sliding_window": None,
+                }
+            ),
+            "text",
+        ),
+        # Qwen/Qwen2-VL-7B-Instruct text part
+        "qwen2_vl": (
+            T.Qwen2VLConfig(
+                text_config={
+                    "hidden_size": 3584,
+                    "intermediate_size": 18944,
+                    "num_hidden_layers": 28,
+                    "num_attention_heads": 28,
+                    "num_key_value_heads": 4,
+                }
+            ),
+            "text",
+        ),
+        "qwen2_5_vl": (
+            T.Qwen2_5_VLConfig(
+                text_config={
+                    "hidden_size": 2048,
+                    "intermediate_size": 11008,
+                    "num_hidden_layers": 36,
+                    "num_attention_heads": 16,
+                    "num_key_value_heads": 2,
+                    "tie_word_embeddings": True,
+                }
+            ),
+            "text",
+        ),
     }
 
 

@@ -295,6 +295,10 @@ def mamba_conv_channels(spec: ModelSpec, mixer: str) -> int:
     return inner + 2 * spec.ssm_groups * int(spec.ssm_state_size or 0)
 
 
+def _out_bias(spec: ModelSpec) -> bool:
+    return spec.ssm_proj_bias if spec.ssm_out_proj_bias is None else spec.ssm_out_proj_bias
+
+
 def mamba_shapes(spec: ModelSpec) -> list[Shape]:
     """Mamba-1 (MambaMixer, JambaMambaMixer): in_proj ``h x 2 d_in`` (+bias with use_bias),
     conv1d ``d_in x K`` (+ ``d_in`` with use_conv_bias), x_proj ``d_in x (R + 2 N)``, dt_proj
@@ -312,7 +316,7 @@ def mamba_shapes(spec: ModelSpec) -> list[Shape]:
         linear("mamba.x_proj", inner, rank + 2 * n, "mamba.x_proj"),
         linear("mamba.dt_proj", rank, inner, "mamba.dt_proj", bias=True),
         vector("mamba.A_D", inner * n + inner),
-        linear("mamba.out_proj", inner, h, "mamba.out_proj", bias=spec.ssm_proj_bias),
+        linear("mamba.out_proj", inner, h, "mamba.out_proj", bias=_out_bias(spec)),
     ]
     if spec.ssm_dt_norms:
         shapes.append(vector("mamba.dt_norms", rank + 2 * n))
@@ -350,7 +354,7 @@ def mamba2_shapes(spec: ModelSpec) -> list[Shape]:
     ]
     if spec.ssm_gated_norm:
         shapes.append(vector("mamba.norm", inner))
-    shapes.append(linear("mamba.out_proj", inner, h, "mamba.out_proj", bias=spec.ssm_proj_bias))
+    shapes.append(linear("mamba.out_proj", inner, h, "mamba.out_proj", bias=_out_bias(spec)))
     return shapes
 
 

@@ -159,6 +159,9 @@ class ModelSpec:
     ssm_chunk_size: int | None = None
     """Mamba-2 chunk length of the reference chunked scan (chunk_size)."""
     ssm_proj_bias: bool = False
+    """Bias on a Mamba layer's in_proj (and out_proj unless ``ssm_out_proj_bias`` says)."""
+    ssm_out_proj_bias: bool | None = None
+    """Bias on out_proj when it differs from in_proj's (Falcon-H1 projectors_bias)."""
     ssm_conv_bias: bool = True
     ssm_gated_norm: bool = True
     """Mamba-2 gated RMSNorm over d_inner before out_proj (Falcon-H1 may leave it out)."""

@@ -16,12 +16,13 @@ from tfcli.errors import LoadError, UnsupportedModelTypeError
 from tfcli.hf.modern import RECORDS_2025
 from tfcli.hf.reader import Reader
 from tfcli.hf.records import Record
+from tfcli.hf.ssm import RECORDS_SSM
 from tfcli.hf.types import RECORDS as CLASSIC_RECORDS
 from tfcli.hf.types import WRAPPERS
 
 RECORDS: dict[str, Record] = {
     **CLASSIC_RECORDS,
-    **{record.model_type: record for record in RECORDS_2025},
+    **{record.model_type: record for record in (*RECORDS_2025, *RECORDS_SSM)},
 }
 """Every model_type tfcli reads, by name."""
 
@@ -43,8 +44,11 @@ def _unwrap(data: dict[str, Any], origin: str) -> tuple[dict[str, Any], str | No
     if not isinstance(text, dict):
         raise LoadError(f"{origin}: model_type {model_type!r} needs a text_config mapping")
     inner = {k: v for k, v in text.items() if k != "model_type"}
-    if "tie_word_embeddings" in data and "tie_word_embeddings" not in inner:
-        inner["tie_word_embeddings"] = data["tie_word_embeddings"]
+    outer_tie = data.get("tie_word_embeddings", wrapper.tie_default)
+    if wrapper.tie == "outer":
+        inner["tie_word_embeddings"] = outer_tie
+    elif wrapper.tie == "either" and outer_tie is True:
+        inner["tie_word_embeddings"] = True
     for name in ("torch_dtype", "dtype"):
         if name in data and name not in inner:
             inner[name] = data[name]

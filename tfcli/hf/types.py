@@ -933,16 +933,42 @@ class Wrapper:
     uncounted: str
     flat_text: bool = False
     """Older configs keep the language model's keys at the top level (Qwen2-VL)."""
+    tie: str = "outer"
+    """Whose ``tie_word_embeddings`` decides (as each transformers class does): ``outer``
+    (Gemma-3, Mistral-3), ``inner`` (Llama 4: its language model is a whole causal LM),
+    ``either`` (Qwen2-VL and Qwen2.5-VL tie when either says so)."""
+    tie_default: bool = True
+    """The wrapper class's own ``tie_word_embeddings`` default."""
 
 
 WRAPPERS: dict[str, Wrapper] = {
     w.model_type: w
     for w in (
         Wrapper("gemma3", "gemma3_text", "the SigLIP vision tower and multi-modal projector"),
-        Wrapper("llama4", "llama4_text", "the vision encoder and multi-modal projector"),
+        Wrapper(
+            "llama4",
+            "llama4_text",
+            "the vision encoder and multi-modal projector",
+            tie="inner",
+            tie_default=False,
+        ),
         Wrapper("mistral3", "mistral", "the Pixtral vision tower and multi-modal projector"),
-        Wrapper("qwen2_vl", "qwen2", "the vision transformer and merger", flat_text=True),
-        Wrapper("qwen2_5_vl", "qwen2", "the vision transformer and merger", flat_text=True),
+        Wrapper(
+            "qwen2_vl",
+            "qwen2",
+            "the vision transformer and merger",
+            flat_text=True,
+            tie="either",
+            tie_default=False,
+        ),
+        Wrapper(
+            "qwen2_5_vl",
+            "qwen2",
+            "the vision transformer and merger",
+            flat_text=True,
+            tie="either",
+            tie_default=False,
+        ),
     )
 }
 """Multimodal model_types read through their text_config."""
