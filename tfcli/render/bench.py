@@ -406,6 +406,7 @@ def _samples(prefix: str, samples: Any) -> dict[str, Any]:
         return {}
     return {
         f"{prefix}_seconds_median": samples.median,
+        f"{prefix}_seconds_best": samples.best,
         f"{prefix}_seconds_iqr": samples.iqr,
         f"{prefix}_seconds_samples": samples.seconds,
         f"{prefix}_probe_flops_per_s": samples.probe_flops_per_s,
