@@ -414,3 +414,23 @@ def test_static_cache_decode_equals_the_full_forward(name: str) -> None:
             layer.slot = prompt  # type: ignore[attr-defined]
         step = model(ids[:, prompt:], cache=cache)
     torch.testing.assert_close(step[:, -1], full[:, -1])
+
+
+def test_decode_prediction_adds_the_operators_overhead() -> None:
+    """t = weights / GEMV + KV / decode bandwidth + operators x overhead on the CPU; on CUDA
+    launches overlap the GPU's work, so the overhead is a floor instead."""
+    from tfcli.bench.decode import DecodeResult, predict_decode_seconds
+    from tfcli.bench.opcount import count_ops
+
+    cal = replace(fake_calibration(), op_overhead_seconds=5e-6)  # GEMV, decode: 10 GB/s
+    step = DecodeResult(context=1, weight_bytes=10**9, executed_kv_bytes=10**8, operators=2000)
+    assert predict_decode_seconds(step, cal) == pytest.approx(0.1 + 0.01 + 0.01)
+    assert predict_decode_seconds(step, cal, device_type="cuda") == pytest.approx(0.11)
+    assert count_ops(lambda: torch.ones(3) + torch.ones(3)) == 3
+
+
+def test_the_per_operator_overhead_is_calibrated() -> None:
+    from tfcli.bench.opcount import measure_op_overhead
+
+    seconds = measure_op_overhead(CPU, torch.float32)
+    assert math.isfinite(seconds) and seconds > 0
