@@ -33,11 +33,7 @@ from tfcli.bench.allocations import peak_bytes
 from tfcli.bench.calibrate import Calibration, calibrate, load_average
 from tfcli.bench.decode import DecodeResult, decode_executed_kv_bytes, measure_decode
 from tfcli.bench.model import Block, Transformer, build_model
-from tfcli.bench.settings import (
-    DTYPE_NAMES,
-    BenchSettings,
-    fit_problem,
-)
+from tfcli.bench.settings import DTYPE_NAMES, BenchSettings, available_memory_bytes, fit_problem
 from tfcli.bench.timing import Probe, Samples, time_call
 from tfcli.bench.work import (
     block_mlp_flops,
@@ -347,14 +343,16 @@ def measure_unmasked_core(
 
 def check_model_fits(settings: BenchSettings) -> None:
     """Refuse (BenchError) before building when the weights alone would not fit."""
-    need = model_bytes(settings.spec, built_layers(settings), DTYPE_NAMES[settings.dtype])
-    problem = fit_problem(need, settings)
-    if problem is not None:
-        raise BenchError(
-            f"{built_layers(settings)} layer(s) of {settings.spec.name} {problem.split(' (')[0]}"
-            f" for the weights on {settings.device}",
-            hint="fewer --layers, a narrower --dtype, or --force",
-        )
+    layers = built_layers(settings)
+    need = model_bytes(settings.spec, layers, DTYPE_NAMES[settings.dtype])
+    if fit_problem(need, settings) is None:
+        return
+    free = available_memory_bytes(settings.device) or 0
+    raise BenchError(
+        f"{layers} layer(s) of {settings.spec.name} need ~{need / 2**30:.1f} GiB of weights, "
+        f"{free / 2**30:.1f} GiB free on {settings.device}",
+        hint="fewer --layers, a narrower --dtype, or --force",
+    )
 
 
 # ---- re-probing when a point beats the calibration ----------------------------------------------
