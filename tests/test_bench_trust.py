@@ -206,6 +206,22 @@ def test_a_point_above_the_calibrated_peak_triggers_one_reprobe(
         assert point.predicted_core_seconds == expected.predicted_core_seconds
 
 
+def test_a_decode_step_above_the_calibrated_bandwidth_triggers_one_reprobe(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slow = replace(fake_calibration(), gemv_bytes_per_s=1e3, decode_kv_bytes_per_s=1e3)
+    fast = fake_calibration()
+    monkeypatch.setattr(run_module, "calibrate", lambda *_a, **_k: (fast, False))
+    settings = tiny_settings(mode="decode", contexts=[16, 32])
+    result = run_bench(settings, slow, True)
+    assert result.calibration is fast and len(result.notes) == 1
+    assert "decode after 16 tokens" in result.notes[0] and "bandwidth" in result.notes[0]
+    from tfcli.bench.decode import predict_decode_seconds
+
+    for step in result.decode:
+        assert step.predicted_seconds == predict_decode_seconds(step, fast)
+
+
 # ---- settings that must change what is timed -------------------------------------------------
 
 

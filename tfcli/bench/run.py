@@ -31,7 +31,12 @@ import torch
 
 from tfcli.bench.allocations import peak_bytes
 from tfcli.bench.calibrate import Calibration, calibrate, load_average
-from tfcli.bench.decode import DecodeResult, decode_executed_kv_bytes, measure_decode
+from tfcli.bench.decode import (
+    DecodeResult,
+    decode_executed_kv_bytes,
+    measure_decode,
+    predict_decode_seconds,
+)
 from tfcli.bench.model import Block, Transformer, build_model
 from tfcli.bench.settings import DTYPE_NAMES, BenchSettings, available_memory_bytes, fit_problem
 from tfcli.bench.timing import Probe, Samples, time_call
@@ -362,26 +367,62 @@ def _reprobe_if_beaten(
     result: BenchResult, point: PointResult, notify: Callable[[str], None]
 ) -> None:
     """When ``point`` ran faster than the calibrated matmul peak allows (achieved FLOP/s above
-    100% of it), the calibration was taken on a busy machine: probe the device again (once
-    per run), keep the faster figures, redo every prediction with them, and say so."""
+    100% of it), the calibration was taken on a busy machine: re-probe (``_reprobe``)."""
     achieved = point.achieved_flops_per_s
-    old = result.calibration
-    if result.reprobed or achieved is None or achieved <= old.matmul_flops_per_s:
+    if achieved is not None and achieved > result.calibration.matmul_flops_per_s:
+        what = f"{point.backend} at seq {point.seq:,}"
+        _reprobe(result, what, achieved, "matmul peak", _matmul_peak, 1e9, "GFLOP/s", notify)
+
+
+def _decode_bandwidth(cal: Calibration) -> float:
+    """The fastest bandwidth a decode prediction assumes (GEMV or decode attention)."""
+    return max(cal.gemv_bytes_per_s, cal.decode_kv_bytes_per_s)
+
+
+def _matmul_peak(cal: Calibration) -> float:
+    return cal.matmul_flops_per_s
+
+
+def _reprobe_decode_if_beaten(
+    result: BenchResult, step: DecodeResult, notify: Callable[[str], None]
+) -> None:
+    """When a decode step streamed its bytes (weights + KV read) faster than any calibrated
+    bandwidth, the calibration was taken on a busy machine: re-probe (``_reprobe``)."""
+    if step.step is None:
+        return
+    achieved = (step.weight_bytes + step.executed_kv_bytes) / step.step.median
+    if achieved > _decode_bandwidth(result.calibration):
+        what = f"decode after {step.context:,} tokens"
+        _reprobe(result, what, achieved, "bandwidth", _decode_bandwidth, 1e9, "GB/s", notify)
+
+
+def _reprobe(
+    result: BenchResult,
+    what: str,
+    achieved: float,
+    name: str,
+    figure: Callable[[Calibration], float],
+    scale: float,
+    unit: str,
+    notify: Callable[[str], None],
+) -> None:
+    """Probe the device again (once per run), keep the new calibration if its ``figure`` is
+    higher, redo every prediction with it, and say so in ``result.notes``."""
+    if result.reprobed:
         return
     result.reprobed = True
-    settings = result.settings
+    settings, old = result.settings, result.calibration
     notify("re-probing the device")
     new, _cached = calibrate(
         settings.device, settings.dtype, settings.spec.qk_head_dim, recalibrate=True
     )
-    fraction = achieved / old.matmul_flops_per_s
-    what = (
-        f"{point.backend} at seq {point.seq:,} ran at {100 * fraction:.0f}% of the calibrated "
-        f"matmul peak ({old.matmul_flops_per_s / 1e9:.1f} GFLOP/s): re-probed the device, "
-        f"matmul now {new.matmul_flops_per_s / 1e9:.1f} GFLOP/s"
+    note = (
+        f"{what} ran at {100 * achieved / figure(old):.0f}% of the calibrated {name} "
+        f"({figure(old) / scale:.1f} {unit}): re-probed the device, now "
+        f"{figure(new) / scale:.1f} {unit}"
     )
-    if new.matmul_flops_per_s <= old.matmul_flops_per_s:
-        result.notes.append(what + "; kept the first calibration")
+    if figure(new) <= figure(old):
+        result.notes.append(note + "; kept the first calibration")
         return
     result.calibration = new
     result.calibration_cached = False
@@ -390,9 +431,11 @@ def _reprobe_if_beaten(
         done.predicted_core_seconds = redo.predicted_core_seconds
         done.predicted_sublayer_seconds = redo.predicted_sublayer_seconds
         done.predicted_block_seconds = redo.predicted_block_seconds
-    still = achieved / new.matmul_flops_per_s
-    tail = f"; the point is still at {100 * still:.0f}% of it" if still > 1 else ""
-    result.notes.append(what + "; every prediction uses the new figures" + tail)
+    for step in result.decode:
+        step.predicted_seconds = predict_decode_seconds(step, new, device_type=settings.device.type)
+    still = achieved / figure(new)
+    tail = f"; it is still at {100 * still:.0f}% of it" if still > 1 else ""
+    result.notes.append(note + "; every prediction uses the new figures" + tail)
 
 
 # ---- the sweep ---------------------------------------------------------------------------------
@@ -426,7 +469,9 @@ def run_bench(
         if settings.mode == "decode":
             for context in settings.contexts:
                 notify(f"decode after {context:,} tokens")
-                result.decode.append(_decode_point(model, settings, result, context, probe))
+                step = _decode_point(model, settings, result, context, probe)
+                result.decode.append(step)
+                _reprobe_decode_if_beaten(result, step, notify)
         else:
             for seq in settings.seqs:
                 for backend in settings.backends:
