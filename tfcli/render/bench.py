@@ -231,12 +231,24 @@ def print_bench(result: BenchResult, summary: Summary) -> None:
     )
 
 
+THREADS_HINT = (
+    "; on shared CPU cores --threads 1 suffers far less (every multi-threaded operator waits "
+    "for all its threads to be scheduled: a decode step of thousands of operators slowed 3-4x "
+    "more with 2 threads than with 1 at load ~5)"
+)
+
+
 def _warn_noise(result: BenchResult, summary: Summary) -> None:
+    hint = (
+        THREADS_HINT
+        if result.settings.device.type == "cpu" and result.calibration.threads > 1
+        else ""
+    )
     fraction = summary.probe_median_fraction
     if fraction is not None and fraction < NOISY_PROBE_FRACTION:
         print_warning(
             f"the noise probe ran at {_pct(fraction)} of its calibrated rate: other work shared "
-            "the device, measured times are inflated by about that much"
+            "the device, measured times are inflated by about that much" + hint
         )
         return
     spreads = [p.core.probe_spread for p in result.points if p.core is not None]
@@ -244,7 +256,7 @@ def _warn_noise(result: BenchResult, summary: Summary) -> None:
     if spreads and max(spreads) > NOISY_PROBE_SPREAD:
         print_warning(
             f"the noise probe varied by up to {_pct(max(spreads))} within a point: another "
-            "process shared the device at times, timings are noisy"
+            "process shared the device at times, timings are noisy" + hint
         )
 
 
