@@ -130,6 +130,25 @@ def configs() -> dict[str, tuple[Any, str]]:
             ),
             "base",
         ),
+        # global, local (|i - j| <= 2 of SEQ 12), global: GeGLU, no biases, two RoPE bases,
+        # no attention norm in layer 0
+        "modernbert": (
+            T.ModernBertConfig(
+                hidden_size=64,
+                num_hidden_layers=3,
+                num_attention_heads=4,
+                intermediate_size=96,
+                vocab_size=300,
+                local_attention=4,
+                global_attn_every_n_layers=2,
+                pad_token_id=0,
+                bos_token_id=1,
+                eos_token_id=2,
+                cls_token_id=1,
+                sep_token_id=2,
+            ),
+            "base",
+        ),
         "t5": (
             T.T5Config(d_model=64, d_ff=96, d_kv=16, num_layers=2, num_heads=4, vocab_size=300),
             "seq2seq",

@@ -17,12 +17,26 @@ torch = pytest.importorskip("torch")
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from tfcli.bench.model import build_model  # noqa: E402
+from tfcli.bench.support import missing_features  # noqa: E402
+from tfcli.errors import BenchError  # noqa: E402
 from tfcli.flops import forward_flops  # noqa: E402
 from tfcli.loaders import load_model, shipped_specs  # noqa: E402
 from tfcli.params import count_params  # noqa: E402
 
-NAMES = [name for name, _ in shipped_specs()]
 SEQ = 32
+
+
+def _buildable(name: str) -> object:
+    """A shipped spec, skipped (with what is missing) while the bench cannot build it."""
+    missing = missing_features(load_model(name).spec)
+    if missing:
+        return pytest.param(
+            name, marks=pytest.mark.skip(reason="bench does not build " + ", ".join(missing))
+        )
+    return name
+
+
+NAMES = [_buildable(name) for name, _ in shipped_specs()]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -45,3 +59,14 @@ def test_naive_backend_flops_equal_full_convention(name: str) -> None:
     expected = forward_flops(spec, SEQ, attention="full")
     pooler = expected.components.get("pooler", 0)  # forward() returns hidden states; no pooler
     assert counter.get_total_flops() == expected.total - pooler
+
+
+UNSUPPORTED = [name for name, _ in shipped_specs() if missing_features(load_model(name).spec)]
+
+
+@pytest.mark.parametrize("name", UNSUPPORTED)
+def test_an_unsupported_feature_is_refused_by_name(name: str) -> None:
+    missing = missing_features(load_model(name).spec)
+    with pytest.raises(BenchError, match=r"the built-in model does not build .* yet"):
+        build_model(load_model(name).spec, device="meta")
+    assert missing

@@ -183,11 +183,11 @@ def test_unknown_model_type_is_one_line_and_verify_still_counts(tmp_path: Path) 
     pytest.importorskip("torch")
     from tests.oracles import meta_param_count
 
-    config = transformers.Olmo2Config(
+    config = transformers.StableLmConfig(
         hidden_size=256, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4
     )
     config.save_pretrained(tmp_path)
-    assert_one_line_error(run_cli("params", str(tmp_path)), "olmo2", "supported", "--verify")
+    assert_one_line_error(run_cli("params", str(tmp_path)), "stablelm", "supported", "--verify")
     run = run_cli("params", str(tmp_path), "--verify", "--json")
     assert run.code == 0, run.stderr
     doc = json.loads(run.stdout)

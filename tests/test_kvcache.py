@@ -339,10 +339,11 @@ def test_cli_json_has_raw_integers_and_the_rule() -> None:
     )  # fmt: skip
     assert run.code == 0, run.stderr
     doc = json.loads(run.stdout)
-    # 42 layers x 8 KV heads x 256 x 2 x 2 B; half the layers slide with w = 4096.
+    # 42 layers x 8 KV heads x 256 x 2 x 2 B; half the layers slide with w = 4096 and, under
+    # the default transformers convention, keep w - 1 = 4095 tokens.
     assert doc["bytes_per_token"] == 42 * 8192 == 344_064
-    assert doc["total_bytes"] == 21 * 8192 * 8192 + 21 * 4096 * 8192
-    assert doc["sliding_rule"] == "window" and "w = 4096" in doc["rule_note"]
+    assert doc["total_bytes"] == 21 * 8192 * 8192 + 21 * 4095 * 8192
+    assert doc["convention"] == "transformers" and "w - 1 = 4,095" in doc["rule_note"]
     assert doc["layers_by_kind"] == {"sliding": 21, "full": 21}
     fit = doc["fit"]
     assert fit["reserve_bytes"] == 4 * GIB  # 10% of 40 GiB, the stated default
@@ -354,12 +355,12 @@ def test_cli_json_has_raw_integers_and_the_rule() -> None:
 
 
 def test_cli_human_output_states_rule_units_and_fit() -> None:
-    run = run_cli("kvcache", "mistral-7b", "--seq", "32768", "--sliding-rule", "transformers")
+    run = run_cli("kvcache", "mistral-7b", "--seq", "32768")
     assert run.code == 0, run.stderr
-    assert "w - 1 = 4095" in run.stdout and "DynamicSlidingWindowLayer" in run.stdout
+    assert "w - 1 = 4,095" in run.stdout and "convention transformers" in run.stdout
     assert "1 GiB = 2**30 bytes" in run.stdout
-    paged = run_cli("kvcache", "gemma-2-9b", "--seq", "8193", "--block-size", "16")
-    assert "vLLM" in paged.stdout and "blocks of 16" in paged.stdout
+    paged = run_cli("kvcache", "gemma-2-9b", "--seq", "8193", "--convention", "vllm")
+    assert "convention vllm" in paged.stdout and "blocks of 16" in paged.stdout
     short = run_cli("kvcache", "llama-3.1-405b", "--hardware", "h100")
     assert "the weights alone do not fit" in short.stdout
     fits = run_cli("kvcache", "llama-3-8b", "--seq", "8192", "--budget", "24GiB", "--tp", "2")
@@ -384,10 +385,11 @@ def test_cli_encoder_decoder_and_encoder_only() -> None:
         (["--dtype", "fp7"], "fp7"),
         (["--budget", "lots"], "lots"),
         (["--tp", "3"], "--tp 3"),
-        (["--block-size", "0"], "--block-size"),
+        (["--convention", "vllm", "--block-size", "0"], "--block-size"),
         (["--encoder-seq", "0"], "--encoder-seq"),
-        (["--sliding-rule", "half"], "--sliding-rule"),
-        (["--sliding-rule", "transformers", "--block-size", "16"], "block"),
+        (["--convention", "half"], "--convention"),
+        (["--block-size", "16"], "--convention vllm"),
+        (["--convention", "vllm", "--batched-tokens", "0"], "--batched-tokens"),
         (["--budget", "80GiB", "--hardware", "h100"], "not both"),
         (["--budget", "80GiB", "--reserve", "-5%"], "--reserve"),
         (["--weights-dtype", "fp9"], "fp9"),

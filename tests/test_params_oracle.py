@@ -354,9 +354,10 @@ def test_count_equals_transformers_meta_model(case: str, saved: dict[str, Path])
 
 
 def test_every_supported_model_type_is_covered() -> None:
+    from tests.test_encoders_oracle import ENCODER_TYPES
     from tfcli.loaders import SUPPORTED_MODEL_TYPES
 
-    covered = {config.model_type for config, _ in CASES.values()}
+    covered = {config.model_type for config, _ in CASES.values()} | ENCODER_TYPES
     assert set(SUPPORTED_MODEL_TYPES) - {"gemma3"} <= covered
 
 

@@ -39,6 +39,7 @@ EXEMPT_KEYS = {
     # One value per layer: the views group equal layers into one row with the same value.
     "per_layer_bytes",
     "per_layer_state_bytes",
+    "runs",
     # The formulas' factors: printed by --explain (test_explain_prints_every_term_factor).
     "terms",
 }

@@ -17,7 +17,7 @@ import typer
 
 from tfcli import __version__
 from tfcli.commands import register_all
-from tfcli.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, OutputError, TfcliError
+from tfcli.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, OutputError, TfcliError, one_line
 from tfcli.render.common import interrupt_reported, print_error
 
 app = typer.Typer(
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(0)  # a bare `tfcli` (or command) printed its help: nothing went wrong
         ctx = getattr(err, "ctx", None)
         command = ctx.command_path if ctx is not None else "tfcli"
-        print_error(err.format_message(), hint=f"see `{command} --help`")  # type: ignore[attr-defined]
+        print_error(one_line(err.format_message()), hint=f"see `{command} --help`")  # type: ignore[attr-defined]
         sys.exit(EXIT_BAD_INPUT)
     except _abort_types():
         print_error("interrupted")

@@ -7,10 +7,57 @@ shows a traceback (DESIGN.md section 7).
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 
 EXIT_BAD_INPUT = 2
 """Exit code for every kind of bad user input."""
+
+ECHO_LIMIT = 200
+"""An error message echoes at most this many characters of a bad value (DESIGN.md section 7)."""
+MESSAGE_LIMIT = 1000
+"""A whole error message is cut to this many characters, on one line."""
+
+
+def shorten(value: object, limit: int = ECHO_LIMIT) -> str:
+    """``repr(value)`` cut to ``limit`` characters (with the full length said), for messages.
+
+    A 5 MB string in a spec must not become a 5 MB error line. A cut string keeps its
+    closing quote.
+    """
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # e.g. an int over 4,300 digits, a cyclic value
+        text = f"<{type(value).__name__}>"
+    if len(text) <= limit:
+        return text
+    close = text[-1] if text[-1] in "'\"" and text[0] == text[-1] else ""
+    return f"{text[:limit]}...{close} ({len(text):,} characters)"
+
+
+def clip(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text`` itself (no quotes) cut to ``limit`` characters, with the full length said."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text):,} characters)"
+
+
+_LONG_QUOTED = re.compile("'([^'\\n]{" + str(ECHO_LIMIT) + "})[^'\\n]{20,}'")
+"""A quoted value longer than a ``shorten``-ed one (which may hold ECHO_LIMIT + 3)."""
+
+
+def clip_quoted(message: str) -> str:
+    """Cut every single-quoted value longer than ECHO_LIMIT inside ``message`` (click's usage
+    errors and ``{value!r}`` echo the whole value)."""
+    return _LONG_QUOTED.sub(lambda m: f"'{m.group(1)}...' (cut)", message)
+
+
+def one_line(message: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``message`` on one line (newlines become spaces), long quoted values cut, at most
+    ``limit`` characters."""
+    flat = " ".join(message.split()) if "\n" in message or "\r" in message else message
+    flat = clip_quoted(flat) if len(flat) > ECHO_LIMIT else flat
+    return flat if len(flat) <= limit else flat[:limit] + "..."
 
 
 class TfcliError(Exception):
@@ -19,9 +66,10 @@ class TfcliError(Exception):
     exit_code: int = EXIT_BAD_INPUT
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        message = one_line(message)
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint = one_line(hint) if hint is not None else None
 
     def __str__(self) -> str:
         return self.message
@@ -58,6 +106,8 @@ class BenchError(TfcliError):
 
 def did_you_mean(word: str, choices: Iterable[str], *, limit: int = 3) -> str | None:
     """Return ``"did you mean a, b?"`` for the closest ``choices`` to ``word``, or None."""
+    if len(word) > 100:  # nothing is that long; and difflib's cost grows with the word
+        return None
     matches = difflib.get_close_matches(word, list(choices), n=limit, cutoff=0.6)
     if not matches:
         return None

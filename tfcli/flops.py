@@ -17,7 +17,12 @@ Conventions (DESIGN.md section 4; stated in every output):
 * Decoders default to the causal count (what FlashAttention-style kernels execute); ``full``
   is what ``torch.utils.flop_counter.FlopCounterMode`` and torchtitan count (an eager
   implementation multiplies the whole s x s and masks afterwards). Encoders attend
-  bidirectionally (full, or their sparse pattern).
+  bidirectionally: the default counts their pattern (s x s; ModernBERT's local band;
+  Longformer's band plus global tokens; BigBird's blocks), ``full`` what transformers'
+  eager code executes (s x s on every eager layer; Longformer padded to its window with
+  overlapping chunks; BigBird padded to its blocks, or full on short inputs), so that
+  ``full`` equals FlopCounterMode for every model. DeBERTa's c2p / p2c position products
+  (``s x 2k`` each) are counted in both.
 * Linear-attention and state-space layers count what transformers' reference torch
   implementation executes (chunked scans, chunk sizes stated): what FlopCounterMode sees.
 * Backward = 2 x forward for matmuls; a training step = 3 x forward, 4 x with activation
@@ -37,6 +42,7 @@ from tfcli.shapes import (
     Shape,
     attention_shapes,
     cross_attention_shapes,
+    embedding_shapes,
     gated_deltanet_widths,
     head_shapes,
     mamba_conv_channels,
@@ -88,6 +94,9 @@ def attended_pairs(
     context: int = 0,
     keys: int | None = None,
     chunk: int | None = None,
+    radius: int | None = None,
+    global_tokens: int = 0,
+    blocks: tuple[int, int] | None = None,
 ) -> int:
     """Attended (query, key) pairs for ``seq`` new queries after ``context`` cached tokens.
 
@@ -102,7 +111,13 @@ def attended_pairs(
       ``seq x (context + seq)``. A sliding window (or chunk) does not shrink the s x s
       product, but it bounds the cache: such a layer keeps ``min(context, w - 1)`` past tokens
       (transformers 5 ``DynamicSlidingWindowLayer``), so keys = ``min(context, w-1) + seq``.
-      ``keys`` overrides the key count for cross-attention over ``keys`` encoder tokens.
+      ``keys`` overrides the key count for cross-attention over ``keys`` encoder tokens
+      (and DeBERTa's ``2k`` relative positions).
+    * bidirectional patterns (encoders, ``causal=False``, no context): ``radius`` r, query
+      ``i`` attends ``|i - j| <= r`` (ModernBERT's local layers, r = local_attention / 2), and
+      with ``global_tokens`` g the first g tokens attend and are attended by every token
+      (Longformer, r = attention_window / 2): ``_local_global_pairs``; ``blocks`` = (b, r)
+      is BigBird's block-sparse pattern (``_block_sparse_pairs``).
 
     Every attention FLOP in tfcli goes through this function (DESIGN.md section 4).
     """
@@ -111,6 +126,12 @@ def attended_pairs(
     for name, value in (("sliding window", window), ("attention chunk", chunk)):
         if value is not None and value < 1:
             raise UsageError(f"{name} must be positive, got {value}")
+    if not causal and (radius is not None or blocks is not None):
+        if context:
+            raise UsageError("a bidirectional pattern has no cached context")
+        if blocks is not None:
+            return _block_sparse_pairs(seq, *blocks)
+        return _local_global_pairs(seq, int(radius or 0), min(global_tokens, seq))
     if not causal:
         if keys is not None:
             return seq * keys
@@ -122,12 +143,49 @@ def attended_pairs(
     return _sum_of_min(context + 1, context + seq, window)
 
 
-def bidirectional_window_pairs(seq: int, radius: int) -> int:
+def _band_pairs(seq: int, radius: int) -> int:
     """Pairs of a bidirectional local window: query ``i`` attends ``j`` with ``|i - j| <=
-    radius`` inside ``[0, seq)`` (ModernBERT local layers, Longformer's local part):
-    ``s + 2 x sum_{d=1}^{r} (s - d)`` for ``r < s``."""
+    radius`` inside ``[0, seq)``: ``s + 2 x sum_{d=1}^{r} (s - d)`` for ``r < s``."""
     r = min(radius, seq - 1)
     return seq + 2 * (r * seq - r * (r + 1) // 2)
+
+
+def _band_rows(seq: int, radius: int, rows: int) -> int:
+    """Band keys of the first ``rows`` queries: ``sum_{i<rows} (min(s-1, i+r) - max(0, i-r)
+    + 1)``, in closed form."""
+    if rows <= 0:
+        return 0
+    right = _sum_of_min(radius, radius + rows - 1, seq - 1)
+    t = max(0, rows - 1 - radius)
+    return right - t * (t + 1) // 2 + rows
+
+
+def _local_global_pairs(seq: int, radius: int, g: int) -> int:
+    """Longformer's pattern (Beltagy et al. 2020, section 3.1): a band ``|i - j| <= r`` plus
+    g global tokens (the first g, as transformers' examples place them) that attend every key
+    and that every query attends. Global rows: ``g s``; each other row ``i``: its band plus
+    the global keys left of it, ``max(0, min(g, i - r))``. ``g = 0`` is the plain band
+    (ModernBERT's local layers)."""
+    band = _band_pairs(seq, radius) - _band_rows(seq, radius, g)
+    lo, hi = max(1, g - radius), seq - 1 - radius
+    outside = _sum_of_min(lo, hi, g) if g else 0
+    return g * seq + band + outside
+
+
+def _block_sparse_pairs(seq: int, block: int, random_blocks: int) -> int:
+    """BigBird's pattern (Zaheer et al. 2020, ITC; transformers' ``bigbird_block_sparse_
+    attention``) on n = ceil(s / b) query blocks, the last holding L = s - (n - 1) b tokens:
+    blocks 0 and n - 1 are global (every key, s each row); blocks 1 and n - 2 attend 4 + r
+    blocks (first three or last three, the other global block, r random: ``3b + L + r b``
+    keys); the other n - 4 attend 5 + r (3 sliding, 2 global, r random: ``4b + L + r b``).
+    With s a multiple of b this is ``b^2 [2 n + 2 (4 + r) + (n - 4)(5 + r)]``. Up to
+    ``(5 + 2 r) b`` tokens transformers (and the paper's code) attend in full: ``s^2``."""
+    b, r = block, random_blocks
+    if seq <= (5 + 2 * r) * b:
+        return seq * seq
+    n = -(-seq // b)
+    last = seq - (n - 1) * b
+    return (b + last) * seq + 2 * b * (3 * b + last + r * b) + (n - 4) * b * (4 * b + last + r * b)
 
 
 # ---- per-token matmul costs (one function per formula) ---------------------------------------
@@ -208,7 +266,7 @@ def gated_deltanet_scan_flops(spec: ModelSpec, batch: int, seq: int, *, decode: 
     """
     if decode:
         return 0
-    c = GATED_DELTANET_CHUNK
+    c = spec.linear_chunk_size or GATED_DELTANET_CHUNK
     n = _chunks(seq, c)
     dk, dv = int(spec.linear_key_head_dim or 0), int(spec.linear_value_head_dim or 0)
     heads = int(spec.linear_num_value_heads or 0)
@@ -219,14 +277,15 @@ def gated_deltanet_scan_flops(spec: ModelSpec, batch: int, seq: int, *, decode: 
 def lightning_scan_flops(spec: ModelSpec, batch: int, seq: int, *, decode: bool) -> int:
     """Matmuls of MiniMax lightning attention per layer (MiniMaxLightningAttention).
 
-    Prefill in blocks of b = 256 (the last block shorter, not padded), per sequence and head:
+    Prefill in blocks of b = ``linear_chunk_size`` (MiniMaxConfig.block_size, 256; the last
+    block shorter, not padded), per sequence and head:
     ``Q K^T`` and ``(QK) V`` ``2 x 2 b^2 d``, ``Q (K^T V)`` and ``K^T V`` ``2 x 2 b d^2``; with
     a cache (decode) each token runs ``K^T V`` and ``Q S``: ``4 d^2``.
     """
     d = spec.resolved_head_dim
     if decode:
         return batch * spec.num_heads * seq * 4 * d * d
-    b = LIGHTNING_BLOCK
+    b = spec.linear_chunk_size or LIGHTNING_BLOCK
     full, rest = divmod(seq, b)
     squares = full * b * b + rest * rest
     return batch * spec.num_heads * (4 * d * squares + 4 * d * d * seq)
@@ -274,59 +333,112 @@ _SCANS = {
 
 
 def layer_pairs(plan: LayerPlan, spec: ModelSpec, seq: int, context: int, attention: str) -> int:
-    """Attended pairs per sequence of one attention layer of ``plan``, in the convention."""
+    """Attended pairs per sequence of one attention layer of ``plan``, in the convention.
+
+    ``causal`` (the default; for an encoder: its pattern) counts the pairs the layer's mask
+    lets through: causal, sliding, chunked, and in a bidirectional stack the local band
+    (``|i - j| <= w / 2``), Longformer's band plus global tokens, BigBird's blocks. ``full``
+    counts what an eager implementation multiplies: ``s x (cached + s)`` whatever the mask;
+    Longformer's and BigBird's own kernels are counted by ``sparse_kernel_pairs`` instead.
+    """
     causal = plan.causal and attention == "causal"
+    pattern = not plan.causal and attention == "causal"
     if plan.pattern == "sliding":
-        if not plan.causal and attention == "causal":
-            return bidirectional_window_pairs(seq, int(plan.window or 0) // 2)
+        if pattern:
+            return attended_pairs(seq, causal=False, radius=int(plan.window or 0) // 2)
         return attended_pairs(seq, causal=causal, window=plan.window, context=context)
     if plan.pattern == "chunked":
         return attended_pairs(seq, causal=causal, chunk=plan.window, context=context)
     if plan.pattern == "longformer":
-        return longformer_pairs(spec, seq, executed=attention == "full")
+        radius = int(spec.sliding_window or 0) // 2
+        return attended_pairs(seq, causal=False, radius=radius, global_tokens=spec.global_tokens)
     if plan.pattern == "bigbird":
-        return bigbird_pairs(spec, seq, executed=attention == "full")
+        return attended_pairs(seq, causal=False, blocks=_bigbird_blocks(spec))
+    if plan.mixer == "mla" and spec.index_topk and causal:
+        # DeepSeek-V3.2: each query attends the index_topk keys its indexer selects
+        return attended_pairs(seq, causal=True, window=spec.index_topk, context=context)
     return attended_pairs(seq, causal=causal, context=context)
 
 
-def longformer_pairs(spec: ModelSpec, seq: int, *, executed: bool) -> int:
-    """Longformer (Beltagy et al. 2020) local window ``w`` (``w / 2`` each side) plus
-    ``global_tokens`` g attending and attended by every token.
+def indexer_score_flops(spec: ModelSpec, batch: int, pairs: int) -> int:
+    """DeepSeek-V3.2's lightning indexer (transformers ``DeepseekV32Indexer``): scores
+    ``q_I k_I^T`` for every (query, key) pair and index head, ``2 x B x pairs x I x d_I``,
+    then the per-head weighting ``weights @ scores``, ``2 x B x pairs x I``. Over causal pairs
+    by default; an eager run scores all ``s x (cached + s)`` and masks afterwards."""
+    heads, dim = int(spec.index_num_heads or 0), int(spec.index_head_dim or 0)
+    return 2 * batch * pairs * heads * (dim + 1)
 
-    Pattern: local pairs plus, for the g global queries, all s keys, and for every other
-    query the global keys outside its window. ``executed``: what transformers'
-    ``LongformerSelfAttention`` multiplies: the sequence padded to a multiple of w, then
-    ``_sliding_chunks_query_key_matmul`` over overlapping chunks of w (2w/w... ``(n - 1)``
-    chunk pairs of ``w x w`` ... ) — ``s_pad x (w + 1) + ...``; see the oracle test.
+
+def _bigbird_blocks(spec: ModelSpec) -> tuple[int, int]:
+    return int(spec.sparse_block_size or 1), int(spec.sparse_random_blocks or 0)
+
+
+def bigbird_falls_back(spec: ModelSpec, seq: int) -> bool:
+    """transformers' BigBirdModel runs ``original_full`` attention when ``s <= (5 + 2 r) b``
+    (its ``max_tokens_to_attend``: too short for the block-sparse layout)."""
+    b, r = _bigbird_blocks(spec)
+    return seq <= (5 + 2 * r) * b
+
+
+def executed_length(spec: ModelSpec, seq: int, attention: str) -> int:
+    """Rows an encoder's matmuls run on. Under ``full`` (what transformers executes):
+    LongformerModel pads the input to a multiple of ``attention_window`` w
+    (``_pad_to_window_size``) and BigBirdModel to a multiple of ``block_size`` b when it runs
+    block-sparse (``_pad_to_block_size``), so every projection and MLP runs on the padded
+    length; otherwise (and in the pattern convention) on ``seq``."""
+    if attention != "full" or spec.architecture != "encoder":
+        return seq
+    if spec.sparse_attention == "longformer":
+        w = int(spec.sliding_window or 1)
+        return -(-seq // w) * w
+    if spec.sparse_attention == "bigbird" and not bigbird_falls_back(spec, seq):
+        b = _bigbird_blocks(spec)[0]
+        return -(-seq // b) * b
+    return seq
+
+
+def sparse_kernel_pairs(
+    spec: ModelSpec, plan: LayerPlan, padded: int, global_tokens: int
+) -> tuple[int, int]:
+    """(QK^T, AV) dot products per sequence and head that transformers' own sparse kernels
+    multiply over the ``padded`` length P (``executed_length``), counted as FlopCounterMode
+    counts their einsums and bmms.
+
+    Longformer (``LongformerSelfAttention``, one-sided window W = w / 2):
+    ``_sliding_chunks_query_key_matmul`` multiplies P / W - 1 overlapping chunks of 2W queries
+    by their 2W keys, ``(P / W - 1) (2W)^2``; ``_sliding_chunks_matmul_attn_probs_value``
+    multiplies P / W chunks of W rows by 3W values, ``3 W P``. With g > 0 global tokens, both
+    add ``2 g P``: every query against the g global keys (and their values), and the g global
+    queries against all P keys (and values). The mask's own chunked product has width 1 and
+    is not a matmul to FlopCounterMode.
+
+    BigBird (``bigbird_block_sparse_attention``): the block pattern on P, both for QK^T and
+    AV (``_block_sparse_pairs``); on inputs short enough to fall back (``bigbird_falls_back``)
+    full ``s^2``. The band and random masks are outer products (elementwise).
     """
-    w = int(spec.sliding_window or 0)
-    radius = w // 2
-    g = min(spec.global_tokens, seq)
-    if executed:
-        padded = -(-seq // w) * w
-        chunks = padded // radius - 1
-        # every overlapping chunk of w queries is multiplied with its w keys
-        return chunks * w * w + 2 * g * padded
-    local = bidirectional_window_pairs(seq, radius)
-    extra = g * seq - sum(min(seq, i + radius + 1) - max(0, i - radius) for i in range(g))
-    outside = _sum_of_min(1, seq - 1 - g - radius, g) if seq - 1 - g - radius >= 1 else 0
-    return local + extra + outside
+    if plan.pattern == "longformer":
+        half = int(spec.sliding_window or 0) // 2
+        qk = (padded // half - 1) * (2 * half) ** 2
+        av = 3 * half * padded
+        if global_tokens:
+            qk += 2 * global_tokens * padded
+            av += 2 * global_tokens * padded
+        return qk, av
+    pairs = _block_sparse_pairs(padded, *_bigbird_blocks(spec))
+    return pairs, pairs
 
 
-def bigbird_pairs(spec: ModelSpec, seq: int, *, executed: bool) -> int:
-    """BigBird (Zaheer et al. 2020) block-sparse attention with blocks of b tokens, r random
-    blocks: the first and last query blocks attend everything (global), the second and
-    second-to-last ``4 + r`` key blocks, the others ``5 + r`` (3 sliding, 2 global, r
-    random): ``b^2 [2 n + 2 (4 + r) + (n - 4)(5 + r)]`` with ``n = s / b`` blocks.
-    transformers runs full attention when ``s <= (5 + 2 r) b`` (its fallback), so there the
-    count is ``s^2`` either way."""
-    b = int(spec.sparse_block_size or 0)
-    r = int(spec.sparse_random_blocks or 0)
-    padded = -(-seq // b) * b
-    if padded <= (5 + 2 * r) * b:
-        return seq * seq
-    n = padded // b
-    return b * b * (2 * n + 2 * (4 + r) + (n - 4) * (5 + r))
+def disentangled_pairs(spec: ModelSpec, seq: int) -> dict[str, int]:
+    """DeBERTa's position terms per sequence and head (He et al. 2021, eq. 4;
+    ``DisentangledSelfAttention.disentangled_attention_bias``): c2p multiplies every query by
+    the ``2k`` projected relative positions and p2c every key, then gathers the pair's entry,
+    ``s x 2k`` each (``attended_pairs(s, causal=False, keys=2k)``), in both conventions: the
+    gather is the pattern, the product is what runs."""
+    if spec.position_type != "disentangled":
+        return {}
+    keys = 2 * int(spec.relative_position_span or 0)
+    pairs = attended_pairs(seq, causal=False, keys=keys)
+    return {term: pairs for term in spec.disentangled_terms or ()}
 
 
 # ---- whole forward pass -----------------------------------------------------------------------
@@ -335,7 +447,7 @@ def bigbird_pairs(spec: ModelSpec, seq: int, *, executed: bool) -> int:
 @dataclass(frozen=True)
 class LayerFlops:
     """Matmul FLOPs of one layer (or of each of ``count`` identical layers from ``index``);
-    ``total`` = projections + attention + cross + mlp."""
+    ``total`` = projections + attention (QK^T, AV, indexer) + scan + cross + mlp."""
 
     index: int
     stack: str
@@ -348,10 +460,12 @@ class LayerFlops:
     moe: bool = False
     """True when the layer's MLP is a routed mixture of experts."""
     count: int = 1
+    scan: int = 0
+    """A state mixer's recurrence matmuls (Gated DeltaNet, Mamba, lightning scans)."""
 
     @property
     def total(self) -> int:
-        return self.projections + self.attention + self.cross_attention + self.mlp
+        return self.projections + self.attention + self.scan + self.cross_attention + self.mlp
 
 
 @dataclass(frozen=True)
@@ -415,17 +529,29 @@ def other_convention(attention: str) -> str:
     return "full" if attention == "causal" else "causal"
 
 
+def encoder_has_pattern(spec: ModelSpec) -> bool:
+    """An encoder whose layers do not all attend every pair (local layers, Longformer,
+    BigBird): for it the two conventions differ (the pattern vs what transformers executes)."""
+    return not spec.is_causal and (spec.sparse_attention != "none" or "sliding" in spec.kind_counts)
+
+
+def convention_name(spec: ModelSpec, attention: str) -> str:
+    """A short name of the convention for headings: ``causal`` / ``full``, or for an encoder
+    with a sparse or local pattern ``pattern`` / ``as executed`` (its ``causal`` and
+    ``full``)."""
+    if encoder_has_pattern(spec):
+        return "pattern" if attention == "causal" else "as executed"
+    return attention
+
+
 def convention_label(spec: ModelSpec, attention: str) -> str:
-    """Human description of the pair-counting convention in force."""
+    """Human description of the pair-counting convention in force.
+
+    Encoders: ``causal`` (the default) counts the pattern, ``full`` what transformers' eager
+    code executes; they differ for local layers (eager: s x s, masked), Longformer (padded
+    to w, overlapping chunks) and BigBird (padded to b, gathered blocks)."""
     if not spec.is_causal:
-        if spec.sparse_attention != "none":
-            how = "as transformers executes it" if attention == "full" else "the sparse pattern"
-            return f"bidirectional {spec.sparse_attention} attention ({how})"
-        if "sliding" in spec.kind_counts and attention == "causal":
-            return (
-                f"bidirectional; local layers attend |i-j| <= {int(spec.sliding_window or 0) // 2}"
-            )
-        return "bidirectional (full s x s, encoder)"
+        return _encoder_label(spec, attention)
     if attention == "full":
         text = "full s x s (as FlopCounterMode / torchtitan count; masks ignored)"
     else:
@@ -444,6 +570,47 @@ def convention_label(spec: ModelSpec, attention: str) -> str:
     return text
 
 
+def _encoder_label(spec: ModelSpec, attention: str) -> str:
+    w = int(spec.sliding_window or 0)
+    b, r = _bigbird_blocks(spec)
+    executed = attention == "full"
+    if spec.sparse_attention == "longformer":
+        g = spec.global_tokens
+        if executed:
+            text = (
+                f"Longformer as transformers executes it: input padded to a multiple of {w}, "
+                f"overlapping chunks of {w} queries x {w} keys and {3 * w // 2} values per "
+                f"query" + (f", 2 x {g} x padded length for the global tokens" if g else "")
+            )
+        else:
+            text = f"Longformer pattern: |i-j| <= {w // 2}" + (
+                f" plus {g} global token(s) attending and attended by all" if g else ""
+            )
+    elif spec.sparse_attention == "bigbird":
+        if executed:
+            text = (
+                f"BigBird as transformers executes it: padded to blocks of {b}, gathered "
+                f"block matmuls; full s x s up to {(5 + 2 * r) * b} tokens (its fallback)"
+            )
+        else:
+            text = (
+                f"BigBird pattern: blocks of {b}, 3 sliding + 2 global + {r} random per "
+                f"query block, the first and last global; full s x s up to "
+                f"{(5 + 2 * r) * b} tokens"
+            )
+    elif "sliding" in spec.kind_counts and not executed:
+        text = f"bidirectional; local layers attend |i-j| <= {w // 2}, global layers s x s"
+    elif "sliding" in spec.kind_counts:
+        text = "bidirectional full s x s on every layer (eager: local masks applied after QK^T)"
+    else:
+        text = "bidirectional (full s x s, encoder)"
+    if spec.position_type == "disentangled" and spec.disentangled_terms:
+        span = int(spec.relative_position_span or 0)
+        terms = " and ".join(spec.disentangled_terms)
+        text += f"; {terms}: s x {2 * span} relative positions each"
+    return text
+
+
 @dataclass(frozen=True)
 class _Pass:
     """The rows of one forward pass over one stack."""
@@ -454,6 +621,8 @@ class _Pass:
     encoder_seq: int
     cross_kv_cached: bool
     global_tokens: int
+    relative: int = 0
+    """DeBERTa's relative embeddings (2k rows, projected once per forward)."""
 
     def rows(self, shape: Shape) -> int:
         if shape.rows == "tokens":
@@ -464,6 +633,10 @@ class _Pass:
             return self.batch
         if shape.rows == "global":
             return self.batch * self.global_tokens
+        if shape.rows == "global_keys":
+            return self.batch * self.seq if self.global_tokens else 0
+        if shape.rows == "relative":
+            return self.relative
         if shape.rows == "conv":
             # F.conv1d with padding K - 1 returns s + K - 1 outputs (FlopCounterMode counts all
             # of them); a cached decode step (context > 0) updates one column per token.
@@ -488,13 +661,24 @@ def _layer_flops(
             projections += value
             terms.append(_shape_term(shape, step.rows(shape), run.count))
     pairs = 0
-    core = 0
+    core = scan_total = 0
     if plan.mixer in ("attention", "mla"):
-        pairs = layer_pairs(plan, spec, step.seq, step.context, attention)
-        scores, values = attention_core_flops(spec, step.batch, pairs)
+        if attention == "full" and plan.pattern in ("longformer", "bigbird"):
+            pairs, value_pairs = sparse_kernel_pairs(spec, plan, step.seq, step.global_tokens)
+        else:
+            pairs = value_pairs = layer_pairs(plan, spec, step.seq, step.context, attention)
+        scores = attention_core_flops(spec, step.batch, pairs)[0]
+        values = attention_core_flops(spec, step.batch, value_pairs)[1]
         components["attention.scores"] = scores
         components["attention.av"] = values
         core += scores + values
+        if plan.mixer == "mla" and spec.index_num_heads:
+            index_pairs = attended_pairs(
+                step.seq, causal=plan.causal and attention == "causal", context=step.context
+            )
+            index = indexer_score_flops(spec, step.batch, index_pairs)
+            components["attention.indexer.scores"] = index
+            core += index
         heads, b = spec.num_heads, step.batch
         terms.append(
             Term(
@@ -517,11 +701,29 @@ def _layer_flops(
                     ("2", 2),
                     ("B", b),
                     ("H", heads),
-                    ("pairs", pairs),
+                    ("pairs", value_pairs),
                     ("d_v", spec.value_head_dim),
                 ),
             )
         )
+        for term, term_pairs in disentangled_pairs(spec, step.seq).items():
+            name = f"attention.{term}.scores"
+            value = attention_core_flops(spec, step.batch, term_pairs)[0]
+            components[name] = value
+            core += value
+            terms.append(
+                Term(
+                    name,
+                    (
+                        *_layers(run.count),
+                        ("2", 2),
+                        ("B", b),
+                        ("H", heads),
+                        ("s·2k", term_pairs),
+                        ("d", spec.qk_head_dim),
+                    ),
+                )
+            )
     scan_mixers = [plan.mixer] + (["mamba2"] if plan.parallel_ssm else [])
     for mixer in scan_mixers:
         if mixer in _SCANS:
@@ -529,7 +731,7 @@ def _layer_flops(
             value = scan(spec, step.batch, step.seq, decode=step.context > 0)
             if value:
                 components[name] = components.get(name, 0) + value
-                core += value
+                scan_total += value
                 terms.append(Term(name, (*_layers(run.count), ("scan", value))))
     cross = 0
     if plan.cross:
@@ -545,7 +747,10 @@ def _layer_flops(
         components["cross_attention.av"] = values
         cross += scores + values
     mlp = 0
+    dense_experts = attention == "full" and spec.moe_dense_reference
     for shape in mlp_shapes(spec, plan):
+        if dense_experts and shape.used is not None:
+            shape = replace(shape, used=None)  # every expert runs on every token (Llama 4)
         value = shape_flops(shape, tokens)
         if value and shape.flop is not None:
             components[shape.flop] = components.get(shape.flop, 0) + value
@@ -562,6 +767,7 @@ def _layer_flops(
         mlp=mlp,
         moe=plan.mlp == "moe",
         count=run.count,
+        scan=scan_total,
     )
     elementwise = elementwise_layer_flops(spec, plan, tokens, step.batch * pairs)
     if plan.cross:
@@ -591,6 +797,8 @@ _ROW_SYMBOL = {
     "logits": "rows",
     "conv": "B (s + K - 1)",
     "global": "B g",
+    "global_keys": "t",
+    "relative": "2k",
 }
 
 
@@ -612,7 +820,9 @@ def forward_flops(
     or MoE, cross-attention) at ``2 x rows x fan_in x fan_out``; the attention core (QK^T and
     AV over ``layer_pairs``) or the state mixer's scan; then the LM head and BERT's pooler.
 
-    ``context`` tokens are already in the KV cache (decode). For encoder-decoder models the
+    Encoders under ``attention="full"`` run every matmul on ``executed_length`` rows (the
+    padding Longformer and BigBird add). ``context`` tokens are already in the KV cache
+    (decode). For encoder-decoder models the
     encoder runs on ``encoder_seq`` tokens (default ``seq``) when ``include_encoder``; decoder
     layers add cross-attention (``seq x encoder_seq`` pairs), whose encoder K/V projections are
     skipped when ``cross_kv_cached`` (decode with a cache: projected once, in the prefill).
@@ -634,19 +844,24 @@ def forward_flops(
             continue
         step = _Pass(
             batch=batch,
-            seq=enc_seq if encoder_of_two else seq,
+            seq=enc_seq if encoder_of_two else executed_length(spec, seq, attention),
             context=0 if run.stack == "encoder" else context,
             encoder_seq=enc_seq,
             cross_kv_cached=cross_kv_cached,
             global_tokens=min(spec.global_tokens, seq),
+            relative=2 * int(spec.relative_position_span or 0),
         )
         layer, parts, element, layer_terms = _layer_flops(spec, run, step, attention)
         _add(components, parts, run.count)
         elementwise += run.count * element
         runs.append(layer)
         terms += layer_terms
-    rows = {"logits": batch * (seq if logits == "all" else 1), "sequences": batch}
-    for shape in head_shapes(spec):
+    rows = {
+        "logits": batch * (seq if logits == "all" else 1),
+        "sequences": batch,
+        "tokens": batch * executed_length(spec, seq, attention),
+    }
+    for shape in embedding_shapes(spec) + head_shapes(spec):
         value = shape_flops(shape, rows.get(shape.rows, 0))
         if value and shape.flop is not None:
             components[shape.flop] = components.get(shape.flop, 0) + value
@@ -656,7 +871,7 @@ def forward_flops(
         batch=batch,
         context=context,
         encoder_seq=enc_seq if two_stacks else 0,
-        attention_convention=attention if spec.is_causal else "full",
+        attention_convention=attention if spec.is_causal or encoder_has_pattern(spec) else "full",
         logits=logits,
         components={k: v for k, v in components.items() if v},
         runs=tuple(runs),
@@ -905,6 +1120,7 @@ __all__ = [
     "attention_core_flops",
     "attention_projection_flops",
     "convention_label",
+    "convention_name",
     "cross_attention_flops",
     "decode_flops",
     "forward_flops",

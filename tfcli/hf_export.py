@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tfcli.errors import TfcliError
+from tfcli.hf.export_modern import EXPORTERS_2025
 from tfcli.hf_mappings import MAPPERS, map_hf_config
 from tfcli.spec import ModelSpec
 
@@ -330,6 +331,91 @@ def _mpt(spec: ModelSpec) -> HFDict:
     }
 
 
+def _bert_sizes(spec: ModelSpec) -> HFDict:
+    return {
+        "vocab_size": spec.vocab_size,
+        "hidden_size": spec.hidden_size,
+        "num_hidden_layers": spec.num_layers,
+        "num_attention_heads": spec.num_heads,
+        "intermediate_size": spec.intermediate_size,
+        "type_vocab_size": spec.type_vocab_size,
+        "hidden_act": "gelu_new" if spec.activation == "gelu_tanh" else spec.activation,
+        "layer_norm_eps": spec.norm_eps,
+    }
+
+
+def _deberta_v2(spec: ModelSpec) -> HFDict:
+    """DebertaV2Config; the relative span is written as ``position_buckets`` (DeBERTa-v3's
+    convention: the same 2k table and c2p/p2c widths as an unbucketed span of k)."""
+    relative = spec.position_type == "disentangled"
+    out = {
+        **_bert_sizes(spec),
+        "max_position_embeddings": spec.max_position_embeddings,
+        "position_biased_input": spec.position_biased_input,
+        "relative_attention": relative,
+        "norm_rel_ebd": "layer_norm" if spec.relative_embedding_norm else "none",
+        "conv_kernel_size": spec.encoder_conv_kernel or 0,
+    }
+    if relative:
+        out.update(
+            {
+                "position_buckets": spec.relative_position_span,
+                "max_relative_positions": -1,
+                "pos_att_type": list(spec.disentangled_terms or ()),
+                "share_att_key": spec.share_attention_key,
+            }
+        )
+    return out
+
+
+def _modernbert(spec: ModelSpec) -> HFDict:
+    kinds = spec.layer_kinds
+    local = spec.rope_local_theta or spec.rope_theta
+    return {
+        "vocab_size": spec.vocab_size,
+        "hidden_size": spec.hidden_size,
+        "num_hidden_layers": spec.num_layers,
+        "num_attention_heads": spec.num_heads,
+        "intermediate_size": spec.intermediate_size,
+        "max_position_embeddings": spec.max_position_embeddings,
+        "hidden_activation": _HF_ACTIVATION[spec.activation],
+        "norm_eps": spec.norm_eps,
+        "norm_bias": spec.norm_bias,
+        "attention_bias": spec.attention_qkv_bias,
+        "mlp_bias": spec.mlp_bias,
+        "local_attention": spec.sliding_window or 128,
+        "layer_types": [f"{k}_attention" for k in kinds],
+        "rope_parameters": {
+            "full_attention": {"rope_type": "default", "rope_theta": spec.rope_theta},
+            "sliding_attention": {"rope_type": "default", "rope_theta": local},
+        },
+    }
+
+
+def _longformer(spec: ModelSpec) -> HFDict:
+    positions = spec.max_position_embeddings
+    return {
+        **_bert_sizes(spec),
+        "max_position_embeddings": None if positions is None else positions + spec.position_offset,
+        "attention_window": spec.sliding_window,
+    }
+
+
+def _big_bird(spec: ModelSpec) -> HFDict:
+    sparse = spec.sparse_attention == "bigbird"
+    out = {
+        **_bert_sizes(spec),
+        "max_position_embeddings": spec.max_position_embeddings,
+        "use_bias": spec.attention_qkv_bias,
+        "attention_type": "block_sparse" if sparse else "original_full",
+        "rescale_embeddings": spec.scale_embeddings,
+    }
+    if sparse:
+        out["block_size"] = spec.sparse_block_size
+        out["num_random_blocks"] = spec.sparse_random_blocks
+    return out
+
+
 EXPORTERS: dict[str, Callable[[ModelSpec], HFDict]] = {
     "llama": _llama,
     "mistral": _mistral,
@@ -355,6 +441,11 @@ EXPORTERS: dict[str, Callable[[ModelSpec], HFDict]] = {
     "deepseek_v2": _deepseek,
     "deepseek_v3": _deepseek,
     "mpt": _mpt,
+    **EXPORTERS_2025,
+    "deberta-v2": _deberta_v2,
+    "modernbert": _modernbert,
+    "longformer": _longformer,
+    "big_bird": _big_bird,
 }
 
 
@@ -378,7 +469,8 @@ hard-code ``bias=``), so exporting them would only pretend to express something.
 def _param_structure(spec: ModelSpec) -> dict[str, Any]:
     """What decides the parameter tensors transformers builds (not RoPE, windows, soft-caps,
     scales, epsilons, routing rules): compared after a round trip through the loader."""
-    learned = spec.position_type == "learned"
+    disentangled = spec.position_type == "disentangled"
+    learned = spec.position_type == "learned" or (disentangled and spec.position_biased_input)
     relative = spec.position_type == "relative"
     has_dense = not all(spec.moe_layer_flags)
     return {
@@ -414,7 +506,16 @@ def _param_structure(spec: ModelSpec) -> dict[str, Any]:
         "embedding_norm": spec.embedding_norm,
         "parallel_residual": spec.parallel_residual,
         "parallel_norms": spec.parallel_norms if spec.parallel_residual else None,
-        "position_type": spec.position_type if learned or relative else "no parameters",
+        "position_type": (
+            spec.position_type if learned or relative or disentangled else "no parameters"
+        ),
+        "relative_position_span": spec.relative_position_span if disentangled else None,
+        "disentangled_terms": tuple(spec.disentangled_terms or ()) if disentangled else None,
+        "share_attention_key": spec.share_attention_key if disentangled else None,
+        "relative_embedding_norm": spec.relative_embedding_norm,
+        "encoder_conv_kernel": spec.encoder_conv_kernel,
+        "first_layer_attention_norm": spec.first_layer_attention_norm,
+        "global_attention_projections": spec.global_attention_projections,
         "max_position_embeddings": spec.max_position_embeddings if learned else None,
         "position_offset": spec.position_offset if learned else None,
         "relative_attention_num_buckets": spec.relative_attention_num_buckets if relative else None,
@@ -437,8 +538,16 @@ def _check_expressible(spec: ModelSpec, data: HFDict) -> None:
         raise TfcliError(f"{prefix}: {err.message}") from None
     want, got = _param_structure(spec), _param_structure(again)
     diff = [key for key in want if want[key] != got[key]]
+    if not diff:
+        from tfcli.params import count_params
+
+        ours, theirs = count_params(spec).components, count_params(again).components
+        diff = [key for key in {*ours, *theirs} if ours.get(key) != theirs.get(key)]
+        want, got = ours, theirs
     if diff:
-        shown = ", ".join(f"{k}={want[k]!r} (it builds {got[k]!r})" for k in diff[:3])
+        shown = ", ".join(
+            f"{k}={want.get(k)!r} (it builds {got.get(k)!r})" for k in sorted(diff)[:3]
+        )
         raise TfcliError(
             f"{prefix}: {shown}",
             hint="--verify can only compare a spec transformers can build; "

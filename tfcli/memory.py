@@ -343,6 +343,8 @@ class KVCache:
     indexer_bytes: int = 0
     """DeepSeek-V3.2's cached indexer keys (``index_head_dim`` per token and layer)."""
     runs: tuple[CacheRun, ...] = ()
+    batched_tokens: int = DEFAULT_BATCHED_TOKENS
+    """The vllm convention's scheduled tokens per step (headroom of sliding/chunked layers)."""
 
     @property
     def total_bytes(self) -> int:
@@ -492,6 +494,7 @@ def kv_cache(
         state_bytes_by_part=state_parts,
         indexer_bytes=indexer,
         runs=tuple(runs),
+        batched_tokens=batched_tokens,
     )
 
 
@@ -530,6 +533,7 @@ class CacheLayout:
     tp: int = 1
     block_size: int | None = None
     rule: str = "window"
+    batched_tokens: int = DEFAULT_BATCHED_TOKENS
 
     def kwargs(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -654,7 +658,8 @@ class Fit:
     max_seq_for_batch: int | None
     max_batch_for_seq: int | None
     unbounded_seq: bool
-    """True when the cache stops growing (every layer sliding) so any context fits."""
+    """True when the cache stops growing (sliding, chunked and state layers only) so any
+    context fits."""
 
     @property
     def weights_fit(self) -> bool:
@@ -694,6 +699,7 @@ def solve_fit(
     tp: int = 1,
     block_size: int | None = None,
     rule: str = "window",
+    batched_tokens: int = DEFAULT_BATCHED_TOKENS,
 ) -> Fit:
     """Longest context for ``batch`` and largest batch for ``seq`` that fit in the budget.
 
@@ -717,6 +723,7 @@ def solve_fit(
             block_size=block_size,
             rule=rule,
             peak=True,
+            batched_tokens=batched_tokens,
         ).total_bytes
 
     _check_positive("--seq", seq)

@@ -17,10 +17,13 @@ from dataclasses import dataclass
 from tfcli.plan import LayerPlan
 from tfcli.spec import ModelSpec
 
-ROWS = ("tokens", "encoder", "sequences", "logits", "conv", "global")
+ROWS = ("tokens", "encoder", "sequences", "logits", "conv", "global", "global_keys", "relative")
 """Which rows a matmul runs on: every new token; the encoder's tokens (cross-attention k/v);
 one per sequence (BERT's pooler); the positions whose logits are taken (LM head); the padded
-length ``s + K - 1`` of a causal depthwise convolution; the global tokens (Longformer)."""
+length ``s + K - 1`` of a causal depthwise convolution; the global tokens (Longformer's
+query_global); every token when there are global tokens, else none (Longformer's key_global
+and value_global); the ``2k`` relative-position embeddings, once per forward whatever the
+batch (DeBERTa's position projections)."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,7 @@ def norm_shapes(spec: ModelSpec, plan: LayerPlan) -> list[Shape]:
 
 _H_KV = ("h", "KVH·d")
 _HD_H = ("H·d", "h")
+_H_HD = ("h", "H·d")
 
 
 def attention_shapes(spec: ModelSpec, plan: LayerPlan) -> list[Shape]:
@@ -169,27 +173,104 @@ def attention_shapes(spec: ModelSpec, plan: LayerPlan) -> list[Shape]:
     if spec.attention_sinks:
         shapes.append(vector("attention.sinks", heads))
     if spec.global_attention_projections:
-        for name in ("q", "k", "v"):
-            shapes.append(
-                linear(
-                    f"attention.global_{name}",
-                    h,
-                    heads * d,
-                    f"attention.global_{name}_proj",
-                    bias=qkv_bias,
-                    rows="global",
-                )
+        shapes += longformer_global_shapes(spec)
+    if spec.position_type == "disentangled":
+        shapes += disentangled_position_shapes(spec)
+    return shapes
+
+
+def longformer_global_shapes(spec: ModelSpec) -> list[Shape]:
+    """LongformerSelfAttention's query_global, key_global, value_global (``h x H d`` + bias
+    each, ``_compute_global_attn_output_from_hidden``): query_global runs on the global tokens
+    only, key_global and value_global on every token, and none of them runs when no token is
+    global (``is_global_attn`` false)."""
+    h, width = spec.hidden_size, spec.num_heads * spec.resolved_head_dim
+    bias = spec.attention_qkv_bias
+    return [
+        linear(
+            "attention.global_q",
+            h,
+            width,
+            "attention.global_q_proj",
+            bias=bias,
+            rows="global",
+            symbols=_H_HD,
+        ),
+        linear(
+            "attention.global_k",
+            h,
+            width,
+            "attention.global_k_proj",
+            bias=bias,
+            rows="global_keys",
+            symbols=_H_HD,
+        ),
+        linear(
+            "attention.global_v",
+            h,
+            width,
+            "attention.global_v_proj",
+            bias=bias,
+            rows="global_keys",
+            symbols=_H_HD,
+        ),
+    ]
+
+
+def disentangled_position_shapes(spec: ModelSpec) -> list[Shape]:
+    """DeBERTa-v2's position projections (``DisentangledSelfAttention.disentangled_attention_
+    bias``), on the ``2k`` relative embeddings (``rows = "relative"``, once per forward):
+    with ``share_att_key`` the content query_proj and key_proj project them (both, whatever
+    ``pos_att_type`` says: FLOPs, no new parameters); otherwise pos_key_proj (c2p) and
+    pos_query_proj (p2c), ``h x H d`` + bias each."""
+    h, width = spec.hidden_size, spec.num_heads * spec.resolved_head_dim
+    if spec.share_attention_key:
+        return [
+            linear(
+                "attention.q",
+                h,
+                width,
+                "attention.pos_q_proj",
+                rows="relative",
+                tied=True,
+                symbols=_H_HD,
+            ),
+            linear(
+                "attention.k",
+                h,
+                width,
+                "attention.pos_k_proj",
+                rows="relative",
+                tied=True,
+                symbols=_H_HD,
+            ),
+        ]
+    terms = spec.disentangled_terms or ()
+    shapes = []
+    if "c2p" in terms:
+        shapes.append(
+            linear(
+                "attention.pos_k",
+                h,
+                width,
+                "attention.pos_k_proj",
+                bias=True,
+                rows="relative",
+                symbols=_H_HD,
             )
-    if spec.position_type == "disentangled" and not spec.share_attention_key:
-        terms = spec.disentangled_terms or ()
-        if "c2p" in terms:
-            shapes.append(
-                linear("attention.pos_k", h, heads * d, "attention.pos_k_proj", bias=True)
+        )
+    if "p2c" in terms:
+        shapes.append(
+            linear(
+                "attention.pos_q",
+                h,
+                width,
+                "attention.pos_q_proj",
+                bias=True,
+                rows="relative",
+                symbols=_H_HD,
             )
-        if "p2c" in terms:
-            shapes.append(
-                linear("attention.pos_q", h, heads * d, "attention.pos_q_proj", bias=True)
-            )
+        )
     return shapes
 
 
@@ -517,14 +598,25 @@ def embedding_shapes(spec: ModelSpec) -> list[Shape]:
     if spec.position_type == "disentangled":
         span = int(spec.relative_position_span or 0)
         shapes.append(Shape("relative_embeddings", 2 * span, h, symbols=("2k", "h")))
-        if spec.relative_embedding_norm:
-            shapes.append(vector("relative_embeddings", 2 * h))
+    if spec.relative_embedding_norm:
+        # DebertaV2Encoder builds it from norm_rel_ebd even without relative attention
+        shapes.append(vector("relative_embeddings", 2 * h, symbol="2h (weight + bias)"))
     if spec.embedding_norm:
         shapes.append(vector("embedding_norm", norm_width_params(spec, h), copies=stacks))
     if spec.encoder_conv_kernel:
-        k = spec.encoder_conv_kernel
-        shapes.append(vector("encoder_conv", h * h * k + h + 2 * h))
+        shapes += encoder_conv_shapes(spec)
     return shapes
+
+
+def encoder_conv_shapes(spec: ModelSpec) -> list[Shape]:
+    """DeBERTa-v2's ConvLayer after the first layer: ``nn.Conv1d(h, h, K, padding=(K-1)/2)``
+    (``h K x h`` + bias, one output per token for odd K: a matmul of ``2 t h K h`` FLOPs) and
+    its LayerNorm (``2h``)."""
+    h, k = spec.hidden_size, int(spec.encoder_conv_kernel or 0)
+    return [
+        linear("encoder_conv", h * k, h, "encoder_conv", bias=True, symbols=("h·K", "h")),
+        vector("encoder_conv", 2 * h, symbol="2h (LayerNorm)"),
+    ]
 
 
 def head_shapes(spec: ModelSpec) -> list[Shape]:

@@ -34,7 +34,8 @@ import typing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tfcli.errors import SpecError, did_you_mean
+from tfcli.errors import SpecError, did_you_mean, shorten
+from tfcli.units import DTYPE_BITS
 
 if TYPE_CHECKING:
     from tfcli.plan import LayerPlan, Run
@@ -58,6 +59,23 @@ LAYER_POSITIONS = ("rope", "none")
 QK_NORM_WEIGHTS = ("head", "all")
 SPARSE_ATTENTION = ("none", "longformer", "bigbird")
 DISENTANGLED_TERMS = ("c2p", "p2c")
+
+# Caps at values no real model reaches (DESIGN.md section 7): they keep every figure a finite
+# float and every loop short. Layers stop at a million so `--set num_layers=1000000` answers.
+MAX_LAYERS = 1_000_000
+MAX_WIDTH = 2**20
+"""hidden, intermediate, head and latent widths: 1,048,576 (real models stay below 65,536)."""
+MAX_VOCAB = 2**24
+"""Vocabulary rows: 16,777,216 (real vocabularies stay below 1M)."""
+MAX_COUNT = 2**20
+"""Heads, experts, expert groups, relative-position buckets, extra position rows."""
+MAX_POSITIONS = 2**40
+"""Trained context and relative-position distances: about 1.1e12 tokens."""
+MAX_TEXT = 4096
+"""Characters of a name, family or source."""
+MAX_MAPPING_NODES = 100_000
+"""Values inside a mapping field such as rope_scaling (longrope factor lists included)."""
+MAX_MAPPING_DEPTH = 8
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,6 +225,9 @@ class ModelSpec:
     router_bias: bool = False
     expert_bias: bool = False
     """Bias vectors on every routed expert's projections (gpt-oss)."""
+    moe_dense_reference: bool = False
+    """transformers' implementation runs every expert on every token and zeroes the unrouted
+    ones (Llama 4): counted so under the full (eager, FlopCounterMode) convention only."""
     router_correction_bias: bool = False
     """A routing correction bias stored as a parameter (ERNIE-4.5 moe_statics; DeepSeek's is a
     buffer and not counted)."""
@@ -431,7 +452,7 @@ class ModelSpec:
             if key not in known:
                 hint = did_you_mean(str(key), known)
                 raise SpecError(
-                    f"{origin}: unknown key {key!r}" + (f" ({hint})" if hint else ""),
+                    f"{origin}: unknown key {shorten(key)}" + (f" ({hint})" if hint else ""),
                     hint="`tfcli show llama-3-8b` lists every key of a spec",
                 )
             kwargs[key] = coerce_field(key, value, origin=origin)
@@ -482,7 +503,10 @@ def _accepts(tp: Any, value: Any) -> tuple[bool, Any]:
         return isinstance(value, int) and not isinstance(value, bool), value
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return True, float(value)
+            try:
+                return True, float(value)
+            except OverflowError:  # an int beyond 1.8e308
+                return True, math.inf
         return False, value
     if tp is str:
         return isinstance(value, str), value
@@ -516,62 +540,90 @@ def coerce_field(name: str, value: Any, *, origin: str = "<dict>") -> Any:
     """Check ``value`` against the type of field ``name``; return it converted (list->tuple)."""
     if name not in field_names():
         hint = did_you_mean(name, field_names())
-        raise SpecError(f"{origin}: unknown key {name!r}" + (f" ({hint})" if hint else ""))
+        raise SpecError(f"{origin}: unknown key {shorten(name)}" + (f" ({hint})" if hint else ""))
     tp = _field_type(name)
     ok, converted = _accepts(tp, value)
     if not ok:
         raise SpecError(
-            f"{origin}: {name} must be {_type_name(tp)}, got {value!r} ({type(value).__name__})"
+            f"{origin}: {name} must be {_type_name(tp)}, "
+            f"got {shorten(value)} ({type(value).__name__})"
         )
+    if isinstance(converted, float) and not math.isfinite(converted):
+        raise SpecError(f"{origin}: {name} must be a finite number, got {shorten(value)}")
     return converted
 
 
 # ---- validation -----------------------------------------------------------------------------
 
-_POSITIVE_INTS = (
-    "vocab_size",
-    "hidden_size",
-    "num_layers",
-    "num_heads",
-    "intermediate_size",
+_INT_RANGES: dict[str, tuple[int, int]] = {
+    # required sizes
+    "vocab_size": (1, MAX_VOCAB),
+    "hidden_size": (1, MAX_WIDTH),
+    "num_layers": (1, MAX_LAYERS),
+    "num_heads": (1, MAX_COUNT),
+    "intermediate_size": (1, MAX_WIDTH),
+    # optional sizes (null allowed)
+    "num_encoder_layers": (1, MAX_LAYERS),
+    "num_kv_heads": (1, MAX_COUNT),
+    "head_dim": (1, MAX_WIDTH),
+    "max_position_embeddings": (1, MAX_POSITIONS),
+    "sliding_window": (1, MAX_POSITIONS),
+    "q_lora_rank": (1, MAX_WIDTH),
+    "kv_lora_rank": (1, MAX_WIDTH),
+    "qk_nope_head_dim": (1, MAX_WIDTH),
+    "qk_rope_head_dim": (1, MAX_WIDTH),
+    "v_head_dim": (1, MAX_WIDTH),
+    "num_experts": (1, MAX_COUNT),
+    "num_experts_per_token": (1, MAX_COUNT),
+    "moe_intermediate_size": (1, MAX_WIDTH),
+    "shared_expert_intermediate_size": (1, MAX_WIDTH),
+    "rotary_dim": (1, MAX_WIDTH),
+    "attention_chunk_size": (1, MAX_POSITIONS),
+    "sparse_block_size": (1, MAX_POSITIONS),
+    "sparse_random_blocks": (1, MAX_COUNT),
+    "global_tokens": (0, MAX_POSITIONS),
+    "index_num_heads": (1, MAX_COUNT),
+    "index_head_dim": (1, MAX_WIDTH),
+    "index_topk": (1, MAX_POSITIONS),
+    "linear_num_key_heads": (1, MAX_COUNT),
+    "linear_num_value_heads": (1, MAX_COUNT),
+    "linear_key_head_dim": (1, MAX_WIDTH),
+    "linear_value_head_dim": (1, MAX_WIDTH),
+    "conv_kernel": (1, MAX_COUNT),
+    "linear_chunk_size": (1, MAX_POSITIONS),
+    "ssm_state_size": (1, MAX_WIDTH),
+    "ssm_inner_size": (1, MAX_WIDTH),
+    "ssm_dt_rank": (1, MAX_WIDTH),
+    "ssm_num_heads": (1, MAX_COUNT),
+    "ssm_groups": (1, MAX_COUNT),
+    "ssm_chunk_size": (1, MAX_POSITIONS),
+    "rwkv_attention_size": (1, MAX_WIDTH),
+    "relative_position_span": (1, MAX_POSITIONS),
+    "encoder_conv_kernel": (1, MAX_COUNT),
+    # counts with a default
+    "num_shared_experts": (0, MAX_COUNT),
+    "first_dense_layers": (0, MAX_LAYERS),
+    "moe_layer_step": (1, MAX_LAYERS),
+    "num_expert_groups": (1, MAX_COUNT),
+    "topk_groups": (1, MAX_COUNT),
+    "type_vocab_size": (0, MAX_VOCAB),
+    "position_offset": (0, MAX_COUNT),
+    "relative_attention_num_buckets": (1, MAX_COUNT),
+    "relative_attention_max_distance": (1, MAX_POSITIONS),
+    "parallel_norms": (1, 2),
+}
+"""Inclusive (minimum, maximum) of every integer field; None passes where the type allows it."""
+_POSITIVE_FLOATS = (
+    "norm_eps",
+    "rope_theta",
+    "rope_local_theta",
+    "attention_scale",
+    "attn_logit_softcap",
+    "final_logit_softcap",
+    "routed_scaling_factor",
 )
-_OPTIONAL_POSITIVE_INTS = (
-    "num_encoder_layers",
-    "num_kv_heads",
-    "head_dim",
-    "max_position_embeddings",
-    "sliding_window",
-    "q_lora_rank",
-    "kv_lora_rank",
-    "qk_nope_head_dim",
-    "qk_rope_head_dim",
-    "v_head_dim",
-    "num_experts",
-    "num_experts_per_token",
-    "moe_intermediate_size",
-    "shared_expert_intermediate_size",
-    "rotary_dim",
-    "attention_chunk_size",
-    "sparse_block_size",
-    "sparse_random_blocks",
-    "index_num_heads",
-    "index_head_dim",
-    "index_topk",
-    "linear_num_key_heads",
-    "linear_num_value_heads",
-    "linear_key_head_dim",
-    "linear_value_head_dim",
-    "conv_kernel",
-    "linear_chunk_size",
-    "ssm_state_size",
-    "ssm_inner_size",
-    "ssm_dt_rank",
-    "ssm_num_heads",
-    "ssm_chunk_size",
-    "rwkv_attention_size",
-    "relative_position_span",
-    "encoder_conv_kernel",
-)
+"""Float fields that must be finite and > 0 when set (finiteness is checked for every float)."""
+_TEXT_FIELDS = ("name", "family", "source", "uncounted")
 _CHOICES = {
     "architecture": ARCHITECTURES,
     "activation": ACTIVATIONS,
@@ -589,6 +641,64 @@ def _fail(message: str) -> None:
     raise SpecError(message)
 
 
+def _check_ranges(spec: ModelSpec) -> None:
+    """Integer fields within their ``_INT_RANGES``, floats finite (and positive where it
+    matters), text fields short, ``dtype`` a known dtype, mapping fields plain and small."""
+    for name, (low, high) in _INT_RANGES.items():
+        value = getattr(spec, name)
+        if value is not None and not low <= value <= high:
+            kind = "a positive integer" if low == 1 else f"an integer >= {low}"
+            _fail(f"{name} must be {kind} of at most {high:,}, got {shorten(value)}")
+    for name in _POSITIVE_FLOATS:
+        value = getattr(spec, name)
+        if value is not None and not value > 0:
+            _fail(f"{name} must be a positive number, got {value}")
+    for name in _TEXT_FIELDS:
+        value = getattr(spec, name)
+        if value is not None and len(value) > MAX_TEXT:
+            _fail(f"{name} is {len(value):,} characters long; at most {MAX_TEXT:,} are allowed")
+    if spec.dtype not in DTYPE_BITS:
+        hint = did_you_mean(spec.dtype, list(DTYPE_BITS))
+        _fail(
+            f"dtype must be one of {', '.join(DTYPE_BITS)}, got {shorten(spec.dtype)}"
+            + (f" ({hint})" if hint else "")
+        )
+    if spec.rope_scaling is not None:
+        _check_plain_mapping("rope_scaling", spec.rope_scaling)
+
+
+def _check_plain_mapping(name: str, mapping: dict[str, Any]) -> None:
+    """A mapping field holds only strings, finite numbers, booleans, null, lists and mappings
+    with string keys, at most MAX_MAPPING_DEPTH deep and MAX_MAPPING_NODES values in all."""
+    budget = MAX_MAPPING_NODES
+    stack: list[tuple[Any, int, str]] = [(mapping, 0, name)]
+    seen: set[int] = set()
+    while stack:
+        value, depth, where = stack.pop()
+        budget -= 1
+        if budget < 0:
+            _fail(f"{name} holds more than {MAX_MAPPING_NODES:,} values")
+        if depth > MAX_MAPPING_DEPTH:
+            _fail(f"{name} is nested more than {MAX_MAPPING_DEPTH} levels deep")
+        if isinstance(value, (dict, list, tuple)):
+            if id(value) in seen:
+                _fail(f"{where} refers back to itself or repeats a shared value")
+            seen.add(id(value))
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    _fail(f"{where} keys must be strings, got {shorten(key)}")
+                stack.append((item, depth + 1, f"{where}.{key}"))
+        elif isinstance(value, (list, tuple)):
+            stack.extend((item, depth + 1, f"{where}[{i}]") for i, item in enumerate(value))
+        elif isinstance(value, float) and not math.isfinite(value):
+            _fail(f"{where} must be a finite number, got {value}")
+        elif isinstance(value, str) and len(value) > MAX_TEXT:
+            _fail(f"{where} is {len(value):,} characters long; at most {MAX_TEXT:,} are allowed")
+        elif not isinstance(value, (str, int, float, bool)) and value is not None:
+            _fail(f"{where} must be a string, number, boolean or null, got {type(value).__name__}")
+
+
 def validate(spec: ModelSpec) -> None:
     """Reject a spec that breaks an invariant, naming the field, the value and why.
 
@@ -596,30 +706,14 @@ def validate(spec: ModelSpec) -> None:
     Python with a wrong type fails the same way as a YAML file would.
     """
     for f in dataclasses.fields(spec):
-        coerce_field(f.name, getattr(spec, f.name), origin=f"spec {spec.name!r}")
-    for name in _POSITIVE_INTS:
-        value = getattr(spec, name)
-        if value <= 0:
-            _fail(f"{name} must be a positive integer, got {value}")
-    for name in _OPTIONAL_POSITIVE_INTS:
-        value = getattr(spec, name)
-        if value is not None and value <= 0:
-            _fail(f"{name} must be a positive integer or null, got {value}")
-    for name in (
-        "num_shared_experts",
-        "first_dense_layers",
-        "type_vocab_size",
-        "position_offset",
-        "global_tokens",
-    ):
-        if getattr(spec, name) < 0:
-            _fail(f"{name} must be >= 0, got {getattr(spec, name)}")
+        coerce_field(f.name, getattr(spec, f.name), origin=f"spec {shorten(spec.name)}")
+    _check_ranges(spec)
     for name, choices in _CHOICES.items():
         value = getattr(spec, name)
         if value not in choices:
             hint = did_you_mean(value, choices)
             _fail(
-                f"{name} must be one of {', '.join(choices)}, got {value!r}"
+                f"{name} must be one of {', '.join(choices)}, got {shorten(value)}"
                 + (f" ({hint})" if hint else "")
             )
     if spec.head_dim is None and not spec.is_mla and spec.hidden_size % spec.num_heads:
@@ -649,8 +743,10 @@ def validate(spec: ModelSpec) -> None:
             _fail("a mixture-of-experts spec (num_experts set) needs num_experts_per_token")
         elif spec.num_experts is not None and k > spec.num_experts:
             _fail(f"num_experts_per_token={k} exceeds num_experts={spec.num_experts}")
-        if spec.num_expert_groups <= 0 or spec.topk_groups <= 0:
-            _fail("num_expert_groups and topk_groups must be positive integers")
+        if spec.topk_groups > spec.num_expert_groups:
+            _fail(
+                f"topk_groups={spec.topk_groups} exceeds num_expert_groups={spec.num_expert_groups}"
+            )
         if spec.num_experts is not None and spec.num_experts % spec.num_expert_groups:
             _fail(
                 f"num_expert_groups={spec.num_expert_groups} does not divide "
@@ -662,8 +758,6 @@ def validate(spec: ModelSpec) -> None:
         _fail(f"moe_layer_step must be a positive integer, got {spec.moe_layer_step}")
     if spec.rotary_dim is not None and spec.rotary_dim > spec.resolved_head_dim:
         _fail(f"rotary_dim={spec.rotary_dim} exceeds head_dim={spec.resolved_head_dim}")
-    if spec.parallel_norms not in (1, 2):
-        _fail(f"parallel_norms must be 1 or 2, got {spec.parallel_norms}")
     if spec.parallel_residual and spec.norm_position != "pre":
         _fail("parallel_residual needs norm_position: pre")
 
@@ -677,7 +771,7 @@ def _per_layer(spec: ModelSpec, name: str, choices: tuple[str, ...]) -> tuple[st
         _fail(f"{name} has {len(values)} entries but num_layers={spec.num_layers}")
     bad = set(values) - set(choices)
     if bad:
-        _fail(f"{name} entries must be one of {', '.join(choices)}, got {sorted(bad)[0]!r}")
+        _fail(f"{name} entries must be one of {', '.join(choices)}, got {shorten(sorted(bad)[0])}")
     return values
 
 
@@ -726,7 +820,7 @@ def _validate_layout(spec: ModelSpec) -> None:
     if spec.disentangled_terms is not None:
         bad = set(spec.disentangled_terms) - set(DISENTANGLED_TERMS)
         if bad:
-            _fail(f"disentangled_terms entries must be c2p or p2c, got {sorted(bad)[0]!r}")
+            _fail(f"disentangled_terms entries must be c2p or p2c, got {shorten(sorted(bad)[0])}")
     if spec.position_type == "disentangled" and spec.relative_position_span is None:
         _fail("position_type disentangled needs relative_position_span")
     if spec.sparse_attention == "bigbird" and (
@@ -735,6 +829,8 @@ def _validate_layout(spec: ModelSpec) -> None:
         _fail("sparse_attention bigbird needs sparse_block_size and sparse_random_blocks")
     if spec.sparse_attention == "longformer" and spec.sliding_window is None:
         _fail("sparse_attention longformer needs sliding_window (attention_window)")
+    if spec.sparse_attention == "longformer" and int(spec.sliding_window or 0) % 2:
+        _fail(f"a Longformer window must be even (w / 2 keys each side), got {spec.sliding_window}")
     if spec.architecture != "encoder" and spec.sparse_attention != "none":
         _fail("sparse_attention is for encoder-only models")
     for name in ("norm_eps",):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 
-from tfcli.errors import UsageError, did_you_mean
+from tfcli.errors import UsageError, did_you_mean, shorten
 
 KIB = 2**10
 MIB = 2**20
@@ -52,7 +52,7 @@ def normalize_dtype(name: str) -> str:
     if key not in DTYPE_BITS:
         hint = did_you_mean(key, list(DTYPE_BITS) + list(DTYPE_ALIASES))
         raise UsageError(
-            f"unknown dtype {name!r}; known: {', '.join(DTYPE_BITS)}"
+            f"unknown dtype {shorten(name)}; known: {', '.join(DTYPE_BITS)}"
             + (f" ({hint})" if hint else "")
         )
     return key
@@ -69,7 +69,6 @@ def bytes_for(count: int, dtype: str) -> int:
 
 
 _SIZE_UNITS: dict[str, int] = {
-    "": 1,
     "b": 1,
     "kb": KB,
     "mb": MB,
@@ -85,21 +84,37 @@ _SIZE_UNITS: dict[str, int] = {
     "t": TIB,
 }
 
+MAX_MEMORY_BYTES = 2**60
+"""The largest memory size accepted (1 EiB): no device holds more."""
+
+_SIZE_PATTERN = re.compile(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]{1,4})?)\s*([A-Za-z]*)\s*")
+
 
 def parse_bytes(text: str) -> int:
-    """Parse a memory size such as ``80GiB``, ``80 GB``, ``24g`` or ``1e9`` into bytes.
+    """Parse a memory size such as ``80GiB``, ``80 GB``, ``24g`` or ``1e9B`` into bytes.
 
-    ``GB`` is 1e9 bytes and ``GiB`` is 2**30; a bare ``G`` means GiB, as in most tools.
+    ``GB`` is 1e9 bytes and ``GiB`` is 2**30; a bare ``G`` means GiB, as in most tools. The
+    unit is required (``80`` alone could mean either), and the size must be positive and at
+    most ``MAX_MEMORY_BYTES``.
     """
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*", text)
+    match = _SIZE_PATTERN.fullmatch(text)
     if not match:
-        raise UsageError(f"cannot parse memory size {text!r}; write e.g. 80GiB, 24GB or 16g")
+        raise UsageError(f"cannot parse memory size {shorten(text)}; write e.g. 80GiB, 24GB or 16g")
     number, unit = float(match.group(1)), match.group(2).lower()
+    if not unit:
+        raise UsageError(
+            f"memory size {shorten(text)} has no unit: write {match.group(1)}GiB "
+            f"(2**30 bytes) or {match.group(1)}GB (1e9 bytes)"
+        )
     if unit not in _SIZE_UNITS:
         raise UsageError(
-            f"unknown memory unit {match.group(2)!r} in {text!r}; use GB, GiB, MB, MiB"
+            f"unknown memory unit {shorten(match.group(2))} in {shorten(text)}; "
+            "use GB, GiB, MB, MiB"
         )
-    value = int(number * _SIZE_UNITS[unit])
+    scaled = number * _SIZE_UNITS[unit]
+    if not math.isfinite(scaled) or scaled > MAX_MEMORY_BYTES:
+        raise UsageError(f"memory size {shorten(text)} is too large (at most 1 EiB = 2**60 B)")
+    value = int(scaled)
     if value <= 0:
-        raise UsageError(f"memory size must be positive, got {text!r}")
+        raise UsageError(f"memory size must be positive, got {shorten(text)}")
     return value

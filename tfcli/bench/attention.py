@@ -42,11 +42,15 @@ def attention_mask(
     device: torch.device | None = None,
 ) -> Tensor | None:
     """Boolean (S_q, S_k) mask, True where a query may attend: causal ``j <= i`` and, with a
-    window ``w``, ``i - j < w`` (positions absolute). None when everything is visible, e.g. a
-    decode step whose one query sees every cached key: the kernels then run unmasked."""
+    window ``w``, ``i - j < w`` (positions absolute); bidirectional with a window (ModernBERT's
+    local layers) ``|i - j| <= w // 2``. None when everything is visible, e.g. a decode step
+    whose one query sees every cached key: the kernels then run unmasked."""
     last_key = key_offset + s_k - 1
     causal_hides = causal and last_key > q_offset  # the first query cannot see the last key
     window_hides = window is not None and (q_offset + s_q - 1) - key_offset >= window
+    if window is not None and not causal:
+        reach = max(q_offset + s_q - 1 - key_offset, last_key - q_offset)
+        window_hides = reach > window // 2
     if not causal_hides and not window_hides:
         return None
     rows = torch.arange(s_q, device=device).unsqueeze(1) + q_offset  # (S_q, 1)
@@ -54,8 +58,10 @@ def attention_mask(
     allowed = torch.ones(s_q, s_k, dtype=torch.bool, device=device)
     if causal:
         allowed &= cols <= rows
-    if window is not None:
+    if window is not None and causal:
         allowed &= rows - cols < window
+    elif window is not None:
+        allowed &= (rows - cols).abs() <= window // 2
     return allowed
 
 

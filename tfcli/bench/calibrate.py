@@ -33,9 +33,10 @@ unstable (IQR / median of its 30 rates above NOISY_PROBE_SPREAD) or whose probe 
 below the matmul rate is flagged ``noisy``, reported, and not cached.
 
 The cache file is read defensively (a regular file of at most MAX_CACHE_BYTES, strict JSON
-without NaN or Infinity, every field of the right type, every rate finite and positive); an
-entry that fails is reported through ``warn`` and measured again. It is written atomically
-(a temporary file in the same directory, then ``os.replace``) while holding an exclusive
+without NaN or Infinity, through the loaders' bounded readers; every field of the right type,
+every rate finite and positive); an entry that fails is reported and measured again. It is
+written atomically (a temporary file in the same directory, then ``os.replace``) while
+holding an exclusive
 ``fcntl.flock`` on a lock file beside it, so concurrent benches never interleave writes or
 lose each other's entries.
 """
@@ -47,7 +48,6 @@ import json
 import math
 import os
 import platform
-import stat
 import statistics
 import tempfile
 import time
@@ -271,34 +271,34 @@ RATE_FIELDS = (
 NONNEGATIVE_FIELDS = ("matmul_spread", "probe_spread", "measured_at")
 
 
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"non-finite number {name}")
-
-
 def read_cache(path: Path | None = None) -> tuple[dict[str, object], str | None]:
     """(entries, problem) of the cache file: {} and None when there is none; {} and a reason
     when it is not a regular file of at most MAX_CACHE_BYTES holding a strict JSON object
-    (a symlink to /dev/zero, a FIFO, NaN, garbage)."""
+    (a symlink to /dev/zero, a FIFO, NaN, garbage), read through the loaders' bounded
+    readers (``tfcli.loaders.read_text_bounded``, ``parse_json``)."""
+    from tfcli.errors import TfcliError
+    from tfcli.loaders import parse_json, read_text_bounded
+
     path = path or cache_path()
-    try:
-        info = path.stat()  # follows a symlink: its target is what would be read
-    except FileNotFoundError:
+    if not path.exists() and not path.is_symlink():
         return {}, None
-    except OSError as err:
-        return {}, f"cannot stat it ({err.strerror})"
-    if not stat.S_ISREG(info.st_mode):
-        return {}, "it is not a regular file"
-    if info.st_size > MAX_CACHE_BYTES:
-        return {}, f"it is {info.st_size:,} bytes, more than {MAX_CACHE_BYTES:,}"
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_CACHE_BYTES + 1)
-        data = json.loads(raw, parse_constant=_reject_constant)
-    except (OSError, ValueError, RecursionError) as err:
-        return {}, f"it is not valid JSON ({str(err).splitlines()[0][:80]})"
+        data = parse_json(read_text_bounded(path, limit=MAX_CACHE_BYTES), str(path))
+    except TfcliError as err:
+        return {}, err.message
     if not isinstance(data, dict):
-        return {}, "it does not hold a JSON object"
+        return {}, f"{path}: it does not hold a JSON object"
     return data, None
+
+
+def _load_all() -> dict[str, object]:
+    """Every cached entry; a cache file that cannot be used is a warning and reads as empty."""
+    from tfcli.loaders import warn
+
+    entries, problem = read_cache()
+    if problem is not None:
+        warn(f"ignoring the calibration cache: {problem}; measuring again")
+    return entries
 
 
 def validate_entry(entry: object) -> tuple[Calibration | None, str | None]:
@@ -334,8 +334,13 @@ def validate_entry(entry: object) -> tuple[Calibration | None, str | None]:
 
 
 def _from_cache(entry: object) -> Calibration | None:
-    """A valid cached entry taken on a quiet machine, else None (measure again)."""
-    found, _problem = validate_entry(entry)
+    """A valid cached entry taken on a quiet machine, else None (measure again; an invalid
+    value is a warning)."""
+    from tfcli.loaders import warn
+
+    found, problem = validate_entry(entry)
+    if problem is not None:
+        warn(f"the cached calibration is invalid ({problem}); measuring again")
     return None if found is None or found.noisy else found
 
 
@@ -357,17 +362,20 @@ def calibrate(
     (a few seconds) and stores the result in the cache file, unless it was measured on a busy
     machine (``Calibration.noisy``), which the next run measures again. A cache file or entry
     that fails validation is reported through ``warn`` and measured again."""
+    from tfcli.loaders import warn as loaders_warn
+
+    report = warn or loaders_warn
     key = calibration_key(device, dtype, head_dim)
     if not recalibrate:
         entries, problem = read_cache()
-        if problem is not None and warn is not None:
-            warn(f"calibration cache {cache_path()} ignored: {problem}; measuring again")
+        if problem is not None:
+            report(f"ignoring the calibration cache: {problem}; measuring again")
         if key in entries:
             found, bad = validate_entry(entries[key])
             if found is not None and not found.noisy:
                 return found, True
-            if bad is not None and warn is not None:
-                warn(f"calibration cache entry {key} is invalid ({bad}); measuring again")
+            if bad is not None:
+                report(f"calibration cache entry {key} is invalid ({bad}); measuring again")
     result = measure(device, dtype, head_dim)
     if not result.noisy:  # a busy machine's figures are not kept: the next run measures again
         store(key, result)

@@ -5,7 +5,8 @@ One function per family maps our parameter names to tensors of the transformers 
 interleave q/k/v per head, Falcon groups them per KV head, Phi-3 fuses qkv and gate/up, MPT
 stacks q/k/v, transformers-5 MoE experts are stacked ``gate_up_proj`` / ``down_proj``
 tensors). Gemma stores RMSNorm weights as ``w`` and multiplies by ``1 + w``: we store
-``1 + w``. RoBERTa's position table is rolled by its 2 reserved rows."""
+``1 + w``. RoBERTa's position table is rolled by its 2 reserved rows; ModernBERT's fused Wqkv and Wi
+are split."""
 
 from __future__ import annotations
 
@@ -309,6 +310,26 @@ def map_bert(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
     return out
 
 
+def map_modernbert(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
+    """ModernBERT: Wqkv stacks q, k, v by rows; Wi stacks the GeGLU input (activated: our
+    gate) and the multiplier (our up); layer 0 has no attention norm."""
+    h, f = spec.hidden_size, spec.intermediate_size
+    out: StateDict = {"embed.weight": sd["embeddings.tok_embeddings.weight"]}
+    _norm(out, "embed_norms.0", sd, "embeddings.norm")
+    for i in range(layers):
+        p, q = f"layers.{i}", f"layers.{i}"
+        if f"{q}.attn_norm.weight" in sd:
+            _norm(out, f"{p}.norm1", sd, f"{q}.attn_norm")
+        names = [f"{p}.attention.{x}" for x in ("q", "k", "v")]
+        _split_rows(out, names, sd, f"{q}.attn.Wqkv", [h, h, h])
+        _linear(out, f"{p}.attention.o", sd, f"{q}.attn.Wo")
+        _norm(out, f"{p}.norm2", sd, f"{q}.mlp_norm")
+        _split_rows(out, [f"{p}.mlp.gate", f"{p}.mlp.up"], sd, f"{q}.mlp.Wi", [f, f])
+        _linear(out, f"{p}.mlp.down", sd, f"{q}.mlp.Wo")
+    _norm(out, "final_norms.0", sd, "final_norm")
+    return out
+
+
 def map_t5(spec: ModelSpec, sd: StateDict, layers: int, encoder_layers: int) -> StateDict:
     """T5: ``encoder_layers`` encoder blocks and ``layers`` decoder blocks (the depths may
     differ: ``num_layers`` vs ``num_decoder_layers``)."""
@@ -410,6 +431,7 @@ MAPPERS: dict[str, Callable[[ModelSpec, StateDict, int], StateDict]] = {
     "falcon": map_falcon,
     "bert": map_bert,
     "roberta": map_bert,
+    "modernbert": map_modernbert,
 }
 """Single-stack families: (spec, state dict, depth) -> our state dict."""
 

@@ -41,6 +41,7 @@ from tfcli.bench.positions import (
     sinusoidal_embedding,
     yarn_mscale,
 )
+from tfcli.bench.support import check_buildable
 from tfcli.spec import ModelSpec
 
 
@@ -312,7 +313,8 @@ class Block(nn.Module):
         super().__init__()
         self.spec, self.index, self.stack = spec, index, stack
         causal = stack != "encoder"
-        kind = spec.layer_kinds[index] if stack == "decoder" else "full"
+        main = stack == "decoder" or spec.architecture == "encoder"
+        kind = spec.layer_kinds[index] if main else "full"
         window = spec.sliding_window if kind == "sliding" else None
         if spec.is_mla:
             assert rope is not None
@@ -331,7 +333,9 @@ class Block(nn.Module):
             self.cross_norm = make_norm(spec)
         moe = stack == "decoder" and spec.moe_layer_flags[index]
         self.mlp: nn.Module = MoE(spec) if moe else MLP(spec, spec.intermediate_size)
-        self.norm1 = make_norm(spec)
+        # ModernBERT's layer 0 has no attention norm (the embedding norm serves)
+        first_bare = index == 0 and main and not spec.first_layer_attention_norm
+        self.norm1 = nn.Identity() if first_bare else make_norm(spec)
         shared_parallel = spec.parallel_residual and spec.parallel_norms == 1
         self.norm2 = None if shared_parallel else make_norm(spec)
         if spec.norm_position == "sandwich":
@@ -487,11 +491,8 @@ class Transformer(nn.Module):
         return RotaryEmbedding(dim, theta, interleaved=spec.rope_interleaved, scaling=scaling)
 
     def _rope_for(self, index: int, stack: str) -> RotaryEmbedding | None:
-        if (
-            stack == "decoder"
-            and self.local_rope is not None
-            and self.spec.layer_kinds[index] == "sliding"
-        ):
+        main = stack == "decoder" or self.spec.architecture == "encoder"
+        if main and self.local_rope is not None and self.spec.layer_kinds[index] == "sliding":
             return self.local_rope
         return self.rope
 
@@ -632,7 +633,9 @@ def build_model(
     backend: str = "sdpa",
 ) -> Transformer:
     """The built-in model of ``spec`` on ``device`` in ``dtype`` (random init; ``layers`` caps
-    the depth of each stack at full width)."""
+    the depth of each stack at full width). ``BenchError`` for a feature it does not build
+    (``tfcli.bench.support.missing_features``)."""
+    check_buildable(spec)
     with torch.device(device):
         model = Transformer(spec, layers=layers, backend=backend)
     return model.to(dtype=dtype)

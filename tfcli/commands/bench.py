@@ -11,13 +11,23 @@ from typing import Annotated
 
 import typer
 
-from tfcli.commands.options import JsonOpt, SetOpt, SpecsDirOpt, examples, parse_lengths
-from tfcli.errors import BenchError, UsageError
+from tfcli.commands.options import (
+    MAX_BATCH,
+    JsonOpt,
+    SetOpt,
+    SpecsDirOpt,
+    check_count,
+    examples,
+    parse_lengths,
+)
+from tfcli.errors import BenchError, UsageError, shorten
 
 DEFAULT_MODEL = "llama-3.2-1b"
 """A small shipped spec: a bare ``tfcli bench`` finishes in about a minute on 2 CPU cores."""
 DEFAULT_SEQS = "512,1024,2048,4096"
 BENCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+MAX_REPEATS = 1000
+MAX_THREADS = 4096
 
 
 def bench(
@@ -84,24 +94,21 @@ def bench(
     """Time attention of MODEL's built-in transformer on this machine against the estimates."""
     backends = tuple(b.strip() for b in backend.split(",") if b.strip())
     if not backends or any(b not in ("naive", "sdpa") for b in backends):
-        raise UsageError(f"--backend takes naive and/or sdpa, got {backend!r}")
+        raise UsageError(f"--backend takes naive and/or sdpa, got {shorten(backend)}")
     if mode not in ("prefill", "decode"):
-        raise UsageError(f"--mode must be prefill or decode, got {mode!r}")
+        raise UsageError(f"--mode must be prefill or decode, got {shorten(mode)}")
     if dtype not in BENCH_DTYPES:
-        raise UsageError(f"--dtype must be one of {', '.join(BENCH_DTYPES)}, got {dtype!r}")
-    for option, value in (("--batch", batch), ("--repeats", repeats)):
-        if value < 1:
-            raise UsageError(f"{option} must be a positive integer, got {value}")
-    if threads is not None and threads < 1:
-        raise UsageError(f"--threads must be a positive integer, got {threads}")
-    if warmup < 0:
-        raise UsageError(f"--warmup must be >= 0, got {warmup}")
+        raise UsageError(f"--dtype must be one of {', '.join(BENCH_DTYPES)}, got {shorten(dtype)}")
+    check_count("--batch", batch, maximum=MAX_BATCH)
+    check_count("--repeats", repeats, maximum=MAX_REPEATS)
+    check_count("--warmup", warmup, minimum=0, maximum=MAX_REPEATS)
+    check_count("--threads", threads, maximum=MAX_THREADS)
     if sdpa_kernel is not None and sdpa_kernel not in ("flash", "efficient", "math", "cudnn"):
         raise UsageError(
-            f"--sdpa-kernel must be flash, efficient, math or cudnn, got {sdpa_kernel!r}"
+            f"--sdpa-kernel must be flash, efficient, math or cudnn, got {shorten(sdpa_kernel)}"
         )
     if device not in ("cpu", "cuda", "auto"):
-        raise UsageError(f"--device must be cpu, cuda or auto, got {device!r}")
+        raise UsageError(f"--device must be cpu, cuda or auto, got {shorten(device)}")
     seqs = list(parse_lengths("--seq", seq))
     contexts = list(parse_lengths("--context", context))
     plot_format = check_plot_path(plot) if plot is not None else None
@@ -117,6 +124,9 @@ def bench(
     except ImportError:
         raise BenchError("tfcli bench needs torch", hint="pip install 'tfcli[bench]'") from None
     from tfcli.bench.calibrate import calibrate
+    from tfcli.bench.support import check_buildable
+
+    check_buildable(spec)
     from tfcli.bench.run import BenchSettings, run_bench, summarize
     from tfcli.render.bench import (
         bench_progress,
@@ -193,12 +203,18 @@ def parse_layers(value: str, depth: int) -> int:
     text = value.strip().lower()
     if text == "all":
         return depth
+    from tfcli.spec import MAX_LAYERS
+
     try:
         count = int(text)
     except ValueError:
-        raise UsageError(f"--layers takes a positive integer or 'all', got {value!r}") from None
-    if count < 1:
-        raise UsageError(f"--layers must be a positive integer or 'all', got {value!r}")
+        raise UsageError(
+            f"--layers takes a positive integer or 'all', got {shorten(value)}"
+        ) from None
+    if not 1 <= count <= MAX_LAYERS:
+        raise UsageError(
+            f"--layers must be 'all' or an integer from 1 to {MAX_LAYERS:,}, got {shorten(value)}"
+        )
     return min(count, depth)
 
 

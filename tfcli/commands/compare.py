@@ -13,10 +13,13 @@ from typing import Annotated
 import typer
 
 from tfcli.commands.options import (
+    MAX_BATCH,
+    MAX_TOKENS,
     FormatOpt,
     JsonOpt,
     SetOpt,
     SpecsDirOpt,
+    check_count,
     examples,
     output_format,
 )
@@ -81,9 +84,8 @@ def compare(
     chosen = output_format(fmt, json_output)
     if len(models) < 2:
         raise UsageError("compare needs at least two models")
-    for option, value in (("--seq", seq), ("--batch", batch)):
-        if value < 1:
-            raise UsageError(f"{option} must be a positive integer, got {value}")
+    check_count("--seq", seq, maximum=MAX_TOKENS)
+    check_count("--batch", batch, maximum=MAX_BATCH)
     dtype = normalize_dtype(dtype)
     refs = [split_model_overrides(ref) for ref in models]
     rows = []

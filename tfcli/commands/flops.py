@@ -7,6 +7,8 @@ from typing import Annotated
 import typer
 
 from tfcli.commands.options import (
+    MAX_LIST,
+    MAX_TOKENS,
     ExplainOpt,
     FormatOpt,
     JsonOpt,
@@ -15,19 +17,23 @@ from tfcli.commands.options import (
     ModelArg,
     SetOpt,
     SpecsDirOpt,
+    check_count,
+    check_fraction,
+    check_positive_number,
+    check_sweep,
     examples,
     output_format,
     parse_counts,
     parse_lengths,
 )
-from tfcli.errors import UsageError
+from tfcli.errors import UsageError, shorten
 
 MODES = ("prefill", "decode", "train")
 
 
 def _choice(option: str, value: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
-        raise UsageError(f"{option} must be one of {', '.join(choices)}, got {value!r}")
+        raise UsageError(f"{option} must be one of {', '.join(choices)}, got {shorten(value)}")
     return value
 
 
@@ -141,11 +147,13 @@ def flops(
     dtype = normalize_dtype(dtype)
     seqs = parse_lengths("--seq", seq)
     batches = parse_counts("--batch", batch)
-    if encoder_seq is not None and encoder_seq < 1:
-        raise UsageError(f"--encoder-seq must be a positive integer, got {encoder_seq}")
+    check_count("--encoder-seq", encoder_seq, maximum=MAX_TOKENS)
+    check_positive_number("--peak-tflops", peak_tflops)
+    check_positive_number("--bandwidth", bandwidth)
     if context is not None and mode != "decode":
         raise UsageError("--context is the KV-cache length of a decode step: add --mode decode")
     contexts = _contexts(context) if context is not None else None
+    check_sweep(len(contexts or seqs) * len(batches))
     if recompute and mode != "train":
         raise UsageError("--recompute applies to --mode train")
     scaling_seqs = parse_lengths("--scaling", scaling) if scaling else DEFAULT_SCALING_SEQS
@@ -310,8 +318,10 @@ def flops(
 def _contexts(text: str) -> tuple[int, ...]:
     """``--context``: cached tokens, 0 allowed (the first generated token)."""
     values = set()
-    for item in text.split(","):
-        item = item.strip()
+    items = [item.strip() for item in text.split(",")]
+    if len(items) > MAX_LIST:
+        raise UsageError(f"--context: {len(items):,} values given; at most {MAX_LIST:,}")
+    for item in items:
         if not item:
             continue
         if item == "0":
@@ -319,13 +329,12 @@ def _contexts(text: str) -> tuple[int, ...]:
             continue
         values.update(parse_lengths("--context", item))
     if not values:
-        raise UsageError(f"--context: no lengths in {text!r}")
+        raise UsageError(f"--context: no lengths in {shorten(text)}")
     return tuple(sorted(values))
 
 
 def _check_fraction(option: str, value: float) -> None:
-    if not (0 < value <= 1):  # also rejects NaN
-        raise UsageError(f"{option} must be a fraction in (0, 1], got {value}")
+    check_fraction(option, value)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,8 @@ from typing import Annotated
 import typer
 
 from tfcli.commands.options import (
+    MAX_RANKS,
+    MAX_TOKENS,
     FormatOpt,
     JsonOpt,
     MbuOpt,
@@ -14,12 +16,15 @@ from tfcli.commands.options import (
     ModelArg,
     SetOpt,
     SpecsDirOpt,
+    check_count,
+    check_fraction,
+    check_sweep,
     examples,
     output_format,
     parse_counts,
     parse_lengths,
 )
-from tfcli.errors import UsageError
+from tfcli.errors import UsageError, shorten
 
 SERVING_WEIGHTS_DTYPE = "bf16"
 """Weights dtype of a fit when neither --weights-dtype nor a quantization_config says otherwise:
@@ -30,30 +35,33 @@ EPILOG = examples(
     ("A sweep as CSV", "tfcli kvcache llama-3-8b --seq 8192,32768 --batch 1,8,32 --format csv"),
     ("Longest context and largest batch", "tfcli kvcache llama-3-8b --hardware h100"),
     ("Fit, TTFT and TPOT", "tfcli kvcache llama-3-8b --seq 8192 --batch 8 --hardware h100"),
-    ("vLLM's paged cache", "tfcli kvcache gemma-2-9b --seq 8193 --block-size 16"),
+    ("vLLM's paged cache", "tfcli kvcache gemma-2-9b --seq 8193 --convention vllm"),
+    ("A hybrid's state and KV", "tfcli kvcache qwen3-next-80b-a3b --seq 262144"),
 )
 
 
 def parse_reserve(text: str, budget: int) -> tuple[int, str]:
     """``--reserve``: ``10%`` or ``0.1`` (a fraction of the budget) or a size such as ``4GiB``.
 
-    Returns the reserve in bytes and how it was chosen, for the output.
+    Returns the reserve in bytes and how it was chosen, for the output. A plain number must
+    be a fraction in [0, 1); anything else needs a memory unit.
     """
     from tfcli.memory import reserve_bytes_for
     from tfcli.units import parse_bytes
 
     value = text.strip()
+    number = value[:-1] if value.endswith("%") else value
     try:
-        if value.endswith("%"):
-            fraction = float(value[:-1]) / 100
-        else:
-            fraction = float(value)
-            if fraction >= 1:
-                raise ValueError
+        fraction = float(number) / (100 if value.endswith("%") else 1)
     except ValueError:
+        if value.endswith("%"):
+            raise UsageError(f"--reserve: cannot read {shorten(text)} as a percentage") from None
         return parse_bytes(value), f"--reserve {value}"
     if not 0 <= fraction < 1:
-        raise UsageError(f"--reserve must be a fraction in [0, 1) or a size, got {text!r}")
+        raise UsageError(
+            f"--reserve must be a fraction in [0, 1) (0.1 or 10%) or a size with a unit "
+            f"(4GiB), got {shorten(text)}"
+        )
     return reserve_bytes_for(budget, fraction=fraction), f"{fraction:.0%} of the budget"
 
 
@@ -76,13 +84,23 @@ def kvcache(
     block_size: Annotated[
         int | None, typer.Option("--block-size", help="Paged allocation: tokens per block.")
     ] = None,
-    rule: Annotated[
+    convention: Annotated[
         str,
         typer.Option(
-            "--sliding-rule",
-            help="Sliding-window cap: window (w tokens, vLLM) or transformers (w - 1 kept).",
+            "--convention",
+            help="Cache convention: transformers (the oracle: sliding/chunked layers keep "
+            "w - 1 tokens, fp32 recurrent states, K conv columns) or vllm (paged blocks, "
+            "w - 1 + batched tokens + 1 block, states in the cache dtype, K - 1 conv columns).",
         ),
-    ] = "window",
+    ] = "transformers",
+    batched_tokens: Annotated[
+        int,
+        typer.Option(
+            "--batched-tokens",
+            help="vllm convention: tokens scheduled per step (max_num_batched_tokens), the "
+            "headroom a sliding or chunked layer holds.",
+        ),
+    ] = 2048,
     budget: Annotated[
         str | None, typer.Option("--budget", help="Memory budget per device, e.g. 80GiB.")
     ] = None,
@@ -119,7 +137,7 @@ def kvcache(
     from tfcli.hardware import lookup_hardware
     from tfcli.loaders import load_model
     from tfcli.memory import (
-        SLIDING_RULES,
+        CONVENTIONS,
         CacheLayout,
         attention_variants,
         kv_cache,
@@ -146,14 +164,21 @@ def kvcache(
     batches = parse_counts("--batch", batch)
     mfu_value = DEFAULT_MFU if mfu is None else mfu
     mbu_value = DEFAULT_MBU if mbu is None else mbu
-    for option, fraction in (("--mfu", mfu_value), ("--mbu", mbu_value)):
-        if not (0 < fraction <= 1):
-            raise UsageError(f"{option} must be a fraction in (0, 1], got {fraction}")
+    check_fraction("--mfu", mfu_value)
+    check_fraction("--mbu", mbu_value)
     check_efficiency(mfu_value, mbu_value)
     dtype = normalize_dtype(dtype)
     weights_dt = normalize_dtype(weights_dtype) if weights_dtype else None
-    if rule not in SLIDING_RULES:
-        raise UsageError(f"--sliding-rule must be one of {', '.join(SLIDING_RULES)}, got {rule!r}")
+    if convention not in CONVENTIONS:
+        raise UsageError(
+            f"--convention must be one of {', '.join(CONVENTIONS)}, got {shorten(convention)}"
+        )
+    check_count("--batched-tokens", batched_tokens, maximum=MAX_TOKENS)
+    if block_size is not None and convention != "vllm":
+        raise UsageError(
+            "--block-size models vLLM's paged cache; add --convention vllm (transformers keeps "
+            "no blocks)"
+        )
     if budget is not None and hardware is not None:
         raise UsageError("give --budget or --hardware, not both")
     budget_bytes = None
@@ -164,29 +189,22 @@ def kvcache(
         budget_bytes, budget_label = device.memory_bytes, f"{device.name} memory"
     elif budget is not None:
         budget_bytes, budget_label = parse_bytes(budget), f"--budget {budget}"
-    reserve_bytes, reserve_label = (
-        parse_reserve(reserve, budget_bytes) if budget_bytes is not None else (0, None)
-    )
+    # parsed even without a budget: a bad --reserve is never silently ignored
+    reserve_bytes, chosen_reserve = parse_reserve(reserve, budget_bytes or 0)
+    reserve_label = chosen_reserve if budget_bytes is not None else None
     layout = CacheLayout(
         batch=batches[0],
         dtype=dtype,
         encoder_seq=encoder_seq,
         tp=tp,
-        block_size=block_size,
-        rule=rule,
+        block_size=(block_size or 16) if convention == "vllm" else None,
+        rule=convention,
+        batched_tokens=batched_tokens,
     )
-    for option, value in (
-        ("--encoder-seq", encoder_seq),
-        ("--tp", tp),
-        ("--block-size", block_size),
-    ):
-        if value is not None and value < 1:
-            raise UsageError(f"{option} must be a positive integer, got {value}")
-    if block_size is not None and rule == "transformers":
-        raise UsageError(
-            "--block-size models vLLM's paged cache; the 'transformers' sliding rule has no "
-            "blocks (use --sliding-rule window)"
-        )
+    check_count("--encoder-seq", encoder_seq, maximum=MAX_TOKENS)
+    check_count("--tp", tp, maximum=MAX_RANKS)
+    check_count("--block-size", block_size, maximum=MAX_TOKENS)
+    check_sweep(len(seqs or (1,)) * len(batches))
 
     loaded = load_model(model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()))
     spec = loaded.spec
@@ -240,7 +258,11 @@ def kvcache(
         reserve_label=reserve_label,
         points=points,
         hardware=device,
-        variants=attention_variants(spec, lengths[0], layout) if len(points) == 1 else [],
+        variants=(
+            attention_variants(spec, lengths[0], layout)
+            if len(points) == 1 and points[0].cache.self_attention_bytes
+            else []
+        ),
     )
     if chosen_format == "csv":
         print_kvcache_csv(view)

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from tfcli.errors import UsageError
+from tfcli.errors import UsageError, shorten
+
+MAX_TOKENS = 2**40
+"""The longest sequence or context accepted: about 1.1e12 tokens, far past any model."""
+MAX_BATCH = 2**30
+"""The largest batch accepted."""
+MAX_RANKS = 2**20
+"""The most devices of one parallel dimension (``--tp``)."""
+MAX_LIST = 256
+"""The most values one comma-separated option takes."""
+MAX_SWEEP = 4096
+"""The most rows a sweep (lengths x batches) prints."""
 
 ModelArg = Annotated[
     str,
@@ -81,7 +93,7 @@ def output_format(fmt: str, json_output: bool, *, csv: bool = True) -> str:
     fmt = fmt.strip().lower()
     allowed = OUTPUT_FORMATS if csv else tuple(f for f in OUTPUT_FORMATS if f != "csv")
     if fmt not in allowed:
-        raise UsageError(f"--format must be one of {', '.join(allowed)}, got {fmt!r}")
+        raise UsageError(f"--format must be one of {', '.join(allowed)}, got {shorten(fmt)}")
     if json_output:
         if fmt not in ("table", "json"):
             raise UsageError(f"--json is --format json; it cannot be combined with --format {fmt}")
@@ -90,33 +102,90 @@ def output_format(fmt: str, json_output: bool, *, csv: bool = True) -> str:
     return fmt
 
 
-def parse_counts(option: str, text: str) -> tuple[int, ...]:
-    """'1,8,32' -> (1, 8, 32), sorted and unique; each a positive integer."""
+def _items(option: str, text: str) -> list[str]:
+    items = [item.strip().lower() for item in text.split(",")]
+    if len(items) > MAX_LIST:
+        raise UsageError(f"{option}: {len(items):,} values given; at most {MAX_LIST:,} are allowed")
+    return [item for item in items if item]
+
+
+def _digits(text: str) -> bool:
+    """Plain ASCII digits, few enough for ``int`` (Python refuses more than 4,300)."""
+    return text.isascii() and text.isdigit() and len(text) <= 15
+
+
+def parse_counts(option: str, text: str, *, maximum: int = MAX_BATCH) -> tuple[int, ...]:
+    """'1,8,32' -> (1, 8, 32), sorted and unique; each an integer in [1, maximum]."""
     values = set()
-    for item in text.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        if not (item.isascii() and item.isdigit()) or int(item) < 1:
-            raise UsageError(f"{option} must be positive integers (e.g. 1,8,32), got {item!r}")
+    for item in _items(option, text):
+        if not _digits(item) or int(item) < 1:
+            raise UsageError(
+                f"{option} must be positive integers (e.g. 1,8,32), got {shorten(item)}"
+            )
+        check_count(option, int(item), maximum=maximum)
         values.add(int(item))
     if not values:
-        raise UsageError(f"{option}: no values in {text!r}")
+        raise UsageError(f"{option}: no values in {shorten(text)}")
     return tuple(sorted(values))
 
 
-def parse_lengths(option: str, text: str) -> tuple[int, ...]:
-    """'512,1024,8k' -> (512, 1024, 8192), sorted and unique; k means 1024."""
+def parse_lengths(option: str, text: str, *, maximum: int = MAX_TOKENS) -> tuple[int, ...]:
+    """'512,1024,8k' -> (512, 1024, 8192), sorted and unique; k means 1024.
+
+    Each length is at least 1 and at most ``maximum``; at most MAX_LIST lengths.
+    """
     values = set()
-    for item in text.split(","):
-        item = item.strip().lower()
-        if not item:
-            continue
+    for item in _items(option, text):
         factor = 1024 if item.endswith("k") else 1
         digits = item[:-1] if item.endswith("k") else item
-        if not (digits.isascii() and digits.isdigit()) or int(digits) < 1:
-            raise UsageError(f"{option}: {item!r} is not a positive length (e.g. 512,1024,8k)")
+        if not _digits(digits) or int(digits) < 1:
+            raise UsageError(
+                f"{option}: {shorten(item)} is not a positive length (e.g. 512,1024,8k)"
+            )
+        check_count(option, int(digits) * factor, maximum=maximum)
         values.add(int(digits) * factor)
     if not values:
-        raise UsageError(f"{option}: no lengths in {text!r}")
+        raise UsageError(f"{option}: no lengths in {shorten(text)}")
     return tuple(sorted(values))
+
+
+def check_sweep(rows: int) -> None:
+    """A sweep of at most MAX_SWEEP combinations (each is a full estimate)."""
+    if rows > MAX_SWEEP:
+        raise UsageError(
+            f"the sweep has {rows:,} combinations of lengths and batches; at most "
+            f"{MAX_SWEEP:,} are computed"
+        )
+
+
+def check_count(option: str, value: int | None, *, maximum: int, minimum: int = 1) -> None:
+    """An integer option within [minimum, maximum] (None passes: the option was not given)."""
+    if value is None:
+        return
+    if value < minimum:
+        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise UsageError(f"{option} must be {kind}, got {shorten(value)}")
+    if value > maximum:
+        raise UsageError(f"{option} must be at most {maximum:,}, got {shorten(value)}")
+
+
+def check_positive_number(
+    option: str, value: float | None, *, minimum: float = 1e-6, maximum: float = 1e9
+) -> None:
+    """A float option that must be finite and in [minimum, maximum] when given
+    (``--peak-tflops``, ``--bandwidth``: a millionth to a billion of their unit, so every
+    time derived from them stays a finite, nonzero float)."""
+    if value is None:
+        return
+    if not math.isfinite(value) or value <= 0:
+        raise UsageError(f"{option} must be a positive finite number, got {value}")
+    if not minimum <= value <= maximum:
+        raise UsageError(f"{option} must be between {minimum:g} and {maximum:g}, got {value:g}")
+
+
+def check_fraction(option: str, value: float | None) -> None:
+    """A fraction option (``--mfu``, ``--mbu``) in (0, 1] when given."""
+    if value is None:
+        return
+    if not math.isfinite(value) or not 0 < value <= 1:
+        raise UsageError(f"{option} must be a fraction in (0, 1], got {value}")

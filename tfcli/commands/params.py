@@ -89,9 +89,9 @@ def params(
     counts = count_params(loaded.spec)
     dtypes = list(WEIGHT_DTYPES)
     if dtype is not None:
-        chosen = normalize_dtype(dtype)
-        if chosen not in dtypes:
-            dtypes.insert(1, chosen)
+        extra = normalize_dtype(dtype)  # not `chosen`: that is the output format
+        if extra not in dtypes:
+            dtypes.insert(1, extra)
     weight_bytes = {d: bytes_for(counts.total, d) for d in dtypes}
     verified = None
     note = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from tfcli.errors import LoadError, UnsupportedModelTypeError
+from tfcli.hf.encoders import ENCODER_RECORDS
 from tfcli.hf.modern import RECORDS_2025
 from tfcli.hf.reader import Reader
 from tfcli.hf.records import Record
@@ -22,7 +23,7 @@ from tfcli.hf.types import WRAPPERS
 
 RECORDS: dict[str, Record] = {
     **CLASSIC_RECORDS,
-    **{record.model_type: record for record in (*RECORDS_2025, *RECORDS_SSM)},
+    **{record.model_type: record for record in (*RECORDS_2025, *RECORDS_SSM, *ENCODER_RECORDS)},
 }
 """Every model_type tfcli reads, by name."""
 

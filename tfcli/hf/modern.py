@@ -444,6 +444,7 @@ def _llama4(r: Reader) -> None:
     r.put("num_shared_experts", 1)
     r.put("norm_topk_prob", False)
     r.put("router_scoring", "sigmoid")
+    r.put("moe_dense_reference", True)
     moe_layers = r.get("moe_layers", None, "?list")
     if moe_layers is None:
         step = r.get("interleave_moe_layer_step", 1, "count")

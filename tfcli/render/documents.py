@@ -188,14 +188,29 @@ def kv_cache(cache: KVCache) -> dict[str, Any]:
         **kv_totals(cache),
         "tp": cache.tp,
         "block_size": cache.block_size,
-        "sliding_rule": cache.rule,
+        "convention": cache.rule,
         "encoder_seq": cache.encoder_seq or None,
         "bytes_per_token_per_layer": cache.bytes_per_token_per_layer,
         "self_attention_bytes": cache.self_attention_bytes,
         "cross_attention_bytes": cache.cross_attention_bytes,
+        "indexer_bytes": cache.indexer_bytes,
+        "state_bytes": cache.state_bytes,
+        "state_bytes_per_sequence": cache.state_bytes_per_sequence,
+        "state_bytes_by_part": dict(cache.state_bytes_by_part),
+        "state_breakeven_tokens": cache.breakeven_tokens,
         "layers_by_kind": dict(cache.layers_by_kind),
         "bytes_by_kind": dict(cache.bytes_by_kind),
-        "per_layer_bytes": list(cache.per_layer_bytes),
+        "runs": [
+            {
+                "kind": run.kind,
+                "start": run.start,
+                "layers": run.layers,
+                "tokens_per_layer": run.tokens,
+                "kv_bytes_per_token_per_layer": run.kv_bytes_per_layer,
+                "state_bytes_per_layer": run.state_bytes_per_layer,
+            }
+            for run in cache.runs
+        ],
     }
 
 

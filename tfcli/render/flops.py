@@ -11,6 +11,7 @@ from tfcli.flops import (
     LayerFlops,
     ScalingRow,
     convention_label,
+    convention_name,
     kaplan_forward_flops_per_token,
     non_embedding_params,
     palm_training_flops_per_token,
@@ -316,7 +317,8 @@ def _print_headline(view: FlopsView) -> None:
         markup=False,
     )
     stdout_console.print(
-        f"  counted {other.attention_convention} instead: {format_percent(other.attention_share)}"
+        f"  counted {convention_name(view.spec, other.attention_convention)} instead: "
+        f"{format_percent(other.attention_share)}"
         f" (attention {format_flops(other.attention_flops)} = {format_int(other.attention_flops)},"
         f" {view.convention_ratio:.3f}x; total {format_flops(other.total)} = "
         f"{format_int(other.total)})",
@@ -395,7 +397,8 @@ def _print_scaling(view: FlopsView) -> None:
     spec, rows = view.spec, view.scaling
     table = make_table(
         "Scaling with sequence length (forward, batch "
-        f"{view.forward.batch}, {view.forward.attention_convention} pairs)",
+        f"{view.forward.batch}, "
+        f"{convention_name(spec, view.forward.attention_convention)} pairs)",
         ["seq", "total FLOPs", "attention FLOPs", "attn share", "rel. cost"],
     )
     base = rows[0].total
@@ -544,7 +547,8 @@ def flops_document(view: FlopsView) -> dict[str, Any]:
             "forward_flops": view.other_convention.total,
             "attention_flops": view.other_convention.attention_flops,
             "attention_share": view.other_convention.attention_share,
-            "attention_ratio": view.convention_ratio,
+            # null, not NaN, when no layer attends (an all-Mamba model): 0 / 0
+            "attention_ratio": view.convention_ratio if view.forward.attention_flops else None,
         },
         "prefill_forward_flops": view.prefill.total,
         "recompute": view.recompute,

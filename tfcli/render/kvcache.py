@@ -175,34 +175,60 @@ def per_token_formula(spec: ModelSpec, cache: KVCache) -> str:
 
 
 def rule_note(spec: ModelSpec, cache: KVCache) -> str:
-    """Which sliding-window / paging rule the figures follow, in words (empty if irrelevant)."""
-    sliding = "sliding" in spec.layer_kinds and spec.sliding_window is not None
+    """Which cache convention the figures follow, in words (empty if it changes nothing)."""
+    kinds = set(cache.layers_by_kind)
+    bounded = kinds & {"sliding", "chunked"}
+    has_state = bool(cache.state_bytes)
     w = int(spec.sliding_window or 0)
-    if cache.block_size is not None:
-        text = (
-            f"paged cache (vLLM v1): each sequence takes whole blocks of {cache.block_size} "
-            "tokens per layer"
-        )
-        if sliding:
-            text += (
-                f"; a sliding layer keeps the blocks covering the last w = {w} tokens "
-                f"(blocks wholly before the window are freed): {-(-w // cache.block_size)} "
-                "blocks, or one more when the window straddles a block boundary"
+    c = int(spec.attention_chunk_size or 0)
+    parts: list[str] = []
+    if cache.rule == "vllm":
+        b = cache.block_size or 16
+        parts.append(f"convention vllm (vllm/v1/kv_cache_interface.py): blocks of {b} tokens")
+        if "sliding" in bounded:
+            parts.append(
+                f"a sliding layer (w = {w:,}) holds w - 1 + T = {w - 1:,} + "
+                f"{cache.batched_tokens:,} batched tokens in blocks, plus one block (the "
+                "window need not start at a block boundary)"
             )
-        return text
-    if not sliding:
-        return ""
-    if cache.rule == "window":
-        return (
-            f"sliding-window rule 'window': a sliding layer holds at most w = {w} tokens, the "
-            "keys the newest token attends (itself included), as vLLM allocates; transformers' "
-            "DynamicSlidingWindowLayer keeps w - 1 between calls (--sliding-rule transformers)"
+        if "chunked" in bounded:
+            parts.append(
+                f"a chunked layer holds c + T = {c:,} + {cache.batched_tokens:,} tokens in blocks"
+            )
+        if has_state:
+            parts.append("state in the cache dtype, conv state K - 1 columns (MambaSpec)")
+    elif cache.rule == "transformers":
+        parts.append("convention transformers (the oracle: transformers 5 cache_utils)")
+        if "sliding" in bounded:
+            parts.append(f"a sliding layer (w = {w:,}) keeps the last w - 1 = {w - 1:,} tokens")
+        if "chunked" in bounded:
+            parts.append(f"a chunked layer (c = {c:,}) keeps the last c - 1 = {c - 1:,} tokens")
+        if has_state:
+            parts.append(
+                "recurrent states in fp32, conv states K columns in the cache dtype "
+                "(LinearAttentionLayer)"
+            )
+    else:
+        parts.append(
+            f"rule {cache.rule}: a sliding layer holds the w = {w:,} keys the newest token attends"
         )
-    return (
-        f"sliding-window rule 'transformers': a sliding layer holds at most w - 1 = {w - 1} "
-        "tokens between calls, as transformers' DynamicSlidingWindowLayer does (the next token "
-        "makes w while it attends)"
-    )
+    if len(parts) == 1 and not (bounded or has_state or cache.block_size):
+        return ""
+    return "; ".join(parts)
+
+
+KIND_LABELS = {
+    "full": "full-attention layers",
+    "sliding": "sliding-window layers",
+    "chunked": "chunked-attention layers",
+    "gated_deltanet": "Gated DeltaNet layers (state)",
+    "lightning": "lightning-attention layers (state)",
+    "mamba": "Mamba layers (state)",
+    "mamba2": "Mamba-2 layers (state)",
+    "rwkv": "RWKV layers (state)",
+    "full+mamba2": "attention + Mamba-2 layers",
+    "sliding+mamba2": "sliding attention + Mamba-2 layers",
+}
 
 
 def print_kvcache(view: KVCacheView) -> None:
@@ -211,7 +237,7 @@ def print_kvcache(view: KVCacheView) -> None:
     stdout_console.print(describe(spec), highlight=False, markup=False)
     if spec.architecture == "encoder":
         stdout_console.print(
-            f"{spec.name} is encoder-only: it attends bidirectionally over the whole input in one "
+            f"{spec.name} is encoder-only: it attends bidirectionally over its input in one "
             "pass and keeps no KV cache (0 bytes).",
             style="bold",
             markup=False,
@@ -223,29 +249,54 @@ def print_kvcache(view: KVCacheView) -> None:
         + (f", blocks of {cache.block_size}" if cache.block_size else ""),
         ["", "bytes", ""],
     )
-    table.add_row("per token per layer", format_int(cache.bytes_per_token_per_layer), "")
-    table.add_row(
-        f"per token, {spec.num_layers} layers",
-        format_int(cache.bytes_per_token),
-        format_bytes(cache.bytes_per_token),
+    attention_layers = sum(
+        n for kind, n in cache.layers_by_kind.items() if kind != "cross" and _has_kv(kind)
     )
+    if cache.bytes_per_token:
+        table.add_row("per token per layer", format_int(cache.bytes_per_token_per_layer), "")
+        table.add_row(
+            f"per token, {attention_layers} attention layers"
+            + (" (with indexer keys)" if cache.indexer_bytes else ""),
+            format_int(cache.bytes_per_token),
+            format_bytes(cache.bytes_per_token),
+        )
     for kind, nbytes in cache.bytes_by_kind.items():
         layers = cache.layers_by_kind[kind]
-        label = {"full": "full-attention layers", "sliding": "sliding-window layers"}.get(
-            kind, "cross-attention (encoder " + format_int(cache.encoder_seq) + " tokens)"
-        )
+        label = KIND_LABELS.get(kind, kind)
+        if kind == "cross":
+            label = "cross-attention (encoder " + format_int(cache.encoder_seq) + " tokens)"
         table.add_row(f"{label} ({layers})", format_int(nbytes), format_bytes(nbytes))
+    if cache.state_bytes:
+        table.add_section()
+        table.add_row(
+            "per-sequence state (fixed, does not grow with tokens)",
+            format_int(cache.state_bytes_per_sequence),
+            format_bytes(cache.state_bytes_per_sequence),
+        )
+        for part, nbytes in cache.state_bytes_by_part.items():
+            table.add_row(
+                f"  {part} state, batch {cache.batch}", format_int(nbytes), format_bytes(nbytes)
+            )
     table.add_section()
     table.add_row(
         "total", format_int(cache.total_bytes), format_bytes(cache.total_bytes), style="bold"
     )
     print_table(table)
-    stdout_console.print(f"per token per layer: {per_token_formula(spec, cache)}", markup=False)
+    if cache.bytes_per_token:
+        stdout_console.print(f"per token per layer: {per_token_formula(spec, cache)}", markup=False)
+    if cache.breakeven_tokens is not None:
+        stdout_console.print(
+            f"the fixed state equals the KV of {format_int(cache.breakeven_tokens)} tokens "
+            f"({format_int(cache.state_bytes_per_sequence)} B / "
+            f"{format_int(cache.bytes_per_token)} B per token)",
+            markup=False,
+        )
     note = rule_note(spec, cache)
     if note:
         stdout_console.print(note, markup=False)
 
-    _print_variants(view)
+    if view.variants:
+        _print_variants(view)
     if view.fit is not None:
         _print_fit(view)
     _print_serving(view)
@@ -256,7 +307,12 @@ def print_kvcache(view: KVCacheView) -> None:
             if spec.is_mla
             else "K and V counted (factor 2)"
         )
+        + ("; state layers keep a fixed per-sequence state instead" if cache.state_bytes else "")
     )
+
+
+def _has_kv(kind: str) -> bool:
+    return kind in ("full", "sliding", "chunked") or kind.endswith("+mamba2")
 
 
 def _print_variants(view: KVCacheView) -> None:
@@ -302,7 +358,7 @@ def _print_fit(view: KVCacheView) -> None:
         )
     else:
         seq_text = (
-            "any length (every layer is capped by the sliding window)"
+            "any length (no layer's cache grows: sliding, chunked or state layers only)"
             if fit.unbounded_seq
             else (
                 format_int(fit.max_seq_for_batch) + " tokens"

@@ -33,10 +33,27 @@ def _context(spec: ModelSpec) -> str:
     return format_int(spec.max_position_embeddings) if spec.max_position_embeddings else "-"
 
 
+MIXER_NAMES = {
+    "gated_deltanet": "GDN",
+    "lightning": "lightning",
+    "mamba": "Mamba",
+    "mamba2": "Mamba2",
+    "rwkv": "RWKV",
+}
+
+
 def attention_notation(spec: ModelSpec) -> str:
     """One notation for every model: ``GQA 32/8`` (query / KV heads), ``MHA 12``, ``MQA 71/1``,
-    ``MLA 128, r 512`` (heads, latent rank), then ``sliding 4096`` (every layer) or
-    ``full+sliding 4096`` (hybrid). See ``ATTENTION_LEGEND``."""
+    ``MLA 128, r 512`` (heads, latent rank), then the layer kinds beyond full attention:
+    ``sliding 4096`` (every layer) or ``full+sliding 4096`` (mixed), ``chunked 8192``, and the
+    state mixers with their layer counts (``+ GDN 36/48``, ``Mamba2 36/40``); a pure state-space
+    model is just its mixer (``Mamba 64``). See ``ATTENTION_LEGEND``."""
+    counts = spec.kind_counts
+    total = sum(counts.values())
+    state = {k: n for k, n in counts.items() if k in MIXER_NAMES}
+    attention = total - sum(state.values())
+    if not attention:
+        return " + ".join(f"{MIXER_NAMES[k]} {n}" for k, n in state.items())
     kind = spec.attention_kind
     if spec.is_mla:
         text = f"MLA {spec.num_heads}, r {spec.kv_lora_rank}"
@@ -44,9 +61,22 @@ def attention_notation(spec: ModelSpec) -> str:
         text = f"MHA {spec.num_heads}"
     else:
         text = f"{kind} {spec.num_heads}/{spec.kv_heads}"
-    kinds = set(spec.layer_kinds)
+    kinds = {k.split("+")[0] for k in counts}
     if "sliding" in kinds and spec.sliding_window is not None:
         text += (" full+sliding " if "full" in kinds else " sliding ") + str(spec.sliding_window)
+    if "chunked" in kinds and spec.attention_chunk_size is not None:
+        mixed = " full+chunked " if "full" in kinds else " chunked "
+        text += mixed + str(spec.attention_chunk_size)
+    if spec.parallel_ssm:
+        text += " & Mamba2"
+    for mixer, n in state.items():
+        text += f" + {MIXER_NAMES[mixer]} {n}/{total}"
+    if spec.sparse_attention == "longformer":
+        text += f" longformer {spec.sliding_window}"
+    elif spec.sparse_attention == "bigbird":
+        text += f" bigbird {spec.sparse_block_size}x{spec.sparse_random_blocks}"
+    if spec.position_type == "disentangled":
+        text += f" disentangled {spec.relative_position_span}"
     return text
 
 
@@ -54,7 +84,12 @@ ATTENTION_LEGEND = (
     "attention: MHA H = H query and H KV heads; GQA H/K = H query heads sharing K KV heads; "
     "MQA H/1 = one KV head; MLA H, r R = H heads reading a latent of rank R (kv_lora_rank); "
     "sliding w = every layer attends the last w tokens; full+sliding w = full and sliding-window "
-    "layers mixed"
+    "layers mixed (in an encoder: w / 2 each side); chunked c = local attention within "
+    "chunks of c; "
+    "+ GDN n/L = n of L layers are Gated DeltaNet (likewise lightning, Mamba, Mamba2, RWKV: "
+    "fixed-state mixers); & Mamba2 = a Mamba-2 mixer beside the attention in every layer; "
+    "longformer w = a window of w / 2 each side plus global tokens; bigbird bxr = blocks of b, "
+    "r random per query block; disentangled k = DeBERTa's relative attention over 2k positions"
 )
 
 _ARCH = {"decoder": "decoder", "encoder": "encoder", "encoder-decoder": "enc-dec"}

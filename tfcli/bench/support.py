@@ -1,0 +1,52 @@
+"""Which spec features the built-in model builds yet: one list, checked before allocating.
+
+The estimates cover more layer kinds than the bench's torch layers do; a spec with a feature
+listed here is refused with one line (``BenchError``) instead of building a different model.
+
+torch is not imported here.
+"""
+
+from __future__ import annotations
+
+from tfcli.errors import BenchError
+from tfcli.spec import ModelSpec
+
+BUILT_MIXERS = ("attention", "mla")
+
+
+def missing_features(spec: ModelSpec) -> list[str]:
+    """Features of ``spec`` the built-in model does not implement (empty when it can build)."""
+    missing: list[str] = []
+    kinds = {run.plan.mixer for run in spec.layer_runs}
+    missing += sorted(f"{k} layers" for k in kinds - set(BUILT_MIXERS))
+    patterns = {run.plan.pattern for run in spec.layer_runs}
+    checks = {
+        "chunked attention": "chunked" in patterns,
+        "sparse encoder attention": spec.sparse_attention != "none",
+        "disentangled positions": spec.position_type == "disentangled",
+        "a parallel Mamba-2 mixer": spec.parallel_ssm,
+        "attention sinks": spec.attention_sinks,
+        "an attention output gate": spec.attention_output_gate,
+        "per-head q/k norms over all heads": spec.qk_norm and spec.qk_norm_weights == "all",
+        "NoPE layers": spec.layer_positions is not None and "none" in spec.layer_positions,
+        "output norms": spec.norm_position == "output",
+        "non-parametric norms": not spec.norm_affine,
+        "expert biases": spec.expert_bias,
+        "a routing correction-bias parameter": spec.router_correction_bias,
+        "the DeepSeek-V3.2 indexer": spec.index_num_heads is not None,
+        "layers without an MLP": any(run.plan.mlp == "none" for run in spec.layer_runs),
+    }
+    missing += [name for name, present in checks.items() if present]
+    return missing
+
+
+def check_buildable(spec: ModelSpec) -> None:
+    """Raise ``BenchError`` naming what the built-in model cannot build for ``spec``."""
+    missing = missing_features(spec)
+    if missing:
+        raise BenchError(
+            f"the built-in model does not build {', '.join(missing)} yet: tfcli bench cannot "
+            f"time {spec.name}",
+            hint="tfcli params / flops / kvcache cover it (flops --attention full: as "
+            "transformers executes it); tfcli params --verify counts it with transformers",
+        )
