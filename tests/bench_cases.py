@@ -236,4 +236,106 @@ def configs() -> dict[str, tuple[Any, str]]:
             ),
             "causal_lm",
         ),
+        **shape_variants(),
+    }
+
+
+def shape_variants() -> dict[str, tuple[Any, str]]:
+    """Other widths, head counts and depths of the same families, so that a mapping or a
+    layer that only works for one shape is caught: wider and deeper stacks, MQA, odd head
+    counts, and encoder-decoders whose encoder and decoder depths differ (distilbart-12-6 has
+    12 and 6; T5 allows num_decoder_layers != num_layers)."""
+    import transformers as T
+
+    return {
+        "llama_wide_gqa3": (
+            T.LlamaConfig(
+                hidden_size=96,
+                intermediate_size=160,
+                num_hidden_layers=3,
+                num_attention_heads=6,
+                num_key_value_heads=2,
+                vocab_size=300,
+            ),
+            "causal_lm",
+        ),
+        "llama_deep_mqa": (
+            T.LlamaConfig(
+                hidden_size=32,
+                intermediate_size=48,
+                num_hidden_layers=4,
+                num_attention_heads=4,
+                num_key_value_heads=1,
+                vocab_size=300,
+            ),
+            "causal_lm",
+        ),
+        "gpt2_wide": (T.GPT2Config(n_embd=96, n_layer=3, n_head=3, vocab_size=300), "causal_lm"),
+        "gptj_wide": (
+            T.GPTJConfig(n_embd=96, n_layer=3, n_head=6, rotary_dim=16, vocab_size=300),
+            "causal_lm",
+        ),
+        "opt_deep": (
+            T.OPTConfig(
+                hidden_size=48,
+                num_hidden_layers=3,
+                num_attention_heads=3,
+                ffn_dim=80,
+                word_embed_proj_dim=48,
+                vocab_size=300,
+            ),
+            "causal_lm",
+        ),
+        "mpt_wide": (
+            T.MptConfig(d_model=96, n_layers=3, n_heads=6, expansion_ratio=4, vocab_size=300),
+            "causal_lm",
+        ),
+        "roberta_deep": (
+            T.RobertaConfig(
+                hidden_size=48,
+                num_hidden_layers=3,
+                num_attention_heads=3,
+                intermediate_size=80,
+                vocab_size=300,
+            ),
+            "base",
+        ),
+        "bart_3enc_2dec": (
+            T.BartConfig(
+                d_model=64,
+                encoder_layers=3,
+                decoder_layers=2,
+                encoder_attention_heads=4,
+                decoder_attention_heads=4,
+                encoder_ffn_dim=96,
+                decoder_ffn_dim=96,
+                vocab_size=300,
+            ),
+            "seq2seq",
+        ),
+        "bart_wide_2enc_3dec": (
+            T.BartConfig(
+                d_model=96,
+                encoder_layers=2,
+                decoder_layers=3,
+                encoder_attention_heads=6,
+                decoder_attention_heads=6,
+                encoder_ffn_dim=128,
+                decoder_ffn_dim=128,
+                vocab_size=300,
+            ),
+            "seq2seq",
+        ),
+        "t5_3enc_1dec": (
+            T.T5Config(
+                d_model=48,
+                d_ff=80,
+                d_kv=12,
+                num_layers=3,
+                num_decoder_layers=1,
+                num_heads=4,
+                vocab_size=300,
+            ),
+            "seq2seq",
+        ),
     }

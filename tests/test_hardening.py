@@ -432,7 +432,7 @@ def _good_entry() -> dict[str, object]:
 
     entry: dict[str, object] = {f.name: 1.0 for f in fields(Calibration)}
     entry.update(device="cpu", dtype="float32", threads=2, head_dim=64, probe_flops_per_s=0.9)
-    entry.update(matmul_spread=0.0, load_average=None)
+    entry.update(matmul_spread=0.0, probe_spread=0.0, load_average=None)
     return entry
 
 

@@ -6,8 +6,14 @@
   kernels on CUDA and, for fp32 without a mask, on CPU: O(S) memory). On CUDA a kernel can be
   forced (flash, efficient, math, cudnn) through ``torch.nn.attention.sdpa_kernel``.
 
+A one-query decode step on the CPU runs the grouped kernel (``naive_attention``: the G
+queries of each KV head are the rows of one matmul, so each KV head is read once) whatever
+the backend: torch 2.13's CPU SDPA streams each KV head once per query head under
+``enable_gqa`` (DESIGN.md section 6: 12-27% of read bandwidth against 32-36%), and with one
+query there are no S x S scores to save.
+
 Shapes: q (B, H, S_q, D), k (B, KVH, S_k, D), v (B, KVH, S_k, Dv); H = KVH x G. Grouped-query
-attention never copies K/V: the naive path views the queries as (B, KVH, G, S_q, D), SDPA gets
+attention never copies K/V: the naive path views the queries as (B, KVH, G x S_q, D), SDPA gets
 ``enable_gqa=True``. Query ``i`` sits at absolute position ``q_offset + i`` (decode with a
 cache), key ``j`` at position ``key_offset + j`` (a sliding cache that dropped old keys).
 """
@@ -71,17 +77,20 @@ def naive_attention(
 ) -> Tensor:
     """Explicit attention with the scores materialised; GQA by a grouped view, no K/V copy.
 
+    The G query heads sharing a KV head are folded into the rows of one matmul per KV head:
+    q (B, KVH, G x S_q, D) @ k^T (B, KVH, D, S_k). A broadcast (B, KVH, G, S_q, D) @
+    (B, KVH, 1, D, S_k) product would materialise K (and V) G times; this is a plain batched
+    GEMM (for a decode step, G rows per KV head: each KV head is read once). With G = 1 it is
+    the 4-D product transformers' eager attention computes, bit for bit.
+
     Two score-sized tensors exist at the peak: the scores (scaled, biased and masked in
     place) and the softmax probabilities.
     """
     b, h, s_q, d = q.shape
     kvh = k.shape[1]
     g = h // kvh
-    if g == 1:  # MHA: the 4-D product transformers' eager attention computes, bit for bit
-        scores = torch.matmul(q, k.transpose(-1, -2))  # (B, H, S_q, S_k)
-    else:
-        qg = q.view(b, kvh, g, s_q, d)  # (B, KVH, G, S_q, D)
-        scores = torch.matmul(qg, k.unsqueeze(2).transpose(-1, -2))  # (B, KVH, G, S_q, S_k)
+    qg = q.reshape(b, kvh, g * s_q, d)  # (B, KVH, G S_q, D): query head kvh x G + j
+    scores = torch.matmul(qg, k.transpose(-1, -2))  # (B, KVH, G S_q, S_k)
     scores = scores.view(b, h, s_q, -1).mul_(scale)  # (B, H, S_q, S_k), scaled in place
     if bias is not None:
         scores = scores.add_(bias)
@@ -90,10 +99,7 @@ def naive_attention(
     if mask is not None:
         scores = scores.masked_fill_(~mask, float("-inf"))
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)  # a second S x S
-    if g == 1:
-        return torch.matmul(probs, v)  # (B, H, S_q, Dv)
-    pg = probs.view(b, kvh, g, s_q, -1)  # (B, KVH, G, S_q, S_k)
-    out = torch.matmul(pg, v.unsqueeze(2))  # (B, KVH, G, S_q, Dv)
+    out = torch.matmul(probs.view(b, kvh, g * s_q, -1), v)  # (B, KVH, G S_q, Dv)
     return out.view(b, h, s_q, v.shape[-1])
 
 
@@ -148,6 +154,12 @@ def sdpa_attention(
         )
 
 
+def uses_grouped_decode(s_q: int, device: torch.device) -> bool:
+    """True when the core runs the grouped matmul kernel for a decode step: one query per
+    sequence on the CPU (see the module docstring)."""
+    return s_q == 1 and device.type == "cpu"
+
+
 def attention_core(
     q: Tensor,
     k: Tensor,
@@ -166,13 +178,23 @@ def attention_core(
     """softmax(Q K^T scale + bias) V under a causal / sliding / bidirectional mask.
 
     Soft-capping (Gemma-2) is not expressible in SDPA: with ``softcap`` set, the naive path
-    runs whatever the backend.
+    runs whatever the backend; so does a one-query step on the CPU (``uses_grouped_decode``).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown attention backend {backend!r}; use {', '.join(BACKENDS)}")
     if sdpa_kernel is not None and sdpa_kernel not in SDPA_KERNELS:
         raise ValueError(f"unknown SDPA kernel {sdpa_kernel!r}; use {', '.join(SDPA_KERNELS)}")
     scale = q.shape[-1] ** -0.5 if scale is None else scale
+    naive = backend == "naive" or softcap is not None or uses_grouped_decode(q.shape[2], q.device)
+    square_causal = (
+        causal and window is None and q_offset == 0 and key_offset == 0 and q.shape[2] > 1
+    ) and q.shape[2] == k.shape[2]
+    if square_causal and not naive and bias is None:
+        # SDPA gets is_causal: building the (S, S) boolean mask would cost S^2 bytes for
+        # nothing (256 MiB at 16K), which the O(S) memory figure must not include.
+        return sdpa_attention(
+            q, k, v, scale=scale, causal=True, mask=None, bias=None, kernel=sdpa_kernel
+        )
     mask = attention_mask(
         q.shape[2],
         k.shape[2],
@@ -182,11 +204,8 @@ def attention_core(
         key_offset=key_offset,
         device=q.device,
     )
-    if backend == "naive" or softcap is not None:
+    if naive:
         return naive_attention(q, k, v, scale=scale, mask=mask, bias=bias, softcap=softcap)
-    square_causal = (
-        mask is not None and causal and window is None and q_offset == 0 and key_offset == 0
-    ) and q.shape[2] == k.shape[2]
     return sdpa_attention(
         q, k, v, scale=scale, causal=square_causal, mask=mask, bias=bias, kernel=sdpa_kernel
     )

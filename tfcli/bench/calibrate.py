@@ -15,27 +15,43 @@ timing of the point being predicted. Every probe uses shapes no sweep point uses
 * masked SDPA efficiency: the same with an additive (S x S) float mask, which the CPU flash
   kernel reads per tile and which stops it skipping blocks (sliding windows, ALiBi and
   relative biases reach SDPA this way);
-* SDPA decode bandwidth: KV bytes (2 H L D x bytes, H = 8 heads MHA, L = 16384) over the time
-  of one query attending to them through the built-in core;
+* decode-attention bandwidth: KV bytes (2 H L D x bytes, H = 8 heads MHA, L = 16384) over the
+  time of one query attending to them through the built-in core (on the CPU the grouped
+  kernel a decode step runs, ``tfcli.bench.attention.uses_grouped_decode``);
 * first-touch write bandwidth: bytes/s of filling a fresh 256 MiB allocation (the OS maps and
   zeroes each page on first write: what every new S x S tensor of a naive attention pays);
 * softmax rate: elements/s of a row softmax into a fresh tensor (a 4096 x 16384 matrix);
+* per-operator overhead: seconds per dispatched operator of a width-64 generic layer
+  (``tfcli.bench.opcount``), what a decode step pays thousands of times;
 * the noise probe's own rate (``tfcli.bench.timing.Probe``) and the 1-minute load average,
   so a later run can tell whether the machine is as quiet as when it was calibrated.
 
 Each figure is the FASTEST of several samples: noise on a shared machine only ever adds time,
 so the fastest sample estimates the undisturbed rate. That fails when another process holds
-a core throughout, so a calibration whose matmul spread is large or whose probe runs far
+a core throughout, so a calibration whose matmul spread is large, whose noise probe is
+unstable (IQR / median of its 30 rates above NOISY_PROBE_SPREAD) or whose probe runs far
 below the matmul rate is flagged ``noisy``, reported, and not cached.
+
+The cache file is read defensively (a regular file of at most MAX_CACHE_BYTES, strict JSON
+without NaN or Infinity, through the loaders' bounded readers; every field of the right type,
+every rate finite and positive); an entry that fails is reported and measured again. It is
+written atomically (a temporary file in the same directory, then ``os.replace``) while
+holding an exclusive
+``fcntl.flock`` on a lock file beside it, so concurrent benches never interleave writes or
+lose each other's entries.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import platform
+import statistics
+import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -43,15 +59,21 @@ import torch
 import torch.nn.functional as F
 
 from tfcli.bench.attention import attention_core
-from tfcli.bench.timing import Probe, synchronize, time_call
+from tfcli.bench.opcount import measure_op_overhead
+from tfcli.bench.timing import Probe, iqr, synchronize, time_call
 
-CALIBRATION_VERSION = 3
+CALIBRATION_VERSION = 5
 """Bumped when the set of probes changes: older cache entries are measured again."""
 CALIBRATION_SEQ = 1536
 CALIBRATION_HEADS = 8
 DECODE_CALIBRATION_CONTEXT = 16384
 NOISY_CALIBRATION_SPREAD = 0.10
 """A matmul spread above 10% during calibration means the machine was busy."""
+NOISY_PROBE_SPREAD = 0.25
+"""IQR / median of the noise probe's 30 rates: 3-17% measured on this 2-core machine at load
+~1; another process holding a core makes many ~1 ms probe calls wait for an ~8 ms slice."""
+MAX_CACHE_BYTES = 1 << 20
+"""A calibration cache larger than this (1 MiB; one entry is ~600 bytes) is not read."""
 QUIET_PROBE_RATIO = (0.5, 1.2)
 """On an idle machine the small probe matmul runs at ~90% of the large matmul's rate. When
 another process holds a core, each 2-thread call waits for a scheduler slice (~8 ms here,
@@ -74,24 +96,45 @@ class Calibration:
     first_touch_bytes_per_s: float
     softmax_elements_per_s: float
     gemv_bytes_per_s: float
-    sdpa_decode_bytes_per_s: float
+    decode_kv_bytes_per_s: float
     probe_flops_per_s: float
+    op_overhead_seconds: float = 4e-6
+    """Fixed cost of one dispatched operator (``tfcli.bench.opcount``)."""
     matmul_spread: float = 0.0
+    probe_spread: float = 0.0
+    """IQR / median of the noise probe's rates during calibration."""
     load_average: float | None = None
     measured_at: float = 0.0
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
+    def noise_reason(self) -> str:
+        """Why ``noisy`` is true, in words (empty when it is not)."""
+        reasons = []
+        if self.matmul_spread > NOISY_CALIBRATION_SPREAD:
+            reasons.append(f"matmul spread {100 * self.matmul_spread:.0f}%")
+        if self.probe_spread > NOISY_PROBE_SPREAD:
+            reasons.append(f"noise probe spread {100 * self.probe_spread:.0f}%")
+        low, high = QUIET_PROBE_RATIO
+        ratio = self.probe_flops_per_s / self.matmul_flops_per_s
+        if not low <= ratio <= high:
+            reasons.append(f"probe at {100 * ratio:.0f}% of the matmul rate")
+        if self.sdpa_efficiency > 1.05:
+            reasons.append(f"SDPA at {100 * self.sdpa_efficiency:.0f}% of the matmul peak")
+        return ", ".join(reasons)
+
     @property
     def noisy(self) -> bool:
         """True when the calibration ran on a busy machine: the matmul samples varied by more
-        than NOISY_CALIBRATION_SPREAD, the probe / matmul rate ratio left QUIET_PROBE_RATIO,
-        or SDPA appeared faster than the matmul peak."""
+        than NOISY_CALIBRATION_SPREAD, the noise probe's rates by more than
+        NOISY_PROBE_SPREAD, the probe / matmul rate ratio left QUIET_PROBE_RATIO, or SDPA
+        appeared faster than the matmul peak."""
         low, high = QUIET_PROBE_RATIO
         ratio = self.probe_flops_per_s / self.matmul_flops_per_s
         return (
             self.matmul_spread > NOISY_CALIBRATION_SPREAD
+            or self.probe_spread > NOISY_PROBE_SPREAD
             or not low <= ratio <= high
             or self.sdpa_efficiency > 1.05  # SDPA faster than the matmul peak: peak was low
         )
@@ -170,9 +213,9 @@ def measure_sdpa_efficiency(
     return flops / samples.best / matmul_flops_per_s
 
 
-def measure_sdpa_decode(device: torch.device, dtype: torch.dtype, head_dim: int) -> float:
+def measure_decode_attention(device: torch.device, dtype: torch.dtype, head_dim: int) -> float:
     """KV bytes/s of one query over an MHA cache (8 heads, 16384 keys) through the built-in
-    SDPA core, the call a decode step makes: 2 H L D x bytes per call."""
+    core, the call a decode step makes: 2 H L D x bytes per call."""
     heads, context = CALIBRATION_HEADS, DECODE_CALIBRATION_CONTEXT
     q = torch.randn(1, heads, 1, head_dim, device=device, dtype=dtype)
     k = torch.randn(1, heads, context, head_dim, device=device, dtype=dtype)
@@ -203,69 +246,102 @@ def measure_softmax(device: torch.device, dtype: torch.dtype) -> float:
     return x.numel() / samples.best
 
 
-def measure_probe(device: torch.device) -> float:
-    """The noise probe's fastest rate over 30 calls: its undisturbed FLOP/s."""
-    return max(Probe(device).rates(30))
+def measure_probe(device: torch.device) -> tuple[float, float]:
+    """(fastest rate, IQR / median) of the noise probe over 30 calls: its undisturbed FLOP/s
+    and how stable it was."""
+    rates = Probe(device).rates(30)
+    return max(rates), iqr(rates) / statistics.median(rates)
 
 
-CACHE_MAX_BYTES = 2**20
-"""A calibration cache larger than 1 MiB is not ours: it is measured again."""
+STRING_FIELDS = ("device", "dtype")
+INT_FIELDS = ("threads", "head_dim")
+RATE_FIELDS = (
+    "matmul_flops_per_s",
+    "read_bytes_per_s",
+    "sdpa_efficiency",
+    "sdpa_masked_efficiency",
+    "first_touch_bytes_per_s",
+    "softmax_elements_per_s",
+    "gemv_bytes_per_s",
+    "decode_kv_bytes_per_s",
+    "probe_flops_per_s",
+    "op_overhead_seconds",
+)
+"""Fields a prediction divides by or multiplies with: finite and > 0."""
+NONNEGATIVE_FIELDS = ("matmul_spread", "probe_spread", "measured_at")
 
 
-def _load_all() -> dict[str, dict[str, object]]:
-    """Every cached entry; an unreadable, oversized, non-regular (a symlink to /dev/zero) or
-    malformed cache is a warning and reads as empty (everything is measured again)."""
+def read_cache(path: Path | None = None) -> tuple[dict[str, object], str | None]:
+    """(entries, problem) of the cache file: {} and None when there is none; {} and a reason
+    when it is not a regular file of at most MAX_CACHE_BYTES holding a strict JSON object
+    (a symlink to /dev/zero, a FIFO, NaN, garbage), read through the loaders' bounded
+    readers (``tfcli.loaders.read_text_bounded``, ``parse_json``)."""
     from tfcli.errors import TfcliError
-    from tfcli.loaders import parse_json, read_text_bounded, warn
+    from tfcli.loaders import parse_json, read_text_bounded
 
-    path = cache_path()
+    path = path or cache_path()
     if not path.exists() and not path.is_symlink():
-        return {}
+        return {}, None
     try:
-        data = parse_json(read_text_bounded(path, limit=CACHE_MAX_BYTES), str(path))
+        data = parse_json(read_text_bounded(path, limit=MAX_CACHE_BYTES), str(path))
     except TfcliError as err:
-        warn(f"ignoring the calibration cache: {err.message}; measuring again")
-        return {}
-    return data if isinstance(data, dict) else {}
+        return {}, err.message
+    if not isinstance(data, dict):
+        return {}, f"{path}: it does not hold a JSON object"
+    return data, None
 
 
-def _entry_problem(entry: dict[str, object]) -> str | None:
-    """Why a cached entry's values cannot be used (0, negative, a string, null, NaN), or None."""
-    optional = {"load_average"}
-    non_negative = {"matmul_spread", "load_average", "measured_at"}
-    for f in fields(Calibration):
-        value = entry[f.name]
-        if f.name in ("device", "dtype"):
-            if not isinstance(value, str):
-                return f"{f.name}={value!r:.60}"
-            continue
-        if value is None and f.name in optional:
+def _load_all() -> dict[str, object]:
+    """Every cached entry; a cache file that cannot be used is a warning and reads as empty."""
+    from tfcli.loaders import warn
+
+    entries, problem = read_cache()
+    if problem is not None:
+        warn(f"ignoring the calibration cache: {problem}; measuring again")
+    return entries
+
+
+def validate_entry(entry: object) -> tuple[Calibration | None, str | None]:
+    """(calibration, None) for a valid cache entry of this version; (None, reason) for one
+    whose fields are missing, extra, of the wrong type, non-finite, or zero / negative where
+    a prediction divides by them."""
+    if not isinstance(entry, dict):
+        return None, f"the entry is {type(entry).__name__}, not an object"
+    names = {f.name for f in fields(Calibration)}
+    if set(entry) != names:
+        missing, extra = sorted(names - set(entry)), sorted(set(entry) - names)
+        return None, f"fields differ (missing {missing[:3]}, unexpected {extra[:3]})"
+    for name in STRING_FIELDS:
+        if not isinstance(entry[name], str):
+            return None, f"{name} = {entry[name]!r} is not a string"
+    for name in INT_FIELDS:
+        value = entry[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            return None, f"{name} = {value!r} is not a positive integer"
+    for name in (*RATE_FIELDS, *NONNEGATIVE_FIELDS, "load_average"):
+        value = entry[name]
+        if name == "load_average" and value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return f"{f.name}={value!r:.60}"
-        low_ok = value >= 0 if f.name in non_negative else value > 0
-        if not math.isfinite(value) or not low_ok:
-            return f"{f.name}={value!r:.60}"
-    return None
+            return None, f"{name} = {value!r} is not a number"
+        if not math.isfinite(value):
+            return None, f"{name} = {value!r} is not finite"
+        if name in RATE_FIELDS and value <= 0:
+            return None, f"{name} = {value!r} is not positive"
+        if value < 0:
+            return None, f"{name} = {value!r} is negative"
+    return Calibration(**entry), None
 
 
 def _from_cache(entry: object) -> Calibration | None:
-    """A cached entry with exactly this version's fields, valid values, taken on a quiet
-    machine, else None (measure again; invalid values are a warning)."""
-    names = {f.name for f in fields(Calibration)}
-    if not isinstance(entry, dict) or set(entry) != names:
-        return None
-    problem = _entry_problem(entry)
-    if problem is not None:
-        from tfcli.loaders import warn
+    """A valid cached entry taken on a quiet machine, else None (measure again; an invalid
+    value is a warning)."""
+    from tfcli.loaders import warn
 
-        warn(f"the cached calibration holds an invalid value ({problem}); measuring again")
-        return None
-    try:
-        found = Calibration(**entry)
-    except TypeError:
-        return None
-    return None if found.noisy else found
+    found, problem = validate_entry(entry)
+    if problem is not None:
+        warn(f"the cached calibration is invalid ({problem}); measuring again")
+    return None if found is None or found.noisy else found
 
 
 def calibration_key(device: torch.device, dtype: torch.dtype, head_dim: int) -> str:
@@ -275,21 +351,44 @@ def calibration_key(device: torch.device, dtype: torch.dtype, head_dim: int) -> 
 
 
 def calibrate(
-    device: torch.device, dtype: torch.dtype, head_dim: int, *, recalibrate: bool = False
+    device: torch.device,
+    dtype: torch.dtype,
+    head_dim: int,
+    *,
+    recalibrate: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> tuple[Calibration, bool]:
     """(calibration, from_cache) for this device, dtype and head dim; measures if needed
     (a few seconds) and stores the result in the cache file, unless it was measured on a busy
-    machine (``Calibration.noisy``), which the next run measures again."""
+    machine (``Calibration.noisy``), which the next run measures again. A cache file or entry
+    that fails validation is reported through ``warn`` and measured again."""
+    from tfcli.loaders import warn as loaders_warn
+
+    report = warn or loaders_warn
     key = calibration_key(device, dtype, head_dim)
-    cached = _load_all()
     if not recalibrate:
-        found = _from_cache(cached.get(key))
-        if found is not None:
-            return found, True
+        entries, problem = read_cache()
+        if problem is not None:
+            report(f"ignoring the calibration cache: {problem}; measuring again")
+        if key in entries:
+            found, bad = validate_entry(entries[key])
+            if found is not None and not found.noisy:
+                return found, True
+            if bad is not None:
+                report(f"calibration cache entry {key} is invalid ({bad}); measuring again")
+    result = measure(device, dtype, head_dim)
+    if not result.noisy:  # a busy machine's figures are not kept: the next run measures again
+        store(key, result)
+    return result, False
+
+
+def measure(device: torch.device, dtype: torch.dtype, head_dim: int) -> Calibration:
+    """Run every probe once (see the module docstring); a few seconds."""
     synchronize(device)
     load = load_average()
     matmul, spread = measure_matmul(device, dtype)
-    result = Calibration(
+    probe, probe_spread = measure_probe(device)
+    return Calibration(
         device=device_key(device),
         dtype=str(dtype).removeprefix("torch."),
         threads=torch.get_num_threads(),
@@ -303,25 +402,52 @@ def calibrate(
         first_touch_bytes_per_s=measure_first_touch(device),
         softmax_elements_per_s=measure_softmax(device, dtype),
         gemv_bytes_per_s=measure_gemv(device, dtype),
-        sdpa_decode_bytes_per_s=measure_sdpa_decode(device, dtype, head_dim),
-        probe_flops_per_s=measure_probe(device),
+        decode_kv_bytes_per_s=measure_decode_attention(device, dtype, head_dim),
+        probe_flops_per_s=probe,
+        op_overhead_seconds=measure_op_overhead(device, dtype),
         matmul_spread=spread,
+        probe_spread=probe_spread,
         load_average=load,
         measured_at=time.time(),
     )
-    if not result.noisy:  # a busy machine's figures are not kept: the next run measures again
-        store(key, result)
-    return result, False
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive ``fcntl.flock`` on ``path`` (created if needed) for the duration; no lock
+    where fcntl does not exist (Windows)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with path.open("a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def store(key: str, calibration: Calibration) -> None:
-    """Write one entry into the cache file (other devices' entries kept); a read-only cache
-    dir is not an error: the figures are just measured again next time."""
-    entries = _load_all()
-    entries[key] = calibration.to_dict()
+    """Write one entry into the cache file, other entries kept, under the lock and atomically
+    (temporary file + ``os.replace``); entries that fail validation are dropped. A read-only
+    cache dir is not an error: the figures are just measured again next time."""
+    path = cache_path()
     try:
-        path = cache_path()
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(entries, indent=2))
+        with _locked(path.with_name(path.name + ".lock")):
+            entries, _problem = read_cache(path)
+            kept = {k: v for k, v in entries.items() if validate_entry(v)[0] is not None}
+            kept[key] = calibration.to_dict()
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".calibration-", suffix=".json")
+            try:
+                with os.fdopen(fd, "w") as handle:
+                    json.dump(kept, handle, indent=2, allow_nan=False)
+                os.replace(tmp, path)  # replaces a symlink itself, never writes through it
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
     except OSError:
         pass

@@ -330,7 +330,9 @@ def map_modernbert(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
     return out
 
 
-def map_t5(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
+def map_t5(spec: ModelSpec, sd: StateDict, layers: int, encoder_layers: int) -> StateDict:
+    """T5: ``encoder_layers`` encoder blocks and ``layers`` decoder blocks (the depths may
+    differ: ``num_layers`` vs ``num_decoder_layers``)."""
     out: StateDict = {"embed.weight": sd["shared.weight"]}
     out["relative.0.embedding.weight"] = sd[
         "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"
@@ -351,12 +353,13 @@ def map_t5(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
         for name in "qkvo":
             _linear(out, f"{p}.{name}", sd, f"{theirs}.{name}")
 
-    for i in range(layers):
+    for i in range(encoder_layers):
         p, q = f"encoder_layers.{i}", f"encoder.block.{i}"
         attention(f"{p}.attention", f"{q}.layer.0.SelfAttention")
         _norm(out, f"{p}.norm1", sd, f"{q}.layer.0.layer_norm")
         mlp(p, f"{q}.layer.1.DenseReluDense")
         _norm(out, f"{p}.norm2", sd, f"{q}.layer.1.layer_norm")
+    for i in range(layers):
         p, q = f"layers.{i}", f"decoder.block.{i}"
         attention(f"{p}.attention", f"{q}.layer.0.SelfAttention")
         _norm(out, f"{p}.norm1", sd, f"{q}.layer.0.layer_norm")
@@ -371,7 +374,9 @@ def map_t5(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
     return out
 
 
-def map_bart(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
+def map_bart(spec: ModelSpec, sd: StateDict, layers: int, encoder_layers: int) -> StateDict:
+    """BART: ``encoder_layers`` encoder and ``layers`` decoder layers (distilbart-12-6 has 12
+    and 6), learned positions with 2 reserved rows per stack."""
     out: StateDict = {"embed.weight": sd["model.shared.weight"]}
     for stack, name in ((0, "encoder"), (1, "decoder")):
         out[f"positions.{stack}.weight"] = sd[f"model.{name}.embed_positions.weight"]
@@ -381,8 +386,11 @@ def map_bart(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
         for ours, their in (("q", "q_proj"), ("k", "k_proj"), ("v", "v_proj"), ("o", "out_proj")):
             _linear(out, f"{p}.{ours}", sd, f"{theirs}.{their}")
 
-    for i in range(layers):
-        for ours, name in (("encoder_layers", "encoder"), ("layers", "decoder")):
+    for ours, name, depth in (
+        ("encoder_layers", "encoder", encoder_layers),
+        ("layers", "decoder", layers),
+    ):
+        for i in range(depth):
             p, q = f"{ours}.{i}", f"model.{name}.layers.{i}"
             attention(f"{p}.attention", f"{q}.self_attn")
             _norm(out, f"{p}.norm1", sd, f"{q}.self_attn_layer_norm")
@@ -424,18 +432,28 @@ MAPPERS: dict[str, Callable[[ModelSpec, StateDict, int], StateDict]] = {
     "bert": map_bert,
     "roberta": map_bert,
     "modernbert": map_modernbert,
+}
+"""Single-stack families: (spec, state dict, depth) -> our state dict."""
+
+SEQ2SEQ_MAPPERS: dict[str, Callable[[ModelSpec, StateDict, int, int], StateDict]] = {
     "t5": map_t5,
     "bart": map_bart,
 }
+"""Encoder-decoders: (spec, state dict, decoder depth, encoder depth) -> our state dict."""
 
 
 def load_hf_weights(model: Transformer, hf_model: torch.nn.Module) -> None:
     """Copy ``hf_model``'s weights into ``model`` (same spec); every parameter must be set."""
     spec = model.spec
-    if spec.family not in MAPPERS:
-        raise ValueError(f"no weight mapping for family {spec.family!r}")
     sd = {k: v.detach() for k, v in hf_model.state_dict().items()}
-    mapped = MAPPERS[spec.family](spec, sd, len(model.layers))
+    if spec.family in SEQ2SEQ_MAPPERS:
+        mapped = SEQ2SEQ_MAPPERS[spec.family](
+            spec, sd, len(model.layers), len(model.encoder_layers)
+        )
+    elif spec.family in MAPPERS:
+        mapped = MAPPERS[spec.family](spec, sd, len(model.layers))
+    else:
+        raise ValueError(f"no weight mapping for family {spec.family!r}")
     expected = set(model.state_dict())
     missing = expected - set(mapped)
     unexpected = set(mapped) - expected

@@ -5,6 +5,7 @@ torch is imported inside the command only, so the estimate commands stay fast.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -29,18 +30,6 @@ MAX_REPEATS = 1000
 MAX_THREADS = 4096
 
 
-def check_plot_path(plot: Path | None) -> None:
-    """``--plot`` names a .png file in an existing folder (checked before any work)."""
-    if plot is None:
-        return
-    if plot.suffix.lower() != ".png":
-        raise UsageError(f"--plot writes a PNG: give a file name ending in .png, got {plot}")
-    if plot.is_dir():
-        raise UsageError(f"--plot {plot} is a folder; give a .png file name")
-    if not plot.parent.is_dir():
-        raise UsageError(f"--plot {plot}: folder {plot.parent} does not exist")
-
-
 def bench(
     model: Annotated[
         str, typer.Argument(help="MODEL to time (default: a small shipped spec).")
@@ -53,7 +42,14 @@ def bench(
         DEFAULT_SEQS
     ),
     batch: Annotated[int, typer.Option("--batch", help="Sequences per batch.")] = 1,
-    layers: Annotated[int, typer.Option("--layers", help="Layers built at full width.")] = 1,
+    layers: Annotated[
+        str,
+        typer.Option(
+            "--layers",
+            help="Layers built and timed at full width: a count, or 'all' (decode then runs "
+            "whole tokens: embedding, every layer, LM head).",
+        ),
+    ] = "1",
     backend: Annotated[
         str, typer.Option("--backend", help="Attention backends: naive,sdpa.")
     ] = "naive,sdpa",
@@ -83,7 +79,10 @@ def bench(
         ),
     ] = False,
     plot: Annotated[
-        Path | None, typer.Option("--plot", help="Write a log-log PNG of measured vs predicted.")
+        Path | None,
+        typer.Option(
+            "--plot", help="Write a log-log plot of measured vs predicted (.png, .svg or .pdf)."
+        ),
     ] = None,
     threads: Annotated[
         int | None, typer.Option("--threads", help="torch CPU threads (default: torch's).")
@@ -107,14 +106,10 @@ def bench(
         raise UsageError(f"--mode must be prefill or decode, got {shorten(mode)}")
     if dtype not in BENCH_DTYPES:
         raise UsageError(f"--dtype must be one of {', '.join(BENCH_DTYPES)}, got {shorten(dtype)}")
-    from tfcli.spec import MAX_LAYERS
-
     check_count("--batch", batch, maximum=MAX_BATCH)
-    check_count("--layers", layers, maximum=MAX_LAYERS)
     check_count("--repeats", repeats, maximum=MAX_REPEATS)
     check_count("--warmup", warmup, minimum=0, maximum=MAX_REPEATS)
     check_count("--threads", threads, maximum=MAX_THREADS)
-    check_plot_path(plot)
     if sdpa_kernel is not None and sdpa_kernel not in ("flash", "efficient", "math", "cudnn"):
         raise UsageError(
             f"--sdpa-kernel must be flash, efficient, math or cudnn, got {shorten(sdpa_kernel)}"
@@ -123,13 +118,17 @@ def bench(
         raise UsageError(f"--device must be cpu, cuda or auto, got {shorten(device)}")
     seqs = list(parse_lengths("--seq", seq))
     contexts = list(parse_lengths("--context", context))
+    plot_format = check_plot_path(plot) if plot is not None else None
 
     from tfcli.loaders import load_model
 
     spec = load_model(model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ())).spec
+    depth = parse_layers(layers, spec.num_layers)
     if dist is not None:
-        _bench_dist(spec, dist, seqs, batch, layers, dtype, threads, json_output)
+        _bench_dist(spec, dist, seqs, batch, depth, dtype, threads, json_output)
         return
+    if mode == "decode" and spec.architecture == "encoder":
+        raise UsageError(f"{spec.name} is encoder-only: it does not generate tokens (no decode)")
     try:
         import torch
     except ImportError:
@@ -159,13 +158,19 @@ def bench(
         raise BenchError("--device cuda: no CUDA device is available to torch")
     torch_device = torch.device(chosen)
     torch_dtype = getattr(torch, BENCH_DTYPES[dtype])
+    if sdpa_kernel is not None and torch_device.type != "cuda":
+        print_warning(
+            f"--sdpa-kernel {sdpa_kernel} is ignored on {torch_device.type}: it selects a CUDA "
+            "kernel; on the CPU SDPA runs its flash kernel (or its math fallback for MLA)"
+        )
+        sdpa_kernel = None
     settings = BenchSettings(
         spec=spec,
         device=torch_device,
         dtype=torch_dtype,
         seqs=seqs,
         batch=batch,
-        layers=layers,
+        layers=depth,
         backends=backends,
         mode=mode,
         contexts=contexts,
@@ -182,23 +187,23 @@ def bench(
         advance("calibrating device")
         head_dim = spec.qk_head_dim
         calibration, cached = calibrate(
-            torch_device, torch_dtype, head_dim, recalibrate=recalibrate
+            torch_device, torch_dtype, head_dim, recalibrate=recalibrate, warn=print_warning
         )
         result = run_bench(settings, calibration, cached, on_step=advance)
-    if calibration.noisy:
+    if result.calibration.noisy:
         print_warning(
-            f"the device was busy during calibration (matmul spread "
-            f"{100 * calibration.matmul_spread:.0f}%, probe at "
-            f"{100 * calibration.probe_flops_per_s / calibration.matmul_flops_per_s:.0f}% of "
-            "the matmul rate): predictions are off and the calibration was not cached"
+            f"the device was busy during calibration ({result.calibration.noise_reason()}): "
+            "predictions are off and the calibration was not cached"
         )
+    for note in result.notes:
+        print_warning(note)
     summary = summarize(result)
-    if plot is not None:
-        write_plot(result, plot)
     if json_output:
         print_bench_json(result, summary)
     else:
-        print_bench(result, summary, plot=plot)
+        print_bench(result, summary)
+    if plot is not None and plot_format is not None:  # after the results: loses nothing
+        write_plot(result, plot, plot_format)
     if result.interrupted:
         raise typer.Exit(130)
 
@@ -250,11 +255,54 @@ def _bench_dist(
         print_dist(result.to_dict())
 
 
+def parse_layers(value: str, depth: int) -> int:
+    """``--layers``: a positive count (capped at the model's depth) or ``all``."""
+    text = value.strip().lower()
+    if text == "all":
+        return depth
+    from tfcli.spec import MAX_LAYERS
+
+    try:
+        count = int(text)
+    except ValueError:
+        raise UsageError(
+            f"--layers takes a positive integer or 'all', got {shorten(value)}"
+        ) from None
+    if not 1 <= count <= MAX_LAYERS:
+        raise UsageError(
+            f"--layers must be 'all' or an integer from 1 to {MAX_LAYERS:,}, got {shorten(value)}"
+        )
+    return min(count, depth)
+
+
+PLOT_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+
+
+def check_plot_path(path: Path) -> str:
+    """The plot's format from its extension, checked before any timing: a known extension,
+    not a directory, in an existing writable directory. Raises UsageError otherwise."""
+    suffix = path.suffix.lower()
+    if suffix not in PLOT_FORMATS:
+        raise UsageError(
+            f"--plot {path}: the file name must end in {', '.join(PLOT_FORMATS)}, "
+            f"got {suffix or 'no extension'!r}"
+        )
+    if path.is_dir():
+        raise UsageError(f"--plot {path} is a directory; give a file name such as bench.png")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"--plot {path}: the directory {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UsageError(f"--plot {path}: not writable")
+    return PLOT_FORMATS[suffix]
+
+
 EPILOG = examples(
     ("A small model on this machine, naive and SDPA attention", "tfcli bench"),
     ("Llama-3-8B's layer at four lengths", "tfcli bench llama-3-8b --seq 512,1024,2048,4096"),
     ("Decode steps against the memory-bound prediction", "tfcli bench --mode decode"),
     ("Measured against predicted, as a plot", "tfcli bench --plot bench.png"),
+    ("Whole tokens of a small model", "tfcli bench qwen2.5-0.5b --layers all --mode decode"),
 )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import math
+import statistics
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -145,7 +146,7 @@ def _print_header(result: BenchResult, summary: Summary | None) -> None:
     out = stdout_console
     out.print(
         f"[bold]tfcli bench {s.spec.name}[/bold] on {cal.device} ({cal.dtype}, "
-        f"{cal.threads} threads), {s.layers} layer(s) at full width, batch {s.batch}, "
+        f"{cal.threads} threads), {_layers_text(result)} at full width, batch {s.batch}, "
         f"{s.repeats} repeat(s) after {s.warmup} warm-up",
         highlight=False,
     )
@@ -161,9 +162,10 @@ def _print_header(result: BenchResult, summary: Summary | None) -> None:
         f"read {cal.read_bytes_per_s / 1e9:.1f} GB/s, GEMV {cal.gemv_bytes_per_s / 1e9:.1f} GB/s, "
         f"SDPA {format_percent(cal.sdpa_efficiency)} of matmul peak unmasked, "
         f"{format_percent(cal.sdpa_masked_efficiency)} with a mask (S=1536, H=8), "
-        f"SDPA decode {cal.sdpa_decode_bytes_per_s / 1e9:.1f} GB/s, first-touch "
+        f"decode attention {cal.decode_kv_bytes_per_s / 1e9:.1f} GB/s, first-touch "
         f"{cal.first_touch_bytes_per_s / 1e9:.1f} GB/s, softmax "
-        f"{cal.softmax_elements_per_s / 1e6:.0f} M elements/s",
+        f"{cal.softmax_elements_per_s / 1e6:.0f} M elements/s, "
+        f"{cal.op_overhead_seconds * 1e6:.1f} us per operator",
         markup=False,
         soft_wrap=True,
     )
@@ -180,7 +182,15 @@ def _print_header(result: BenchResult, summary: Summary | None) -> None:
         )
 
 
-def print_bench(result: BenchResult, summary: Summary, *, plot: Path | None) -> None:
+def _layers_text(result: BenchResult) -> str:
+    s = result.settings
+    layers = min(s.layers, s.spec.num_layers)
+    if s.whole_model and s.mode == "decode":
+        return f"all {layers} layers + embedding and LM head"
+    return f"{layers} of {s.spec.num_layers} layer(s)"
+
+
+def print_bench(result: BenchResult, summary: Summary) -> None:
     """Tables and summary on stdout; noise and interruption warnings on stderr."""
     s = result.settings
     _print_header(result, summary)
@@ -193,15 +203,17 @@ def print_bench(result: BenchResult, summary: Summary, *, plot: Path | None) -> 
     _warn_noise(result, summary)
     if result.interrupted:
         print_interrupted("interrupted: the figures above are what was measured before Ctrl-C")
-    if plot is not None and (result.points or result.decode):
-        print_note(f"plot written to {plot}")
     if s.mode == "decode":
         print_note(
-            "step = one token through the first layer (projections, attention over the cached "
-            "keys, MLP). Predicted = weights / calibrated GEMV bandwidth + KV bytes the kernel "
-            "streams / calibrated SDPA-decode bandwidth ('KV read': SDPA with GQA reads each KV "
-            "head once per query head); medians over repeats; error = (predicted - "
-            "measured) / measured; probe = noise probe rate vs calibration."
+            "step = one token through the built layers (projections, attention over the "
+            "cached keys, MLP; with --layers all also the embedding, final norm and LM head) "
+            "over a preallocated cache written in place. Predicted = weights (the experts a "
+            "token uses) / calibrated GEMV bandwidth + KV bytes the kernel streams / calibrated "
+            "decode-attention bandwidth (on the CPU a one-query step runs a grouped matmul that "
+            "reads each KV head once; 'KV read' adds MLA's expanded keys and values) + the "
+            "operators one step dispatches x the calibrated per-operator overhead; medians "
+            "over repeats; error = (predicted - measured) / measured; probe = noise probe rate "
+            "vs calibration."
         )
         return
     print_note(
@@ -213,17 +225,30 @@ def print_bench(result: BenchResult, summary: Summary, *, plot: Path | None) -> 
         "512-key blocks above the diagonal (DESIGN.md 6); 'FLOPs' is tfcli's causal s(s+1)/2 "
         "convention; sdpa>math / sdpa>naive: SDPA fell back to an unfused kernel. Medians "
         "over repeats; error = (predicted - measured) / measured; probe = noise probe rate vs "
-        "calibration ('!' below 50%: that point was contended); memory = peak growth during "
-        "one core call (IEC)."
+        "calibration ('!' below 50%: that point was contended); memory = peak the allocator "
+        "holds during one core call (profiler allocation events on CPU, max_memory_allocated "
+        "on CUDA; IEC). With --layers N every time and FLOP figure is the sum over the N layers."
     )
 
 
+THREADS_HINT = (
+    "; on shared CPU cores --threads 1 suffers far less (every multi-threaded operator waits "
+    "for all its threads to be scheduled: a decode step of thousands of operators slowed 3-4x "
+    "more with 2 threads than with 1 at load ~5)"
+)
+
+
 def _warn_noise(result: BenchResult, summary: Summary) -> None:
+    hint = (
+        THREADS_HINT
+        if result.settings.device.type == "cpu" and result.calibration.threads > 1
+        else ""
+    )
     fraction = summary.probe_median_fraction
     if fraction is not None and fraction < NOISY_PROBE_FRACTION:
         print_warning(
             f"the noise probe ran at {_pct(fraction)} of its calibrated rate: other work shared "
-            "the device, measured times are inflated by about that much"
+            "the device, measured times are inflated by about that much" + hint
         )
         return
     spreads = [p.core.probe_spread for p in result.points if p.core is not None]
@@ -231,7 +256,7 @@ def _warn_noise(result: BenchResult, summary: Summary) -> None:
     if spreads and max(spreads) > NOISY_PROBE_SPREAD:
         print_warning(
             f"the noise probe varied by up to {_pct(max(spreads))} within a point: another "
-            "process shared the device at times, timings are noisy"
+            "process shared the device at times, timings are noisy" + hint
         )
 
 
@@ -252,7 +277,7 @@ def _probe_cell(rates: list[float], calibrated: float) -> str:
 
 def _print_times(result: BenchResult) -> None:
     table = _table(
-        "Attention time per layer (median, spread = IQR)",
+        f"Attention time, {_layers_text(result)} (median, spread = IQR)",
         ["seq", "backend", "core", "spread", "predicted", "error", "probe", "sublayer", "block"],
     )
     calibrated = result.calibration.probe_flops_per_s
@@ -280,7 +305,7 @@ def _print_times(result: BenchResult) -> None:
 
 def _print_work(result: BenchResult) -> None:
     table = _table(
-        "Work and memory per layer",
+        f"Work and memory, {_layers_text(result)}",
         ["seq", "backend", "FLOPs", "executed", "FLOP/s", "of peak", "peak mem", "est. mem"],
     )
     peak = result.calibration.matmul_flops_per_s
@@ -348,42 +373,41 @@ def _print_summary(result: BenchResult, summary: Summary) -> None:
 
 
 def _print_decode(result: BenchResult) -> None:
-    table = _table(
-        "Decode: one token after a cached context (per layer)",
-        [
-            "context",
-            "step",
-            "spread",
-            "predicted",
-            "error",
-            "probe",
-            "KV cache",
-            "KV read",
-            "weights",
-        ],
-        left=1,
-    )
+    whole = result.settings.whole_model
+    columns = ["context", "step", "spread", "predicted", "error", "probe"]
+    if whole:
+        columns += ["tokens/s", "predicted"]
+    columns += ["KV cache", "KV read", "weights"]
+    title = f"Decode: one token after a cached context, {_layers_text(result)}"
+    table = _table(title, columns, left=1)
     calibrated = result.calibration.probe_flops_per_s
     skipped: list[str] = []
     for d in result.decode:
         if d.step is None:
-            table.add_row(f"{d.context:,}", "skipped", *[""] * 7)
+            table.add_row(f"{d.context:,}", "skipped", *[""] * (len(columns) - 2))
             skipped.append(f"context {d.context:,} skipped: {d.skipped}")
             continue
-        table.add_row(
+        row = [
             f"{d.context:,}",
             _seconds(d.step.median),
             _seconds(d.step.iqr) if len(d.step.seconds) > 1 else "-",
             _seconds(d.predicted_seconds),
             _pct(d.error, signed=True),
             _probe_cell(d.step.probe_flops_per_s, calibrated),
-            _bytes(d.kv_bytes),
-            _bytes(d.executed_kv_bytes),
-            _bytes(d.weight_bytes),
-        )
+        ]
+        if whole:
+            row += [_fmt(d.tokens_per_s, "{:.1f}"), _fmt(d.predicted_tokens_per_s, "{:.1f}")]
+        row += [_bytes(d.kv_bytes), _bytes(d.executed_kv_bytes), _bytes(d.weight_bytes)]
+        table.add_row(*row)
     print_table(table)
     for line in skipped:
         print_note(line)
+    errors = [abs(d.error) for d in result.decode if d.error is not None]
+    if errors:
+        stdout_console.print(
+            f"median |error| of the predicted step time: {_pct(statistics.median(errors))}",
+            highlight=False,
+        )
 
 
 # ---- JSON --------------------------------------------------------------------------------------
@@ -394,6 +418,7 @@ def _samples(prefix: str, samples: Any) -> dict[str, Any]:
         return {}
     return {
         f"{prefix}_seconds_median": samples.median,
+        f"{prefix}_seconds_best": samples.best,
         f"{prefix}_seconds_iqr": samples.iqr,
         f"{prefix}_seconds_samples": samples.seconds,
         f"{prefix}_probe_flops_per_s": samples.probe_flops_per_s,
@@ -437,7 +462,10 @@ def bench_document(result: BenchResult, summary: Summary) -> dict[str, Any]:
         "device": cal.device,
         "dtype": cal.dtype,
         "threads": cal.threads,
-        "layers": s.layers,
+        "layers": min(s.layers, s.spec.num_layers),
+        "whole_model": s.whole_model,
+        "sdpa_kernel": s.sdpa_kernel,
+        "notes": result.notes,
         "batch": s.batch,
         "mode": s.mode,
         "repeats": s.repeats,
@@ -450,14 +478,19 @@ def bench_document(result: BenchResult, summary: Summary) -> dict[str, Any]:
         "decode": [
             {
                 "context": d.context,
+                "layers": d.layers,
+                "whole_model": d.whole_model,
                 "skipped": d.skipped,
                 "kv_bytes": d.kv_bytes,
                 "executed_kv_bytes": d.executed_kv_bytes,
                 "weight_bytes": d.weight_bytes,
                 "flops": d.flops,
+                "operators": d.operators,
                 "predicted_seconds": d.predicted_seconds,
                 **_samples("step", d.step),
                 "step_error_fraction": d.error,
+                "tokens_per_s": d.tokens_per_s,
+                "predicted_tokens_per_s": d.predicted_tokens_per_s,
             }
             for d in result.decode
         ],
@@ -494,9 +527,10 @@ def check_plot_available() -> None:
         raise BenchError("--plot needs matplotlib, which is not installed", hint=PLOT_HINT)
 
 
-def write_plot(result: BenchResult, path: Path) -> None:
+def write_plot(result: BenchResult, path: Path, fmt: str = "png") -> None:
     """Log-log measured (points) and predicted (lines) core time vs length, per backend
-    (decode mode: step time vs context)."""
+    (decode mode: step time vs context), written after the results were printed; then one
+    note on stderr saying where."""
     try:
         import matplotlib
 
@@ -545,8 +579,9 @@ def write_plot(result: BenchResult, path: Path) -> None:
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     try:
-        fig.savefig(path, dpi=120)
+        fig.savefig(path, dpi=120, format=fmt)
     except OSError as err:
-        raise BenchError(f"cannot write {path}: {err}") from None
+        raise BenchError(f"cannot write {path}: {err.strerror or err}") from None
     finally:
         plt.close(fig)
+    stderr_console.print(f"plot written to {path}", style="dim", markup=False, soft_wrap=True)

@@ -1,0 +1,296 @@
+"""Decode: one new token per sequence after ``context`` cached tokens, timed against the
+memory-bound prediction.
+
+The step runs the built layers (``--layers N``; ``all`` adds the token embedding, the final
+norm and the LM head: a whole token) over a static cache: every layer's K/V (MLA: the latent
+and the RoPE key) is allocated once for ``context + 1`` tokens, filled with random values,
+and the new token's K/V are written in place into the last slot, as a serving engine writes
+one slot of a preallocated cache. Repeated samples thus time the same step; nothing is
+concatenated or copied.
+
+Prediction (calibration only, ``predict_decode_seconds``):
+
+    t = weight bytes / GEMV bandwidth + KV bytes read / decode-attention bandwidth
+        + MLA expansion FLOPs / matmul peak + operators x per-operator overhead
+
+or the step's FLOPs / matmul peak when that is longer (large batches). The operators are
+counted once on the step (``tfcli.bench.opcount``: a count, not a timing); their overhead is
+calibrated on a tiny generic layer. On CUDA kernel launches overlap the GPU's work, so there
+the overhead term is a floor (max) instead of a sum. Weight bytes are the
+active parameters of the built layers (MoE: the experts one token uses), plus the LM head
+matrix (the tied embedding matrix when tied) for a whole token. KV bytes read are what the
+kernel streams: on the CPU a one-query step runs the grouped kernel (each KV head read once,
+``tfcli.bench.attention.uses_grouped_decode``); MLA also writes and reads the per-head keys
+and values it expands from the latent (``decode_executed_kv_bytes``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from tfcli.bench.cache import KVCache, LayerCache
+from tfcli.bench.calibrate import Calibration
+from tfcli.bench.model import Transformer
+from tfcli.bench.opcount import count_ops
+from tfcli.bench.settings import BenchSettings, fit_problem
+from tfcli.bench.timing import Probe, Samples, time_call
+from tfcli.bench.work import layer_window
+from tfcli.flops import (
+    attention_core_flops,
+    attention_projection_flops,
+    cross_attention_flops,
+    mlp_flops,
+    moe_flops,
+)
+from tfcli.params import count_params
+from tfcli.spec import ModelSpec
+
+DECODE_ENCODER_SEQ = 512
+"""Encoder tokens whose cross-attention K/V an encoder-decoder's decode step attends."""
+
+
+@dataclass
+class DecodeResult:
+    """One decode step (one token per sequence) after ``context`` cached tokens, through
+    ``layers`` layers (``whole_model``: embedding, every layer, final norm and LM head)."""
+
+    context: int
+    layers: int = 1
+    whole_model: bool = False
+    batch: int = 1
+    step: Samples | None = None
+    kv_bytes: int = 0
+    """Bytes of the cache the step attends (``context + 1`` tokens, windowed), all layers."""
+    executed_kv_bytes: int = 0
+    """KV bytes the kernel streams (MLA: + the expanded per-head keys and values)."""
+    weight_bytes: int = 0
+    flops: int = 0
+    expansion_flops: int = 0
+    """MLA: the kv_b expansion of the cached latents, a real matmul over every cached row."""
+    operators: int = 0
+    """Aten operators one step dispatches (0 until counted on the built model)."""
+    predicted_seconds: float = 0.0
+    skipped: str | None = None
+
+    @property
+    def error(self) -> float | None:
+        """(predicted - measured) / measured of the median step time."""
+        if self.step is None:
+            return None
+        return (self.predicted_seconds - self.step.median) / self.step.median
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        """Measured tokens per second (batch / median step time)."""
+        return None if self.step is None else self.batch / self.step.median
+
+    @property
+    def predicted_tokens_per_s(self) -> float:
+        return self.batch / self.predicted_seconds if self.predicted_seconds > 0 else 0.0
+
+
+# ---- what one step reads and computes ------------------------------------------------------------
+
+
+def cached_tokens(spec: ModelSpec, index: int, context: int) -> int:
+    """Keys the new token attends in layer ``index``: context + 1, at most the window."""
+    window = layer_window(spec, index)
+    return context + 1 if window is None else min(context + 1, window)
+
+
+def cache_shapes(spec: ModelSpec, batch: int, tokens: int) -> list[tuple[int, ...]]:
+    """The two cached tensors of one layer: K and V (B, KVH, T, D) / (B, KVH, T, Dv), or
+    MLA's latent (B, T, kv_lora_rank) and RoPE key (B, T, qk_rope_head_dim)."""
+    if spec.is_mla:
+        return [
+            (batch, tokens, int(spec.kv_lora_rank or 0)),
+            (batch, tokens, int(spec.qk_rope_head_dim or 0)),
+        ]
+    return [
+        (batch, spec.kv_heads, tokens, spec.resolved_head_dim),
+        (batch, spec.kv_heads, tokens, spec.value_head_dim),
+    ]
+
+
+def decode_executed_kv_bytes(spec: ModelSpec, kv_bytes: int, backend: str = "grouped") -> int:
+    """KV bytes a one-token step streams from memory, as the kernel executes it.
+
+    The grouped kernel (CPU decode) reads each KV head once: ``kv_bytes``. SDPA with
+    grouped-query attention on the CPU (``backend="sdpa"``, not what the step runs) streams
+    each KV head once per query head: kv_bytes x H / KVH (DESIGN.md section 6). MLA expands
+    the latent into per-head keys and values, written and read once each:
+    2 x B x H x L x (d_qk + d_v) x bytes on top of the latent itself.
+    """
+    if spec.is_mla:
+        latent_elements = int(spec.kv_lora_rank or 0) + int(spec.qk_rope_head_dim or 0)
+        per_token_expanded = spec.num_heads * (spec.qk_head_dim + spec.value_head_dim)
+        return kv_bytes + 2 * kv_bytes * per_token_expanded // max(latent_elements, 1)
+    if backend == "sdpa":
+        return kv_bytes * (spec.num_heads // spec.kv_heads)
+    return kv_bytes
+
+
+def layer_step_flops(spec: ModelSpec, index: int, batch: int, held: int) -> int:
+    """Matmul FLOPs of one token through layer ``index``: projections, attention over
+    ``held`` keys, MLA's latent expansion (kv_b over the ``held`` cached rows), cross-attention
+    over DECODE_ENCODER_SEQ cached keys, MLP or MoE (``tfcli.flops``)."""
+    flops = sum(attention_projection_flops(spec, batch).values())
+    flops += sum(attention_core_flops(spec, batch, held))
+    if spec.is_mla:
+        flops += attention_projection_flops(spec, batch * held)["attention.kv_b_proj"]
+    if spec.architecture == "encoder-decoder":
+        cross = cross_attention_flops(spec, batch, 1, DECODE_ENCODER_SEQ, project_kv=False)
+        flops += sum(cross.values())
+    if spec.moe_layer_flags[index]:
+        return flops + sum(moe_flops(spec, batch).values())
+    return flops + mlp_flops(spec, batch, spec.intermediate_size)
+
+
+def head_params(spec: ModelSpec) -> int:
+    """The LM head matrix a whole token reads: V x h (the tied embedding matrix if tied)."""
+    return spec.vocab_size * spec.hidden_size if spec.lm_head else 0
+
+
+def plan_decode(settings: BenchSettings, cal: Calibration, context: int) -> DecodeResult:
+    """Bytes, FLOPs and the predicted step time, before anything is allocated."""
+    spec, batch, bits = settings.spec, settings.batch, torch.finfo(settings.dtype).bits
+    layers = min(settings.layers, spec.num_layers)
+    result = DecodeResult(
+        context=context, layers=layers, whole_model=settings.whole_model, batch=batch
+    )
+    params = count_params(spec).layers
+    decoder = [p for p in params if p.stack == params[-1].stack][:layers]
+    weights = sum(p.active for p in decoder)
+    flops = expansion = 0
+    kv = 0
+    for i in range(layers):
+        held = cached_tokens(spec, i, context)
+        kv += sum(math.prod(shape) for shape in cache_shapes(spec, batch, held)) * bits // 8
+        if spec.architecture == "encoder-decoder":
+            cross_elements = 2 * batch * spec.kv_heads * DECODE_ENCODER_SEQ * spec.resolved_head_dim
+            kv += cross_elements * bits // 8
+        flops += layer_step_flops(spec, i, batch, held)
+        if spec.is_mla:
+            expansion += attention_projection_flops(spec, batch * held)["attention.kv_b_proj"]
+    if result.whole_model:
+        weights += head_params(spec)
+        flops += 2 * batch * head_params(spec)
+    result.kv_bytes = kv
+    result.executed_kv_bytes = decode_executed_kv_bytes(spec, kv)
+    result.weight_bytes = weights * bits // 8
+    result.flops = flops
+    result.expansion_flops = expansion
+    result.predicted_seconds = predict_decode_seconds(result, cal)
+    # the caches, and one layer's transient MLA expansion at a time
+    expanded = (result.executed_kv_bytes - result.kv_bytes) // max(layers, 1)
+    result.skipped = fit_problem(result.kv_bytes + expanded, settings)
+    return result
+
+
+def predict_decode_seconds(
+    result: DecodeResult, cal: Calibration, *, device_type: str = "cpu"
+) -> float:
+    """The module docstring's formula: bytes over the calibrated GEMV and decode-attention
+    bandwidths, MLA's expansion at the matmul peak, the operators' fixed cost; or FLOPs at
+    the peak if longer."""
+    memory_bound = (
+        result.weight_bytes / cal.gemv_bytes_per_s
+        + result.executed_kv_bytes / cal.decode_kv_bytes_per_s
+        + result.expansion_flops / cal.matmul_flops_per_s
+    )
+    overhead = result.operators * cal.op_overhead_seconds
+    work = max(memory_bound, result.flops / cal.matmul_flops_per_s)
+    return max(work, overhead) if device_type == "cuda" else work + overhead
+
+
+# ---- the static cache -------------------------------------------------------------------------
+
+
+@dataclass
+class StaticLayerCache(LayerCache):
+    """A preallocated cache of ``slot + 1`` tokens; ``append`` writes the new token into slot
+    ``slot`` in place and exposes the (windowed) keys as views: no copy, no growth, so
+    repeated steps time the same work."""
+
+    buffers: tuple[Tensor, Tensor] | None = None
+    slot: int = 0
+    window: int | None = None
+
+    def append(self, first: Tensor, second: Tensor, *, seq_dim: int) -> None:
+        """Write ``count`` new tokens at ``slot`` in place; the visible keys run from the
+        first key the first new query may see (its window) to the last new token."""
+        assert self.buffers is not None
+        count = first.shape[seq_dim]
+        end = self.slot + count
+        begin = 0 if self.window is None else max(0, self.slot + 1 - self.window)
+        for buffer, new in zip(self.buffers, (first, second), strict=True):
+            buffer.narrow(seq_dim, self.slot, count).copy_(new)
+        self.first = self.buffers[0].narrow(seq_dim, begin, end - begin)
+        self.second = self.buffers[1].narrow(seq_dim, begin, end - begin)
+        self.start = begin
+
+    def trim(self, *, seq_dim: int, window: int | None) -> None:
+        """Nothing to drop: the window is a view (``append``)."""
+
+
+def build_static_cache(model: Transformer, settings: BenchSettings, context: int) -> KVCache:
+    """Random K/V (or MLA latents) for ``context`` tokens plus one slot in every built layer,
+    and encoder K/V of DECODE_ENCODER_SEQ tokens for cross-attention layers."""
+    spec, batch = settings.spec, settings.batch
+    device, dtype = settings.device, settings.dtype
+    cache = KVCache(length=context)
+    for i in range(len(model.layers)):
+        window = layer_window(spec, i)
+        first, second = (
+            torch.randn(*shape, device=device, dtype=dtype)
+            for shape in cache_shapes(spec, batch, context + 1)
+        )
+        cache.self_attention[i] = StaticLayerCache(
+            buffers=(first, second), slot=context, window=window
+        )
+        if model.block(i).cross_attention is not None:
+            shape = (batch, spec.kv_heads, DECODE_ENCODER_SEQ, spec.resolved_head_dim)
+            cache.cross_attention[i] = LayerCache(
+                first=torch.randn(*shape, device=device, dtype=dtype),
+                second=torch.randn(*shape, device=device, dtype=dtype),
+            )
+    return cache
+
+
+def measure_decode(
+    model: Transformer, settings: BenchSettings, cal: Calibration, context: int, probe: Probe
+) -> DecodeResult:
+    """Plan the step, then (if it fits) time it over a static cache (module docstring)."""
+    result = plan_decode(settings, cal, context)
+    if result.skipped is not None:
+        return result
+    spec, device, batch = settings.spec, settings.device, settings.batch
+    cache = build_static_cache(model, settings, context)
+    stack = 1 if spec.architecture == "encoder-decoder" else 0
+    positions = torch.tensor([context], device=device)
+    tokens = torch.randint(0, spec.vocab_size, (batch, 1), device=device)
+    hidden = torch.randn(batch, 1, spec.hidden_size, device=device, dtype=settings.dtype)
+    bias = model.position_bias(stack, 1, context + 1, context, device)
+
+    def step() -> Tensor:
+        x = model.embed_tokens(tokens, context, stack) if result.whole_model else hidden
+        for index in range(len(model.layers)):  # a sliding layer slices the bias itself
+            x = model.block(index)(x, positions, bias=bias, cache=cache, offset=context)
+        if not result.whole_model:
+            return x
+        if model.final_norms:
+            x = model.final_norms[-1](x)
+        return model.logits(x)
+
+    model.set_backend("sdpa" if "sdpa" in settings.backends else settings.backends[0])
+    result.operators = count_ops(step)
+    result.predicted_seconds = predict_decode_seconds(result, cal, device_type=device.type)
+    with torch.no_grad():
+        result.step = time_call(
+            step, device=device, warmup=settings.warmup, repeats=settings.repeats, probe=probe
+        )
+    return result

@@ -1,0 +1,298 @@
+"""What the attention kernels execute, what they hold in memory, and the predicted time:
+functions of the spec, the layer's window, the kernel and the calibration only.
+
+Executed work (the convention the kernel really runs, DESIGN.md section 6):
+
+* naive: the full S x S scores are computed, then masked: S^2 pairs whatever the mask;
+* SDPA on CPU (``_scaled_dot_product_flash_attention_for_cpu``): queries in blocks of 256
+  (64 below 768, 32 below 192), keys in blocks of 512; a causal call skips only whole key
+  blocks above the diagonal (``cpu_flash_executed_pairs``);
+* SDPA on CUDA (flash kernels): causal pairs s(s+1)/2, tfcli's causal convention (the
+  kernels skip tiles of 64-128, so this is exact up to the diagonal tiles; not measured here);
+* an explicit mask (sliding window, ALiBi / relative bias) disables block skipping: S^2 pairs;
+  SDPA's math fallback (MLA's d_qk != d_v on CPU) and soft-capped models run like naive
+  (``executed_kernel``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from tfcli.bench.calibrate import Calibration
+from tfcli.bench.settings import DTYPE_BYTES
+from tfcli.flops import (
+    attended_pairs,
+    attention_core_flops,
+    attention_projection_flops,
+    mlp_flops,
+    moe_flops,
+)
+from tfcli.memory import flash_attention_working_bytes, naive_attention_score_bytes, weight_bytes
+from tfcli.params import count_params
+from tfcli.spec import ModelSpec
+
+NAIVE_IN_PLACE_PASSES = 4
+"""Read and write passes of the naive path's in-place steps over the scores: scale, mask."""
+
+
+def naive_peak_score_bytes(spec: ModelSpec, batch: int, seq: int, dtype: str) -> int:
+    """Score-sized bytes alive at the naive path's peak, the fp32 softmax of the scores:
+
+        fp32:        B H S^2 x (4 + 4)       the scores and the probabilities
+        bf16 / fp16: B H S^2 x (2 + 4 + 4)   the scores, their fp32 copy (``softmax(...,
+                                             dtype=float32)`` converts its input first) and
+                                             the fp32 probabilities (cast back afterwards)
+
+    Measured with the allocator (``tfcli.bench.allocations``) on torch 2.13 CPU: within 2%
+    for both at S = 1024."""
+    scores = naive_attention_score_bytes(spec, seq, batch=batch, dtype=dtype)
+    elements = scores // DTYPE_BYTES[dtype]
+    converted = 4 * elements if dtype != "fp32" else 0
+    return scores + converted + 4 * elements
+
+
+# ---- what the kernels execute (DESIGN.md section 6) ---------------------------------------------
+
+
+def cpu_flash_query_block(seq: int) -> int:
+    """Query tile of torch's CPU flash kernel: 256, or 64 below 768, 32 below 192 (DESIGN 6)."""
+    if seq < 192:
+        return 32
+    if seq < 768:
+        return 64
+    return 256
+
+
+CPU_FLASH_KEY_BLOCK = 512
+"""Key tile of torch's CPU flash kernel (DESIGN.md section 6)."""
+
+
+def cpu_flash_executed_pairs(seq: int, *, causal: bool) -> int:
+    """(query, key) pairs torch's CPU flash kernel computes for one head (DESIGN.md section 6).
+
+    Unmasked: S^2. Causal: the kernel walks query blocks of ``cpu_flash_query_block(S)`` rows
+    and, for a block ending at row e, computes every key block of 512 that starts at or before
+    e in full (masking inside it), skipping only whole key blocks above the diagonal:
+
+        pairs = sum over query blocks [start, end) of (end - start) x min(S, 512 ceil(end/512))
+
+    The saving S^2 / pairs tends to 2n/(n+2), n = S/256 (1.0 up to 512, 1.6 at 2K, 1.94 at
+    16K), not the 2 that "causal = half the pairs" assumes.
+    """
+    if not causal:
+        return seq * seq
+    block = cpu_flash_query_block(seq)
+    pairs = 0
+    for start in range(0, seq, block):
+        end = min(seq, start + block)
+        keys = min(seq, CPU_FLASH_KEY_BLOCK * math.ceil(end / CPU_FLASH_KEY_BLOCK))
+        pairs += (end - start) * keys
+    return pairs
+
+
+def executed_kernel(spec: ModelSpec, backend: str, device: torch.device) -> str:
+    """The kernel that really runs: "naive", "math" (SDPA's unfused fallback, which
+    materialises the scores like the naive path) or "flash" (a fused O(S) kernel).
+
+    Checked with torch.profiler on torch 2.13 CPU: the CPU flash kernel takes boolean and
+    additive masks and grouped KV heads, but not d_qk != d_v (MLA), which falls back to
+    ``_scaled_dot_product_attention_math``; logit soft-capping (Gemma-2) is not expressible in
+    SDPA, so the built-in core runs its naive path whatever the backend.
+    """
+    if backend == "naive" or spec.attn_logit_softcap is not None:
+        return "naive"
+    if device.type == "cpu" and spec.qk_head_dim != spec.value_head_dim:
+        return "math"
+    return "flash"
+
+
+def layer_window(spec: ModelSpec, index: int) -> int | None:
+    """The sliding window of main-stack layer ``index`` (None: full attention), by the rule
+    the built-in ``Block`` applies (encoder layers never slide)."""
+    if spec.architecture == "encoder":
+        return None
+    return spec.sliding_window if spec.layer_kinds[index] == "sliding" else None
+
+
+def explicit_mask(spec: ModelSpec, window: int | None) -> bool:
+    """True when the core hands SDPA an explicit mask instead of ``is_causal``: a sliding
+    window, or an ALiBi or relative-position bias."""
+    return window is not None or spec.position_type in ("alibi", "relative")
+
+
+def executed_pairs(
+    seq: int, *, kernel: str, causal: bool, masked: bool, device: torch.device
+) -> int:
+    """Pairs the kernel really computes for one head (see the module docstring): S^2 unless
+    a flash kernel gets ``is_causal`` (no explicit mask) and skips blocks."""
+    if kernel != "flash" or not causal or masked:
+        return seq * seq
+    if device.type == "cpu":
+        return cpu_flash_executed_pairs(seq, causal=True)
+    return attended_pairs(seq, causal=True)
+
+
+def core_flops(spec: ModelSpec, batch: int, pairs: int) -> int:
+    """QK^T + AV FLOPs for ``pairs`` pairs per head: 2 B H pairs (d_qk + d_v)
+    (``tfcli.flops.attention_core_flops``)."""
+    return sum(attention_core_flops(spec, batch, pairs))
+
+
+# ---- memory ------------------------------------------------------------------------------------
+
+
+def mask_bytes(
+    spec: ModelSpec, batch: int, seq: int, dtype: str, *, kernel: str, window: int | None = None
+) -> int:
+    """The explicit mask the built-in core hands SDPA when it cannot use ``is_causal``:
+    a per-head additive bias (ALiBi, relative) H x S^2 x bytes(dtype), or a boolean sliding
+    window mask S^2 x 1 byte. The naive path adds a bias in place: nothing extra."""
+    if kernel == "naive":
+        return 0
+    if spec.position_type in ("alibi", "relative"):
+        return DTYPE_BYTES[dtype] * spec.num_heads * seq * seq
+    if window is not None:
+        return seq * seq
+    return 0
+
+
+def cpu_flash_scratch_bytes(spec: ModelSpec, seq: int, dtype: str, threads: int) -> int:
+    """Per-thread tiles torch's CPU flash kernel allocates for one call (torch 2.13,
+    aten/src/ATen/native/cpu/FlashAttentionKernel.cpp): in fp32 (the accumulation type)
+
+        threads x (qb x kb  +  2 qb  +  qb x d_v) x 4 bytes
+
+    (scores tile, row max, row sum, output accumulator) with qb = ``cpu_flash_query_block``
+    and kb = min(512, S), plus threads x qb x kb x bytes(dtype) for bf16 / fp16 inputs. A
+    constant (1.25 MiB on 2 threads at d_v = 128): it matters only at short lengths."""
+    qb = min(cpu_flash_query_block(seq), seq)
+    kb = min(CPU_FLASH_KEY_BLOCK, seq)
+    fp32 = threads * (qb * kb + 2 * qb + qb * spec.value_head_dim) * 4
+    reduced = threads * qb * kb * DTYPE_BYTES[dtype] if dtype != "fp32" else 0
+    return fp32 + reduced
+
+
+def estimate_peak_bytes(
+    spec: ModelSpec,
+    batch: int,
+    seq: int,
+    backend: str,
+    dtype: str,
+    *,
+    kernel: str | None = None,
+    cpu_threads: int | None = None,
+    window: int | None = None,
+) -> int:
+    """Core memory beyond q, k, v, as the allocator sees it.
+
+    naive (and SDPA's math fallback) = the score-sized tensors alive at once (scores, fp32
+    probabilities and their cast: ``naive_peak_score_bytes``) + output; flash =
+    output + fp32 row statistics (``tfcli.memory.flash_attention_working_bytes``), plus on
+    the CPU (``cpu_threads`` given) the kernel's per-thread tiles
+    (``cpu_flash_scratch_bytes``); both plus an explicit additive mask where the core builds
+    one (``mask_bytes``).
+    """
+    kernel = kernel or ("naive" if backend == "naive" else "flash")
+    output = flash_attention_working_bytes(spec, seq, batch=batch, dtype=dtype)
+    mask = mask_bytes(spec, batch, seq, dtype, kernel=kernel, window=window)
+    if kernel in ("naive", "math"):
+        return naive_peak_score_bytes(spec, batch, seq, dtype) + output + mask
+    scratch = 0 if cpu_threads is None else cpu_flash_scratch_bytes(spec, seq, dtype, cpu_threads)
+    return output + mask + scratch
+
+
+def point_footprint_bytes(
+    spec: ModelSpec,
+    batch: int,
+    seq: int,
+    backend: str,
+    dtype: str,
+    *,
+    blocks: bool,
+    window: int | None = None,
+) -> int:
+    """Upper bound of what one point allocates, for the fit check only: the core peak, its
+    inputs q, k, v (B S (H d_qk + KVH (d_qk + d_v)) x bytes) twice (the core's and the
+    sublayer's), and with ``blocks`` the block input and the MLP intermediates
+    (3 x B S width: gate, up, product)."""
+    width = DTYPE_BYTES[dtype]
+    kv_heads = spec.num_heads if spec.is_mla else spec.kv_heads
+    qkv = batch * seq * (spec.num_heads * spec.qk_head_dim)
+    qkv += batch * seq * kv_heads * (spec.qk_head_dim + spec.value_head_dim)
+    kernel = "naive" if backend == "naive" else "math"  # the larger of the two
+    total = estimate_peak_bytes(spec, batch, seq, backend, dtype, kernel=kernel, window=window)
+    total += 2 * qkv * width
+    if blocks:
+        mlp_width = spec.intermediate_size
+        if any(spec.moe_layer_flags):
+            mlp_width = spec.expert_width * (spec.num_experts_per_token or 1)
+            mlp_width += spec.shared_expert_width
+        total += batch * seq * (2 * spec.hidden_size + 3 * mlp_width) * width
+    return total
+
+
+def model_bytes(spec: ModelSpec, layers: int, dtype: str) -> int:
+    """Weights of the built model (``layers`` layers at full width, embeddings and head
+    included): built in fp32, then converted, so both copies count for a narrower dtype."""
+    params = count_params(spec.truncated(layers)).total
+    fp32 = weight_bytes(params, "fp32")
+    return fp32 if dtype == "fp32" else fp32 + weight_bytes(params, dtype)
+
+
+# ---- predictions (calibration and estimate only) ---------------------------------------------
+
+
+NAIVE_SOFTCAP_PASSES = 6
+"""Extra read and write passes of soft-capping the scores in place: divide, tanh, multiply."""
+
+
+def predict_core_seconds(
+    spec: ModelSpec,
+    batch: int,
+    seq: int,
+    kernel: str,
+    pairs: int,
+    cal: Calibration,
+    dtype: str,
+    window: int | None = None,
+) -> float:
+    """Core time of one layer (sliding ``window`` or full) from the executed work and the
+    calibration only.
+
+    flash:        t = executed FLOPs / (matmul peak x SDPA efficiency, the masked one when
+                      the core passes an explicit mask) + mask bytes / first-touch bandwidth
+    naive / math: t = full FLOPs / matmul peak + fresh score bytes / first-touch bandwidth
+                      + P x score bytes / read bandwidth + B H S^2 / softmax rate
+    with P = NAIVE_IN_PLACE_PASSES (+ NAIVE_SOFTCAP_PASSES with soft-capping): the in-place
+    scale, mask and cap passes; the softmax rate includes its fresh output.
+    """
+    flops = core_flops(spec, batch, pairs)
+    mask = mask_bytes(spec, batch, seq, dtype, kernel=kernel, window=window)
+    if kernel == "flash":
+        efficiency = cal.sdpa_masked_efficiency if mask else cal.sdpa_efficiency
+        return flops / (cal.matmul_flops_per_s * efficiency) + mask / cal.first_touch_bytes_per_s
+    scores = naive_attention_score_bytes(spec, seq, batch=batch, dtype=dtype)
+    elements = batch * spec.num_heads * seq * seq
+    passes = NAIVE_IN_PLACE_PASSES
+    if spec.attn_logit_softcap is not None:
+        passes += NAIVE_SOFTCAP_PASSES
+    return (
+        flops / cal.matmul_flops_per_s
+        + (scores + mask) / cal.first_touch_bytes_per_s
+        + passes * scores / cal.read_bytes_per_s
+        + elements / cal.softmax_elements_per_s
+    )
+
+
+def projection_flops(spec: ModelSpec, tokens: int) -> int:
+    """q, k, v and o projections of one layer on ``tokens`` rows (``tfcli.flops``)."""
+    return sum(attention_projection_flops(spec, tokens).values())
+
+
+def block_mlp_flops(spec: ModelSpec, tokens: int, index: int = 0) -> int:
+    """The MLP (or MoE: router, top-k experts, shared) of layer ``index`` on ``tokens`` rows."""
+    if spec.architecture != "encoder" and spec.moe_layer_flags[index]:
+        return sum(moe_flops(spec, tokens).values())
+    return mlp_flops(spec, tokens, spec.intermediate_size)
