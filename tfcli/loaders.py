@@ -464,16 +464,23 @@ def load_spec_yaml(path: Path) -> LoadedModel:
 
 
 def spec_from_hf_config(
-    config: Mapping[str, Any], *, name: str, origin: str = "config.json"
+    config: Mapping[str, Any],
+    *,
+    name: str,
+    origin: str = "config.json",
+    as_type: str | None = None,
 ) -> LoadedModel:
     """Translate a Hugging Face config (a config.json dict) into a spec.
 
     A key absent from the config takes the transformers config class default, as
-    ``from_pretrained`` would (the defaults live in ``tfcli.hf_mappings``).
+    ``from_pretrained`` would (the defaults live in the records of ``tfcli.hf``).
+    ``as_type`` reads it with another model_type's record (a Llama clone as ``llama``).
     """
     if not isinstance(config, Mapping):
         raise LoadError(f"{origin}: a config.json must be a JSON object")
-    fields, origins = map_hf_config(dict(config), origin=origin)
+    fields, origins = map_hf_config(dict(config), origin=origin, as_type=as_type)
+    if as_type is not None:
+        origin = f"{origin}, read as {as_type} (--as)"
     fields["name"] = name
     origins["name"] = "MODEL argument"
     try:
@@ -485,12 +492,18 @@ def spec_from_hf_config(
 
 
 def load_config_json(
-    path: Path, *, name: str | None = None, origin: str | None = None
+    path: Path,
+    *,
+    name: str | None = None,
+    origin: str | None = None,
+    as_type: str | None = None,
 ) -> LoadedModel:
     data = read_json(path)
     stem = name or (path.parent.name if path.name == "config.json" else path.stem)
     try:
-        loaded = spec_from_hf_config(data, name=stem, origin=origin or f"config.json {path}")
+        loaded = spec_from_hf_config(
+            data, name=stem, origin=origin or f"config.json {path}", as_type=as_type
+        )
     except UnsupportedModelTypeError as err:
         err.config_path = str(path)
         raise
@@ -546,7 +559,7 @@ def _check_refs_main(cache_dir: str | None, ref: str) -> None:
         read_bytes_bounded(refs_main, limit=2**10)
 
 
-def load_hub_id(ref: str) -> LoadedModel:
+def load_hub_id(ref: str, *, as_type: str | None = None) -> LoadedModel:
     """``org/name`` from the local Hugging Face cache (``HF_HUB_CACHE`` / ``HF_HOME``); never
     downloads."""
     check_hub_id(ref)
@@ -578,7 +591,7 @@ def load_hub_id(ref: str) -> LoadedModel:
             "path; `tfcli models` lists shipped specs",
         )
     path = Path(found)
-    return load_config_json(path, name=ref, origin=f"hub cache {ref} ({path})")
+    return load_config_json(path, name=ref, origin=f"hub cache {ref} ({path})", as_type=as_type)
 
 
 # ---- overrides --------------------------------------------------------------------------------
@@ -648,7 +661,7 @@ def _exists(path: Path) -> bool:
         return False
 
 
-def _load_path(path: Path) -> LoadedModel:
+def _load_path(path: Path, as_type: str | None = None) -> LoadedModel:
     try:
         is_dir = path.is_dir()
         config = path / "config.json"
@@ -658,34 +671,51 @@ def _load_path(path: Path) -> LoadedModel:
     if is_dir:
         if not has_config:
             raise LoadError(f"{path}: folder has no config.json")
-        return load_config_json(config, name=path.name)
+        return load_config_json(config, name=path.name, as_type=as_type)
     suffix = path.suffix.lower()
     if suffix in SPEC_SUFFIXES:
         return load_spec_yaml(path)
     if suffix == ".json":
-        return load_config_json(path)
+        return load_config_json(path, as_type=as_type)
     raise LoadError(f"{path}: expected a spec .yaml, a config.json or a folder holding one")
 
 
 def load_model(
-    ref: str, *, specs_dirs: Sequence[Path] = (), overrides: Sequence[str] = ()
+    ref: str,
+    *,
+    specs_dirs: Sequence[Path] = (),
+    overrides: Sequence[str] = (),
+    as_type: str | None = None,
 ) -> LoadedModel:
-    """Resolve a MODEL argument to a spec (see the module docstring for the order)."""
+    """Resolve a MODEL argument to a spec (see the module docstring for the order).
+
+    ``as_type`` reads a config.json (or cached hub id) with another model_type's record;
+    a spec YAML or shipped spec has no model_type to replace, so it is refused there.
+    """
     try:
         path = Path(ref).expanduser()
     except RuntimeError:  # ~user with no such user
         path = Path(ref)
     if ref and _exists(path):
-        return _apply_overrides(_load_path(path), overrides)
+        if as_type is not None and not (path.is_dir() or path.suffix.lower() == ".json"):
+            raise LoadError(
+                f"--as reads a config.json with another type's mapping; {clip(ref)} is a spec"
+            )
+        return _apply_overrides(_load_path(path, as_type), overrides)
     known = dict(shipped_specs(specs_dirs))
     if ref.lower() in known:
+        if as_type is not None:
+            raise LoadError(
+                f"--as reads a config.json with another type's mapping; {clip(ref)} is a "
+                "shipped spec"
+            )
         return _apply_overrides(load_spec_yaml(known[ref.lower()]), overrides)
     if ref.lower().endswith((*SPEC_SUFFIXES, ".json")) or (
         os.sep in ref and not _looks_like_hub_id(ref)
     ):
         raise LoadError(f"{clip(ref)}: no such file")
     if _looks_like_hub_id(ref):
-        return _apply_overrides(load_hub_id(ref), overrides)
+        return _apply_overrides(load_hub_id(ref, as_type=as_type), overrides)
     hint = did_you_mean(ref.lower(), list(known))
     raise ModelNotFoundError(
         f"unknown model {shorten(ref)}" + (f" ({hint})" if hint else ""),

@@ -13,6 +13,7 @@ import typer
 
 from tfcli.commands.options import (
     MAX_BATCH,
+    AsTypeOpt,
     JsonOpt,
     SetOpt,
     SpecsDirOpt,
@@ -96,6 +97,7 @@ def bench(
     ] = None,
     set_: SetOpt = None,
     specs_dir: SpecsDirOpt = None,
+    as_type: AsTypeOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Time attention of MODEL's built-in transformer on this machine against the estimates."""
@@ -122,7 +124,9 @@ def bench(
 
     from tfcli.loaders import load_model
 
-    spec = load_model(model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ())).spec
+    spec = load_model(
+        model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()), as_type=as_type
+    ).spec
     depth = parse_layers(layers, spec.num_layers)
     if dist is not None:
         _bench_dist(spec, dist, seqs, batch, depth, dtype, threads, json_output)

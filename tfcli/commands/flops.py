@@ -9,6 +9,7 @@ import typer
 from tfcli.commands.options import (
     MAX_LIST,
     MAX_TOKENS,
+    AsTypeOpt,
     ExplainOpt,
     FormatOpt,
     JsonOpt,
@@ -98,6 +99,7 @@ def flops(
     ] = "bf16",
     set_: SetOpt = None,
     specs_dir: SpecsDirOpt = None,
+    as_type: AsTypeOpt = None,
     explain: ExplainOpt = False,
     fmt: FormatOpt = "table",
     json_output: JsonOpt = False,
@@ -166,7 +168,9 @@ def flops(
     )
     if device is not None:
         device.peak_for(dtype)  # an unknown dtype for this device is bad input, before loading
-    loaded = load_model(model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()))
+    loaded = load_model(
+        model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()), as_type=as_type
+    )
     spec = loaded.spec
     if encoder_seq is not None and spec.architecture != "encoder-decoder":
         raise UsageError(f"--encoder-seq is for encoder-decoder models; {spec.name} is not one")

@@ -9,6 +9,7 @@ import typer
 from tfcli.commands.options import (
     MAX_RANKS,
     MAX_TOKENS,
+    AsTypeOpt,
     FormatOpt,
     JsonOpt,
     MbuOpt,
@@ -127,6 +128,7 @@ def kvcache(
     mbu: MbuOpt = None,
     set_: SetOpt = None,
     specs_dir: SpecsDirOpt = None,
+    as_type: AsTypeOpt = None,
     fmt: FormatOpt = "table",
     json_output: JsonOpt = False,
 ) -> None:
@@ -206,7 +208,9 @@ def kvcache(
     check_count("--block-size", block_size, maximum=MAX_TOKENS)
     check_sweep(len(seqs or (1,)) * len(batches))
 
-    loaded = load_model(model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()))
+    loaded = load_model(
+        model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()), as_type=as_type
+    )
     spec = loaded.spec
     lengths = seqs if seqs is not None else (spec.max_position_embeddings or 4096,)
     weights_dt = weights_dt or SERVING_WEIGHTS_DTYPE

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from tfcli.commands.options import FormatOpt, JsonOpt, SpecsDirOpt, examples, output_format
@@ -10,11 +12,24 @@ EPILOG = examples(
     ("The shipped specs", "tfcli models"),
     ("The same as CSV (raw parameter counts)", "tfcli models --format csv"),
     ("With your own spec YAMLs", "tfcli models --specs-dir ./my-specs"),
+    ("The config.json model types tfcli reads", "tfcli models --types"),
 )
+
+TypesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--types",
+        help="List the config.json model_type values tfcli reads (with their config class and "
+        "the layer kinds of the class defaults) instead of the specs.",
+    ),
+]
 
 
 def models(
-    specs_dir: SpecsDirOpt = None, fmt: FormatOpt = "table", json_output: JsonOpt = False
+    specs_dir: SpecsDirOpt = None,
+    fmt: FormatOpt = "table",
+    json_output: JsonOpt = False,
+    types: TypesOpt = False,
 ) -> None:
     """List the known model specs: name, family, architecture, params, context, attention."""
     from tfcli.errors import TfcliError
@@ -24,6 +39,11 @@ def models(
     from tfcli.render.models import ModelRow, print_models, print_models_csv, print_models_json
 
     chosen = output_format(fmt, json_output)
+    if types:
+        from tfcli.render.models import print_model_types
+
+        print_model_types(_model_type_rows(), chosen)
+        return
 
     dirs = tuple(specs_dir or ())
     rows = []
@@ -45,3 +65,32 @@ def models(
 
 def register(app: typer.Typer) -> None:
     app.command("models", epilog=EPILOG)(models)
+
+
+def _model_type_rows() -> list[dict[str, str]]:
+    """One row per model_type: its config class (or the text model it wraps) and the
+    architecture and layer kinds of a config that names only the model_type."""
+    from tfcli.errors import TfcliError
+    from tfcli.hf import RECORDS, SUPPORTED_MODEL_TYPES, WRAPPERS
+    from tfcli.loaders import spec_from_hf_config
+    from tfcli.render.models import attention_notation
+
+    rows = []
+    for model_type in SUPPORTED_MODEL_TYPES:
+        wrapper = WRAPPERS.get(model_type)
+        config: dict[str, object] = {"model_type": model_type}
+        if wrapper is not None:
+            reads = f"text_config as {wrapper.text_model_type} (without {wrapper.uncounted})"
+            config["text_config"] = {}
+        else:
+            reads = RECORDS[model_type].config_class
+        try:
+            spec = spec_from_hf_config(config, name=model_type).spec
+            architecture, layers = spec.architecture, attention_notation(spec)
+        except TfcliError:  # class defaults that build no model (DeepseekV2Config's top-k)
+            architecture, layers = "-", "- (the class defaults leave a required key unset)"
+        rows.append(
+            {"model_type": model_type, "reads": reads, "architecture": architecture,
+             "defaults": layers}
+        )  # fmt: skip
+    return rows

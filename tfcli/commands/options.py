@@ -72,6 +72,15 @@ SpecsDirOpt = Annotated[
         help="Extra folder of spec YAMLs (repeatable; also TFCLI_SPECS_PATH, ':'-separated).",
     ),
 ]
+AsTypeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--as",
+        metavar="TYPE",
+        help="Read a config.json whose model_type tfcli does not know with a known type's "
+        "mapping (the many Llama clones: --as llama); the output says so.",
+    ),
+]
 ExplainOpt = Annotated[
     bool, typer.Option("--explain", help="Show every formula with the numbers put in.")
 ]

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from tfcli.commands.options import (
+    AsTypeOpt,
     ExplainOpt,
     FormatOpt,
     JsonOpt,
@@ -45,6 +46,7 @@ def params(
     ] = None,
     set_: SetOpt = None,
     specs_dir: SpecsDirOpt = None,
+    as_type: AsTypeOpt = None,
     per_layer: Annotated[
         bool, typer.Option("--per-layer", help="One row per layer instead of grouped rows.")
     ] = False,
@@ -76,7 +78,9 @@ def params(
     json_output = chosen == "json"
 
     try:
-        loaded = load_model(model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()))
+        loaded = load_model(
+            model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()), as_type=as_type
+        )
     except UnsupportedModelTypeError as err:
         if not verify or err.config_path is None:
             raise

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from tfcli.commands.options import (
+    AsTypeOpt,
     FormatOpt,
     JsonOpt,
     ModelArg,
@@ -27,6 +28,7 @@ def show(
     model: ModelArg,
     set_: SetOpt = None,
     specs_dir: SpecsDirOpt = None,
+    as_type: AsTypeOpt = None,
     all_fields: Annotated[
         bool, typer.Option("--all", help="Show fields at their default value too.")
     ] = False,
@@ -39,7 +41,9 @@ def show(
 
     chosen = output_format(fmt, json_output)
 
-    loaded = load_model(model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()))
+    loaded = load_model(
+        model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()), as_type=as_type
+    )
     if chosen == "json":
         print_show_json(loaded.spec, loaded.origin, loaded.field_origins)
     elif chosen == "csv":

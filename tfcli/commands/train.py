@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tfcli.commands.options import ExplainOpt, JsonOpt, ModelArg, SetOpt, SpecsDirOpt
+from tfcli.commands.options import AsTypeOpt, ExplainOpt, JsonOpt, ModelArg, SetOpt, SpecsDirOpt
 from tfcli.errors import UsageError
 
 
@@ -54,6 +54,7 @@ def train(
     ] = None,
     set_: SetOpt = None,
     specs_dir: SpecsDirOpt = None,
+    as_type: AsTypeOpt = None,
     explain: ExplainOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
@@ -96,7 +97,9 @@ def train(
     )
     device = lookup_hardware(hardware) if hardware is not None else None
     budget_bytes = parse_bytes(budget) if budget is not None else None
-    loaded = load_model(model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()))
+    loaded = load_model(
+        model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()), as_type=as_type
+    )
     spec = loaded.spec
     check_setup(spec, setup)
     if spec.max_position_embeddings and seq > spec.max_position_embeddings:

@@ -70,6 +70,7 @@ def map_hf_config(
     if not isinstance(data, dict):
         raise LoadError(f"{origin}: a config.json must be a JSON object")
     model_type = data.get("model_type")
+    original = model_type
     if as_type is not None:
         if as_type not in RECORDS and as_type not in WRAPPERS:
             raise LoadError(
@@ -86,8 +87,7 @@ def map_hf_config(
             + ", ".join(SUPPORTED_MODEL_TYPES),
             model_type=model_type,
             hint="read it as a known type with --as TYPE (e.g. --as llama), count it with "
-            "transformers with --verify, or write a spec YAML; `tfcli models --types` lists "
-            "the types",
+            "transformers with --verify, or write a spec YAML",
         )
     text, uncounted = _unwrap(data, origin)
     record = RECORDS[str(text["model_type"])]
@@ -97,8 +97,7 @@ def map_hf_config(
     if uncounted:
         reader.put("uncounted", uncounted, "model_type")
     if as_type is not None:
-        reader.origins["family"] = f"--as {as_type} (config.json model_type "
-        reader.origins["family"] += f"{data.get('model_type')!r})"
+        reader.origins["family"] = f"--as {as_type} (config.json model_type {original!r})"
     reader.fields.setdefault("source", origin)
     reader.origins.setdefault("source", "MODEL argument")
     return reader.fields, reader.origins

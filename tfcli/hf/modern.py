@@ -106,6 +106,7 @@ SMOLLM3 = llama_like(
         with_head_dim=False,
     ),
     nope_layers(),
+    theta=2e6,
     window=None,
     window_switch="use_sliding_window",
 )
@@ -170,6 +171,7 @@ COHERE = llama_like(
     _cohere_keys(True),
     _cohere,
     put(qk_norm_weights="all"),
+    theta=500000.0,
 )
 """CohereConfig (Command-R): one LayerNorm without bias shared by the parallel attention and
 MLP, per-head q/k LayerNorms with use_qk_norm, tied head (logit_scale has no parameters)."""
@@ -300,6 +302,7 @@ PHIMOE = llama_like(
     ),
     moe_hook(("num_local_experts",), 16, ("num_experts_per_tok",), 2),
     _phimoe,
+    theta=1e6,
     window=None,
 )
 """PhimoeConfig (Phi-3.5-MoE): Mixtral's routing with LayerNorm (weight and bias), biases on
@@ -428,6 +431,14 @@ GPT_OSS = llama_like(
     moe_hook(("num_local_experts", "num_experts"), 128, ("num_experts_per_tok",), 4),
     _gpt_oss,
     theta=150000.0,
+    scaling={
+        "rope_type": "yarn",
+        "factor": 32.0,
+        "beta_fast": 32.0,
+        "beta_slow": 1.0,
+        "truncate": False,
+        "original_max_position_embeddings": 4096,
+    },
     window=128,
 )
 """GptOssConfig: every layer a MoE of num_local_experts experts with biases (gate_up and down)

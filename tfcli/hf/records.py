@@ -139,13 +139,25 @@ def explicit_head_dim(reader: Reader) -> None:
         reader.put("head_dim", reader.fields["hidden_size"] // heads, "head_dim")
 
 
-def rope_hook(default_theta: float = 10000.0, partial_default: float = 1.0) -> Hook:
+def rope_hook(
+    default_theta: float = 10000.0,
+    partial_default: float = 1.0,
+    default_scaling: dict[str, Any] | None = None,
+) -> Hook:
     """RoPE theta, scaling and partial rotary factor from transformers 5 ``rope_parameters``
     (flat, or per layer kind: ``full_attention`` / ``sliding_attention``) or the older
-    ``rope_theta`` / ``rope_scaling`` / ``partial_rotary_factor`` keys."""
+    ``rope_theta`` / ``rope_scaling`` / ``partial_rotary_factor`` keys; a config with none of
+    them reads as the class default (``default_theta`` and ``default_scaling``, GptOssConfig's
+    YaRN for one)."""
 
     def read(r: Reader) -> None:
         params = r.get("rope_parameters", None, "?dict")
+        if (
+            params is None
+            and default_scaling is not None
+            and r.present(("rope_theta", "rope_scaling")) is None
+        ):
+            params = {"rope_theta": default_theta, **default_scaling}
         if params is not None and "full_attention" in params:
             full = params.get("full_attention") or {}
             local = params.get("sliding_attention") or {}
@@ -233,6 +245,9 @@ def layer_types_hook(linear: str | None = None, *, only_if_mixed: bool = True) -
             raise r.fail("layer_types", raw, f"has {len(kinds)} entries for {layers} layers")
         if only_if_mixed and set(kinds) == {"full"}:
             return
+        if linear is not None and set(kinds) == {linear}:
+            r.put("mixer", linear, "layer_types")  # one kind throughout: the model's mixer
+            return
         r.put("layer_types", kinds, "layer_types")
 
     return read
@@ -257,11 +272,12 @@ def pattern_layer_types(r: Reader, pattern: Callable[[int], str], names: tuple[s
 
 
 def sliding_hook(default_window: int | None, *, switch: str | None = None) -> Hook:
-    """``sliding_window`` (with the Qwen-style ``use_sliding_window`` switch when named)."""
+    """``sliding_window`` (with the Qwen-style ``use_sliding_window`` switch when named: off
+    unless the config turns it on, as Qwen2Config / SmolLM3Config default it)."""
 
     def read(r: Reader) -> None:
         window = r.get("sliding_window", default_window, "?natural")
-        enabled = r.get(switch, True, "bool") if switch else True
+        enabled = r.get(switch, False, "bool") if switch else True
         if window and enabled:
             r.put("sliding_window", window, "sliding_window", *((switch,) if switch else ()))
             layer_types_hook()(r)
@@ -371,6 +387,7 @@ def llama_like(
     *hooks: Hook,
     theta: float = 10000.0,
     partial: float = 1.0,
+    scaling: dict[str, Any] | None = None,
     window: int | None = None,
     window_switch: str | None = None,
     structure: dict[str, Any] | None = None,
@@ -386,7 +403,7 @@ def llama_like(
         fixed={**LLAMA_STRUCTURE, **(structure or {})},
         hooks=(
             *base,
-            rope_hook(theta, partial),
+            rope_hook(theta, partial, scaling),
             sliding_hook(window, switch=window_switch),
             *hooks,
         ),

@@ -50,8 +50,16 @@ def _dt_rank(r: Reader, name: str) -> None:
     r.put("ssm_dt_rank", rank, name)
 
 
-def _inner(r: Reader, expand_key: str, expand: int, d_ssm_key: str | None = None) -> int:
-    inner = r.get(d_ssm_key, None, "?count") if d_ssm_key else None
+def _inner(
+    r: Reader,
+    expand_key: str,
+    expand: int,
+    d_ssm_key: str | None = None,
+    d_ssm: int | None = None,
+) -> int:
+    """The SSM inner width: ``d_ssm_key`` when set (default ``d_ssm``; an explicit null means
+    ``expand * hidden_size``, as FalconH1Mixer reads it), else ``expand * hidden_size``."""
+    inner = r.get(d_ssm_key, d_ssm, "?count") if d_ssm_key else None
     if inner is None:
         factor = r.get(expand_key, expand, "positive")
         inner = int(factor * r.fields["hidden_size"])
@@ -223,9 +231,11 @@ JAMBA = Record(
 expert_layer_period layers (at expert_layer_offset); no positional encoding."""
 
 
-def _mamba2_keys(r: Reader, *, expand: int, d_ssm_key: str | None) -> None:
+def _mamba2_keys(
+    r: Reader, *, expand: int, d_ssm_key: str | None, d_ssm: int | None = None
+) -> None:
     """Falcon-H1 / Granite-4.0-H ``mamba_*`` keys (``mamba_d_head: auto`` = d_inner / heads)."""
-    inner = _inner(r, "mamba_expand", expand, d_ssm_key)
+    inner = _inner(r, "mamba_expand", expand, d_ssm_key, d_ssm)
     heads = r.get("mamba_n_heads", 128, "count")
     r.put("ssm_num_heads", heads, "mamba_n_heads")
     head, _found = r.raw("mamba_d_head", "auto")
@@ -244,7 +254,7 @@ def _mamba2_keys(r: Reader, *, expand: int, d_ssm_key: str | None) -> None:
 
 
 def _falcon_h1(r: Reader) -> None:
-    _mamba2_keys(r, expand=2, d_ssm_key="mamba_d_ssm")
+    _mamba2_keys(r, expand=2, d_ssm_key="mamba_d_ssm", d_ssm=1024)
     r.take("ssm_gated_norm", "mamba_rms_norm", False, "bool")
     out = r.get("projectors_bias", False, "bool")
     if out != r.fields["ssm_proj_bias"]:
@@ -287,9 +297,8 @@ def _granite_hybrid(r: Reader) -> None:
         r.put("num_shared_experts", 1, "shared_intermediate_size")
     else:
         r.put("intermediate_size", shared, "shared_intermediate_size", "num_local_experts")
-    if r.get("layer_types", None, "?list") is not None:
-        layer_types_hook("mamba2", only_if_mixed=False)(r)
-    else:
+    layer_types_hook("mamba2", only_if_mixed=False)(r)
+    if "layer_types" not in r.fields:
         r.put("mixer", "mamba2", "layer_types")
     position = r.get("position_embedding_type", None, "?str")
     r.put("position_type", "rope" if position == "rope" else "none", "position_embedding_type")

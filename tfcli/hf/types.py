@@ -187,6 +187,7 @@ MIXTRAL = llama_like(
         tied=False,
         bias=None,
         mlp_bias=None,
+        eps=1e-5,
     ),
     moe_hook(("num_local_experts",), 8, ("num_experts_per_tok",), 2),
     _mixtral_experts,

@@ -124,6 +124,35 @@ def print_models(rows: list[ModelRow]) -> None:
     )
 
 
+def print_model_types(rows: list[dict[str, str]], chosen: str) -> None:
+    """``tfcli models --types``: the config.json model types and what each reads."""
+    if chosen == "json":
+        print_json({"model_types": rows})
+        return
+    if chosen == "csv":
+        print_csv(rows)
+        return
+    table = make_table(
+        f"config.json model types ({len(rows)})",
+        ["model_type", "reads", "arch.", "class defaults"],
+        right_align_from=99,
+        text_columns=(1, 3),
+    )
+    for row in rows:
+        table.add_row(
+            row["model_type"],
+            row["reads"],
+            _ARCH.get(row["architecture"], row["architecture"]),
+            row["defaults"],
+        )
+    print_table(table)
+    print_note(
+        "reads = the transformers config class whose defaults fill missing keys; class defaults "
+        "= the attention of a config.json naming only its model_type; a clone with another "
+        "model_type reads with --as TYPE. " + ATTENTION_LEGEND
+    )
+
+
 def model_record(row: ModelRow) -> dict[str, Any]:
     """One model as raw values (JSON and CSV)."""
     return {
