@@ -60,14 +60,7 @@ LOADER_BUGS: dict[str, str] = {}
 
 
 # Round-trip differences caused by tfcli.hf_export (strict too).
-EXPORT_BUGS = {
-    **LOADER_BUGS,
-    "gemma-3-27b": (
-        "hf_export._gemma3_text writes rope_parameters.full_attention as rope_type 'default', "
-        "dropping the spec's rope_scaling (linear, factor 8), which Gemma3TextConfig applies "
-        "to the full-attention layers"
-    ),
-}
+EXPORT_BUGS: dict[str, str] = {**LOADER_BUGS}
 
 
 # The same for the published config.json files (tests/hf_configs.py), loaded as published.

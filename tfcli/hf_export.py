@@ -149,8 +149,9 @@ def _gemma2(spec: ModelSpec) -> HFDict:
 
 def _gemma3_text(spec: ModelSpec) -> HFDict:
     out = _gemma2(spec)
-    out["rope_parameters"] = {
-        "full_attention": {"rope_type": "default", "rope_theta": spec.rope_theta},
+    full = {"rope_type": "default", **(spec.rope_scaling or {}), "rope_theta": spec.rope_theta}
+    out["rope_parameters"] = {  # Gemma3TextConfig scales the full-attention layers only
+        "full_attention": full,
         "sliding_attention": {
             "rope_type": "default",
             "rope_theta": spec.rope_local_theta or spec.rope_theta,
