@@ -34,10 +34,10 @@ Only the standard library is imported here.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from tfcli.errors import UsageError
-from tfcli.plan import LayerPlan, Run
+from tfcli.plan import LayerPlan, Run, groups_by_value
 from tfcli.shapes import (
     Shape,
     attention_shapes,
@@ -462,15 +462,33 @@ class LayerFlops:
     count: int = 1
     scan: int = 0
     """A state mixer's recurrence matmuls (Gated DeltaNet, Mamba, lightning scans)."""
+    stride: int | None = 1
+    """Spacing of the ``count`` layers from ``index`` (1: consecutive; None: irregular)."""
+    spans: tuple[tuple[int, int], ...] = ()
+    more_spans: bool = False
 
     @property
     def total(self) -> int:
         return self.projections + self.attention + self.scan + self.cross_attention + self.mlp
 
+    def value_key(self) -> tuple[object, ...]:
+        """What makes two layers the same row: every figure and the kind, not the position."""
+        return (
+            self.stack,
+            self.kind,
+            self.pairs,
+            self.projections,
+            self.attention,
+            self.scan,
+            self.cross_attention,
+            self.mlp,
+            self.moe,
+        )
+
 
 @dataclass(frozen=True)
 class FlopCount:
-    """Forward matmul FLOPs by component (summing to ``total``) and per layer run."""
+    """Forward matmul FLOPs by component (summing to ``total``) and by layer group."""
 
     seq: int
     batch: int
@@ -479,13 +497,30 @@ class FlopCount:
     attention_convention: str
     logits: str
     components: dict[str, int]
-    runs: tuple[LayerFlops, ...]
+    groups: tuple[LayerFlops, ...]
+    """One entry per distinct layer (count and positions), in order of first appearance."""
     elementwise: int
     terms: tuple[Term, ...] = ()
+    plan_runs: tuple[Run, ...] = field(default=(), repr=False, compare=False)
+    per_plan: dict[LayerPlan, LayerFlops] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def total(self) -> int:
         return sum(self.components.values())
+
+    @property
+    def runs(self) -> tuple[LayerFlops, ...]:
+        """Runs of identical consecutive layers (O(runs); views use ``groups``)."""
+        out: list[LayerFlops] = []
+        for run in self.plan_runs:
+            layer = self.per_plan.get(run.plan)
+            if layer is None:
+                continue
+            if out and out[-1].value_key() == layer.value_key():
+                out[-1] = replace(out[-1], count=out[-1].count + run.count)
+            else:
+                out.append(replace(layer, index=run.start, count=run.count, spans=()))
+        return tuple(out)
 
     @property
     def layers(self) -> tuple[LayerFlops, ...]:
@@ -834,28 +869,47 @@ def forward_flops(
     if enc_seq < 1:
         raise UsageError(f"encoder sequence length must be a positive integer, got {enc_seq}")
     components: dict[str, int] = {}
-    runs: list[LayerFlops] = []
     terms: list[Term] = []
     elementwise = 0
     two_stacks = spec.architecture == "encoder-decoder"
-    for run in spec.layer_runs:
-        encoder_of_two = two_stacks and run.stack == "encoder"
-        if encoder_of_two and not include_encoder:
-            continue
+    skip_encoder = two_stacks and not include_encoder
+    runs = tuple(r for r in spec.layer_runs if not (skip_encoder and r.stack == "encoder"))
+    plan_groups = [
+        (g, p) for g, p in spec.layer_groups if not (skip_encoder and p.stack == "encoder")
+    ]
+    layers_of = {plan: group.count for group, plan in plan_groups}
+    per_plan: dict[LayerPlan, LayerFlops] = {}
+    for plan, count in layers_of.items():
+        encoder_of_two = two_stacks and plan.stack == "encoder"
         step = _Pass(
             batch=batch,
             seq=enc_seq if encoder_of_two else executed_length(spec, seq, attention),
-            context=0 if run.stack == "encoder" else context,
+            context=0 if plan.stack == "encoder" else context,
             encoder_seq=enc_seq,
             cross_kv_cached=cross_kv_cached,
             global_tokens=min(spec.global_tokens, seq),
             relative=2 * int(spec.relative_position_span or 0),
         )
-        layer, parts, element, layer_terms = _layer_flops(spec, run, step, attention)
-        _add(components, parts, run.count)
-        elementwise += run.count * element
-        runs.append(layer)
+        layer, parts, element, layer_terms = _layer_flops(
+            spec, Run(plan, 0, count), step, attention
+        )
+        per_plan[plan] = replace(layer, count=1)
+        _add(components, parts, count)
+        elementwise += count * element
         terms += layer_terms
+    by_value = groups_by_value(plan_groups, lambda plan: per_plan[plan].value_key())
+    representative = {layer.value_key(): layer for layer in per_plan.values()}
+    groups = tuple(
+        replace(
+            representative[key],
+            index=g.first,
+            count=g.count,
+            stride=g.stride,
+            spans=g.spans,
+            more_spans=g.more_spans,
+        )
+        for g, key in by_value
+    )
     rows = {
         "logits": batch * (seq if logits == "all" else 1),
         "sequences": batch,
@@ -874,9 +928,11 @@ def forward_flops(
         attention_convention=attention if spec.is_causal or encoder_has_pattern(spec) else "full",
         logits=logits,
         components={k: v for k, v in components.items() if v},
-        runs=tuple(runs),
+        groups=groups,
         elementwise=elementwise,
         terms=tuple(terms),
+        plan_runs=runs,
+        per_plan=per_plan,
     )
 
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tfcli.errors import UsageError
-from tfcli.plan import LayerPlan
+from tfcli.plan import LayerPlan, groups_by_value
 from tfcli.spec import ModelSpec
 from tfcli.units import dtype_bits
 
@@ -300,7 +300,8 @@ def state_bytes_per_layer(
 
 @dataclass(frozen=True)
 class CacheRun:
-    """``layers`` identical consecutive layers of one kind: tokens held and bytes, per batch."""
+    """``layers`` identical layers of one kind (first at ``start``, every ``stride``): tokens
+    held and bytes per layer."""
 
     kind: str
     start: int
@@ -309,6 +310,8 @@ class CacheRun:
     """Token slots each layer holds per sequence (0 for state layers)."""
     kv_bytes_per_layer: int
     state_bytes_per_layer: int
+    stride: int | None = 1
+    """Spacing of the ``layers`` layers from ``start`` (1: consecutive; None: irregular)."""
 
 
 @dataclass(frozen=True)
@@ -367,7 +370,7 @@ class KVCache:
 
     @property
     def per_layer_bytes(self) -> tuple[int, ...]:
-        """Self-attention bytes of each layer of the main stack (O(layers))."""
+        """Self-attention bytes of each layer of the main stack, group by group (O(layers))."""
         out: list[int] = []
         for run in self.runs:
             out += [self.batch * run.tokens * run.kv_bytes_per_layer] * run.layers
@@ -422,16 +425,17 @@ def kv_cache(
     if spec.architecture == "encoder":
         return KVCache(seq, batch, dtype, 0, 0, 0, 0, {}, {}, rule, tp, block_size, enc_seq)
     index_token = indexer_bytes_per_token_per_layer(spec, dtype)
-    runs: list[CacheRun] = []
     layers_by_kind: dict[str, int] = {}
     bytes_by_kind: dict[str, int] = {}
     state_parts: dict[str, int] = {}
     self_bytes = state_total = indexer = attention_layers = 0
-    for run in spec.main_stack_runs():
-        plan = run.plan
+    main = "encoder" if spec.architecture == "encoder" else "decoder"
+    main_groups = [(g, p) for g, p in spec.layer_groups if p.stack == main]
+    layers_of = {plan: group.count for group, plan in main_groups}
+    per_plan: dict[LayerPlan, tuple[int, int, int]] = {}
+    for plan, count in layers_of.items():
         kind = plan.kind
-        tokens = 0
-        kv_layer = state_layer = 0
+        tokens = kv_layer = state_layer = 0
         if plan.has_kv_cache:
             tokens = cached_tokens(
                 plan.pattern or "full",
@@ -443,33 +447,24 @@ def kv_cache(
                 batched_tokens=batched_tokens,
             )
             kv_layer = per_token_layer
-            self_bytes += run.count * batch * tokens * kv_layer
-            indexer += run.count * batch * tokens * index_token
-            attention_layers += run.count
+            self_bytes += count * batch * tokens * kv_layer
+            indexer += count * batch * tokens * index_token
+            attention_layers += count
         if plan.has_state:
             parts = state_bytes_per_layer(spec, plan, rule=rule, dtype=dtype)
             state_layer = sum(parts.values())
-            state_total += run.count * batch * state_layer
+            state_total += count * batch * state_layer
             for name, value in parts.items():
-                state_parts[name] = state_parts.get(name, 0) + run.count * batch * value
-        layers_by_kind[kind] = layers_by_kind.get(kind, 0) + run.count
-        bytes_by_kind[kind] = bytes_by_kind.get(kind, 0) + run.count * batch * (
+                state_parts[name] = state_parts.get(name, 0) + count * batch * value
+        layers_by_kind[kind] = layers_by_kind.get(kind, 0) + count
+        bytes_by_kind[kind] = bytes_by_kind.get(kind, 0) + count * batch * (
             tokens * (kv_layer + index_token) + state_layer
         )
-        if (
-            runs
-            and (runs[-1].kind, runs[-1].tokens, runs[-1].kv_bytes_per_layer)
-            == (
-                kind,
-                tokens,
-                kv_layer,
-            )
-            and runs[-1].state_bytes_per_layer == state_layer
-        ):
-            last = runs[-1]
-            runs[-1] = dataclasses.replace(last, layers=last.layers + run.count)
-        else:
-            runs.append(CacheRun(kind, run.start, run.count, tokens, kv_layer, state_layer))
+        per_plan[plan] = (tokens, kv_layer, state_layer)
+    grouped = groups_by_value(main_groups, lambda plan: (plan.kind, *per_plan[plan]))
+    runs = [
+        CacheRun(key[0], g.first, g.count, key[1], key[2], key[3], g.stride) for g, key in grouped
+    ]
     cross = 0
     if spec.architecture == "encoder-decoder":
         enc_tokens = cached_tokens("full", enc_seq, None, rule=rule, block_size=block_size)

@@ -16,9 +16,9 @@ Only the standard library is imported here.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
-from tfcli.plan import LayerPlan
+from tfcli.plan import LayerPlan, Run, groups_by_value
 from tfcli.shapes import (
     Shape,
     cross_attention_shapes,
@@ -44,7 +44,9 @@ __all__ = [
 
 @dataclass(frozen=True)
 class LayerParams:
-    """Parameters of one layer (or of ``count`` identical consecutive layers from ``index``).
+    """Parameters of one layer, and where the layers with these parameters sit: ``count`` of
+    them from ``index`` (the first) every ``stride`` layers (1: consecutive; None: irregular,
+    the first ``spans`` given).
 
     ``attention`` holds the token mixer's parameters, whatever the mixer (attention, MLA,
     Mamba, Gated DeltaNet, RWKV time mixing); ``kind`` names it (``LayerPlan.kind``).
@@ -59,6 +61,9 @@ class LayerParams:
     norms: int
     kind: str = "full"
     count: int = 1
+    stride: int | None = 1
+    spans: tuple[tuple[int, int], ...] = ()
+    more_spans: bool = False
 
     @property
     def total(self) -> int:
@@ -68,24 +73,61 @@ class LayerParams:
     def active(self) -> int:
         return self.attention + self.cross_attention + self.mlp_active + self.norms
 
+    def value_key(self) -> tuple[object, ...]:
+        """What makes two layers the same row: every count and the kind, not the position."""
+        return (
+            self.stack,
+            self.kind,
+            self.attention,
+            self.cross_attention,
+            self.mlp,
+            self.mlp_active,
+            self.norms,
+        )
+
 
 @dataclass(frozen=True)
 class ParamCount:
-    """Total and active parameters, by named component (summing exactly) and per layer run."""
+    """Total and active parameters, by named component (summing exactly) and by layer group."""
 
     total: int
     active: int
     components: dict[str, int]
     active_components: dict[str, int]
-    runs: tuple[LayerParams, ...]
-    """Runs of identical consecutive layers (``count`` each), encoder stack first."""
+    groups: tuple[LayerParams, ...]
+    """One entry per distinct layer (its count and where those layers sit), in order of
+    first appearance, encoder stack first: O(distinct layers), whatever the depth."""
     terms: tuple[Term, ...]
     """Each component as products of named factors (``--explain``); they sum to it."""
+    plan_runs: tuple[Run, ...] = field(default=(), repr=False, compare=False)
+    per_plan: dict[LayerPlan, LayerParams] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def runs(self) -> tuple[LayerParams, ...]:
+        """Runs of identical consecutive layers (O(runs): an alternating stack has one per
+        layer; views use ``groups``)."""
+        return tuple(_consecutive(self.plan_runs, self.per_plan))
 
     @property
     def layers(self) -> tuple[LayerParams, ...]:
         """One entry per layer (O(layers): the runs expanded)."""
         return tuple(_expand(self.runs))
+
+
+def _consecutive(
+    runs: Iterable[Run], per_plan: dict[LayerPlan, LayerParams]
+) -> Iterator[LayerParams]:
+    current: LayerParams | None = None
+    for run in runs:
+        layer = per_plan[run.plan]
+        if current is not None and current.value_key() == layer.value_key():
+            current = replace(current, count=current.count + run.count)
+            continue
+        if current is not None:
+            yield current
+        current = replace(layer, index=run.start, count=run.count, spans=())
+    if current is not None:
+        yield current
 
 
 def _expand(runs: Iterable[LayerParams]) -> Iterator[LayerParams]:
@@ -148,47 +190,55 @@ def _layer(
 
 
 def count_params(spec: ModelSpec) -> ParamCount:
-    """Every parameter of ``spec``: total, active per token, components, layer runs, terms.
+    """Every parameter of ``spec``: total, active per token, components, layer groups, terms.
 
     total = embeddings + sum over layers of (mixer + cross-attention + MLP + norms) + final
     norms, LM head and pooler. active counts the top-k routed experts of each MoE layer
     instead of all E (plus everything else): the parameters one token's forward pass uses.
+    Each distinct layer plan is computed once; the layers of the plan only count them
+    (O(runs) additions).
     """
     components: dict[str, int] = {}
     active: dict[str, int] = {}
+    per_plan: dict[LayerPlan, LayerParams] = {}
+    shapes_of: dict[LayerPlan, list[Shape]] = {}
+    layers_of: dict[LayerPlan, int] = {}
+    for group, plan in spec.layer_groups:
+        per_plan[plan], shapes_of[plan] = _layer(spec, plan, 0, 1)
+        layers_of[plan] = group.count
     grouped: dict[tuple[int, Shape], int] = {}
-    runs: list[LayerParams] = []
-    outer = embedding_shapes(spec)
-    for run in spec.layer_runs:
-        layer, shapes = _layer(spec, run.plan, run.start, run.count)
-        if runs and _same_layer(runs[-1], layer):
-            last = runs[-1]
-            runs[-1] = replace(last, count=last.count + layer.count)
-        else:
-            runs.append(layer)
-        _add(components, shapes, run.count, active=False)
-        _add(active, shapes, run.count, active=True)
+    for plan, shapes in shapes_of.items():
+        _add(components, shapes, layers_of[plan], active=False)
+        _add(active, shapes, layers_of[plan], active=True)
         for position, shape in enumerate(shapes):
             if shape.params:
-                grouped[position, shape] = grouped.get((position, shape), 0) + run.count
-    outer = outer + head_shapes(spec)
+                grouped[position, shape] = grouped.get((position, shape), 0) + layers_of[plan]
+    outer = embedding_shapes(spec) + head_shapes(spec)
     _add(components, outer, 1, active=False)
     _add(active, outer, 1, active=True)
     terms = [shape_term(s) for s in embedding_shapes(spec) if s.params]
     terms += [shape_term(shape, layers) for (_, shape), layers in grouped.items()]
     terms += [shape_term(s) for s in head_shapes(spec) if s.params]
+    by_value = groups_by_value(spec.layer_groups, lambda plan: per_plan[plan].value_key())
+    representative = {layer.value_key(): layer for layer in per_plan.values()}
+    groups = tuple(
+        replace(
+            representative[key],
+            index=g.first,
+            count=g.count,
+            stride=g.stride,
+            spans=g.spans,
+            more_spans=g.more_spans,
+        )
+        for g, key in by_value
+    )
     return ParamCount(
         total=sum(components.values()),
         active=sum(active.values()),
         components=components,
         active_components=active,
-        runs=tuple(runs),
+        groups=groups,
         terms=tuple(terms),
-    )
-
-
-def _same_layer(a: LayerParams, b: LayerParams) -> bool:
-    """Consecutive runs merge when every count and the kind agree (layer 0 usually does)."""
-    return replace(a, index=0, count=1) == replace(b, index=0, count=1) and (
-        a.index + a.count == b.index
+        plan_runs=spec.layer_runs,
+        per_plan=per_plan,
     )

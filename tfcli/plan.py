@@ -16,8 +16,7 @@ Only the standard library is imported here.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -80,9 +79,11 @@ class LayerPlan:
         return self.mixer in STATE_MIXERS or self.parallel_ssm
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Run:
-    """``count`` consecutive identical layers of ``stack`` starting at layer ``start``."""
+    """``count`` consecutive identical layers of ``stack`` starting at layer ``start`` (slots,
+    not frozen: a 1,000,000-layer alternating stack makes a million of them; treat as
+    read-only)."""
 
     plan: LayerPlan
     start: int
@@ -102,7 +103,22 @@ class Run:
 
 def rle(values: Iterable[T]) -> list[tuple[T, int]]:
     """Run-length encoding: ``[a, a, b] -> [(a, 2), (b, 1)]``."""
-    return [(key, sum(1 for _ in group)) for key, group in itertools.groupby(values)]
+    out: list[tuple[T, int]] = []
+    last: object = _NOTHING
+    count = 0
+    for value in values:
+        if value == last:
+            count += 1
+            continue
+        if count:
+            out.append((last, count))  # type: ignore[arg-type]
+        last, count = value, 1
+    if count:
+        out.append((last, count))  # type: ignore[arg-type]
+    return out
+
+
+_NOTHING = object()
 
 
 def _uniform(value: T, n: int) -> list[tuple[T, int]]:
@@ -111,7 +127,18 @@ def _uniform(value: T, n: int) -> list[tuple[T, int]]:
 
 def merge_runs(*sequences: Sequence[tuple[T, int]]) -> Iterator[tuple[tuple[T, ...], int]]:
     """Zip run-length sequences of the same total length into runs of value tuples, in
-    O(total runs)."""
+    O(total runs); a single varying sequence beside constant ones takes a fast path."""
+    varying = [k for k, seq in enumerate(sequences) if len(seq) > 1]
+    if len(varying) <= 1 and all(sequences):
+        constant = [seq[0][0] for seq in sequences]
+        if not varying:
+            yield tuple(constant), sequences[0][0][1]
+            return
+        k = varying[0]
+        for value, count in sequences[k]:
+            constant[k] = value
+            yield tuple(constant), count
+        return
     positions = [0] * len(sequences)
     remaining = [seq[0][1] if seq else 0 for seq in sequences]
     while all(i < len(seq) for i, seq in zip(positions, sequences, strict=True)):
@@ -210,22 +237,11 @@ def _stack_runs(spec: ModelSpec, stack: str, *, causal: bool, cross: bool) -> li
         positions = main_stack_positions(spec, kinds)
     runs: list[Run] = []
     start = 0
-    for (kind, mlp, rope), count in merge_runs(kinds, mlps, positions):
-        if kind in ("full", "sliding", "chunked"):
-            mixer, pattern, window = _attention_layer(spec, kind, causal=causal)
-        else:
-            mixer, pattern, window = kind, None, None
-        plan = LayerPlan(
-            stack=stack,
-            mixer=mixer,
-            pattern=pattern,
-            window=window,
-            rope=rope if mixer in ATTENTION_MIXERS else "none",
-            mlp=mlp,
-            cross=cross,
-            causal=causal,
-            parallel_ssm=spec.parallel_ssm and mixer in ATTENTION_MIXERS,
-        )
+    interned: dict[tuple[str, ...], LayerPlan] = {}
+    for key, count in merge_runs(kinds, mlps, positions):
+        plan = interned.get(key)
+        if plan is None:
+            plan = interned[key] = _layer(spec, stack, key, causal=causal, cross=cross)
         if start == 0:
             runs.append(Run(_first(plan), 0, 1))
             if count > 1:
@@ -234,6 +250,29 @@ def _stack_runs(spec: ModelSpec, stack: str, *, causal: bool, cross: bool) -> li
             runs.append(Run(plan, start, count))
         start += count
     return runs
+
+
+def _layer(
+    spec: ModelSpec, stack: str, key: tuple[str, ...], *, causal: bool, cross: bool
+) -> LayerPlan:
+    """The plan of a layer of ``kind`` with ``mlp`` and ``rope`` (built once per distinct key:
+    an alternating 1,000,000-layer stack has two)."""
+    kind, mlp, rope = key
+    if kind in ("full", "sliding", "chunked"):
+        mixer, pattern, window = _attention_layer(spec, kind, causal=causal)
+    else:
+        mixer, pattern, window = kind, None, None
+    return LayerPlan(
+        stack=stack,
+        mixer=mixer,
+        pattern=pattern,
+        window=window,
+        rope=rope if mixer in ATTENTION_MIXERS else "none",
+        mlp=mlp,
+        cross=cross,
+        causal=causal,
+        parallel_ssm=spec.parallel_ssm and mixer in ATTENTION_MIXERS,
+    )
 
 
 def _first(plan: LayerPlan) -> LayerPlan:
@@ -254,6 +293,112 @@ def layer_plan(spec: ModelSpec) -> tuple[Run, ...]:
         runs += _stack_runs(spec, "encoder", causal=False, cross=False)
     runs += _stack_runs(spec, "decoder", causal=True, cross=spec.architecture == "encoder-decoder")
     return tuple(runs)
+
+
+@dataclass(frozen=True)
+class Group:
+    """Every layer of one stack whose value ``key`` is the same, wherever they sit: ``count``
+    layers from ``first`` to ``last``; ``stride`` is their regular spacing (1 = consecutive,
+    2 = every other layer) or None when irregular; ``spans`` lists the first few ranges."""
+
+    stack: str
+    first: int
+    last: int
+    count: int
+    stride: int | None
+    spans: tuple[tuple[int, int], ...]
+    more_spans: bool
+
+
+def group_runs(runs: Iterable[tuple[str, int, int, T]]) -> list[tuple[Group, T]]:
+    """Group ``(stack, start, count, key)`` runs by (stack, key), in order of first appearance,
+    in O(runs). Each group keeps its index pattern for the views: contiguous (stride 1),
+    every k-th layer (stride k, single layers at a constant gap), or irregular (None)."""
+    order: list[tuple[str, T]] = []
+    state: dict[tuple[str, T], _GroupState] = {}
+    for stack, start, count, key in runs:
+        slot = (stack, key)
+        entry = state.get(slot)
+        if entry is None:
+            state[slot] = _GroupState(start, count)
+            order.append(slot)
+        else:
+            entry.add(start, count)
+    return [(state[slot].group(slot[0]), slot[1]) for slot in order]
+
+
+class _GroupState:
+    """Running state of one group while ``group_runs`` walks the runs."""
+
+    def __init__(self, start: int, count: int) -> None:
+        self.first, self.last, self.count = start, start + count - 1, count
+        self.stride: int | None = 1 if count > 1 else 0  # 0: one single layer so far
+        self.spans = [(start, start + count - 1)]
+        self.more = False
+
+    def add(self, start: int, count: int) -> None:
+        contiguous = start == self.last + 1
+        if contiguous and self.stride in (0, 1):
+            self.stride = 1
+        elif count == 1 and self.stride == 0:
+            self.stride = start - self.last
+        elif not (count == 1 and self.stride is not None and start - self.last == self.stride > 1):
+            self.stride = None
+        if contiguous and self.spans[-1][1] == self.last:
+            self.spans[-1] = (self.spans[-1][0], start + count - 1)
+        elif len(self.spans) < 3:
+            self.spans.append((start, start + count - 1))
+        else:
+            self.more = True
+        self.last = start + count - 1
+        self.count += count
+
+    def group(self, stack: str) -> Group:
+        stride = 1 if self.stride == 0 else self.stride
+        return Group(stack, self.first, self.last, self.count, stride, tuple(self.spans), self.more)
+
+
+def groups_by_value(
+    groups: Iterable[tuple[Group, LayerPlan]], value: Callable[[LayerPlan], T]
+) -> list[tuple[Group, T]]:
+    """Merge the plan groups whose ``value`` is equal (layer 0's plan usually equals the
+    next ones'), in order of first appearance: O(distinct plans)."""
+    merged: dict[T, Group] = {}
+    for group, plan in groups:
+        key = value(plan)
+        merged[key] = merge_groups(merged[key], group) if key in merged else group
+    return [(group, key) for key, group in merged.items()]
+
+
+def plan_groups(runs: Iterable[Run]) -> list[tuple[Group, LayerPlan]]:
+    """The layers of each distinct plan and where they sit (``ModelSpec.layer_groups`` caches
+    it): every count, FLOP and byte computation then costs O(distinct plans)."""
+    return group_runs((run.stack, run.start, run.count, run.plan) for run in runs)
+
+
+def merge_groups(a: Group, b: Group) -> Group:
+    """One group for the disjoint layers of ``a`` and ``b`` (same stack): an arithmetic
+    progression (contiguous, or every k-th layer) when their union is one, else irregular with
+    the first three spans kept."""
+    first_start = min(a.first, b.first)
+    last = max(a.last, b.last)
+    count = a.count + b.count
+    for step in sorted({1, *(g.stride for g in (a, b) if g.stride), abs(b.first - a.first)}):
+        if step < 1 or (last - first_start) % step or count != (last - first_start) // step + 1:
+            continue
+        if all(_on_progression(g, first_start, step) for g in (a, b)):
+            contiguous: tuple[tuple[int, int], ...] = ((first_start, last),) if step == 1 else ()
+            return Group(a.stack, first_start, last, count, step, contiguous, False)
+    spans = tuple(sorted(a.spans + b.spans))
+    more = a.more_spans or b.more_spans or len(spans) > 3
+    return Group(a.stack, first_start, last, count, None, spans[:3], more)
+
+
+def _on_progression(group: Group, start: int, step: int) -> bool:
+    """Every layer of ``group`` lies on ``start, start + step, ...``."""
+    if group.stride is None:
+        return False
+    return (group.first - start) % step == 0 and (group.count == 1 or group.stride % step == 0)
 
 
 def expand(runs: Iterable[Run]) -> Iterator[tuple[int, LayerPlan]]:

@@ -38,7 +38,7 @@ from tfcli.errors import SpecError, did_you_mean, shorten
 from tfcli.units import DTYPE_BITS
 
 if TYPE_CHECKING:
-    from tfcli.plan import LayerPlan, Run
+    from tfcli.plan import Group, LayerPlan, Run
 
 ARCHITECTURES = ("decoder", "encoder", "encoder-decoder")
 ACTIVATIONS = ("relu", "gelu", "gelu_tanh", "silu")
@@ -341,6 +341,14 @@ class ModelSpec:
 
         return layer_plan(self)
 
+    @functools.cached_property
+    def layer_groups(self) -> tuple[tuple[Group, LayerPlan], ...]:
+        """Each distinct layer plan with where its layers sit (``tfcli.plan.plan_groups``),
+        every stack: computed once, O(distinct plans) for every count that reads it."""
+        from tfcli.plan import plan_groups
+
+        return tuple(plan_groups(self.layer_runs))
+
     @property
     def layers(self) -> tuple[LayerPlan, ...]:
         """One ``LayerPlan`` per layer, encoder stack first (O(layers); prefer ``layer_runs``)."""
@@ -512,6 +520,10 @@ def _accepts(tp: Any, value: Any) -> tuple[bool, Any]:
         return isinstance(value, str), value
     if origin is tuple:
         (item, *_rest) = typing.get_args(tp)
+        if isinstance(value, (list, tuple)) and item in (str, int):
+            # the per-layer tuples (a million entries at the layer cap): one C-level check
+            exact = all(type(v) is item for v in value)
+            return exact, tuple(value) if exact else value
         if isinstance(value, (list, tuple)):
             converted = [_accepts(item, v) for v in value]
             if all(ok for ok, _ in converted):

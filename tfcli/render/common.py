@@ -298,6 +298,29 @@ def make_table(
     return make_grid(title, columns, right_align_from=right_align_from, text_columns=text_columns)
 
 
+def layer_positions(
+    stack: str,
+    first: int,
+    count: int,
+    stride: int | None,
+    spans: tuple[tuple[int, int], ...],
+    more: bool,
+) -> str:
+    """Where a group of identical layers sits: ``decoder 0-41 (42x)``, ``decoder 1, 3, ...,
+    41 (21x)`` (every other layer), ``decoder 0-2, 4-6, ... (n x)`` (irregular)."""
+    if count == 1:
+        return f"{stack} {first}"
+    if stride == 1:
+        return f"{stack} {first}-{first + count - 1} ({count}x)"
+    if stride is not None:
+        last = first + stride * (count - 1)
+        second = first + stride
+        middle = f"{second}, ..., " if count > 2 else ""
+        return f"{stack} {first}, {middle}{last} ({count}x)"
+    parts = [f"{a}" if a == b else f"{a}-{b}" for a, b in spans]
+    return f"{stack} {', '.join(parts)}{', ...' if more else ''} ({count}x)"
+
+
 def format_term(term: Term) -> str:
     """``2 x t x h x H·d = 2 x 8,192 x 4,096 x 4,096 = 274,877,906,944``: symbols, then the
     numbers put in, then the value (their product)."""

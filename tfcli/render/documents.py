@@ -42,11 +42,15 @@ def param_totals(counts: ParamCount) -> dict[str, Any]:
     return {"total_params": counts.total, "active_params": counts.active}
 
 
+def _positions(layer: LayerParams | LayerFlops) -> dict[str, Any]:
+    """Where a group of identical layers sits: first index, count, stride (None: irregular)."""
+    return {"index": layer.index, "count": layer.count, "stride": layer.stride}
+
+
 def layer_params(layer: LayerParams) -> dict[str, Any]:
-    """One run of ``count`` identical layers from ``index`` on."""
+    """One group of ``count`` identical layers (first at ``index``, every ``stride``)."""
     return {
-        "index": layer.index,
-        "count": layer.count,
+        **_positions(layer),
         "stack": layer.stack,
         "kind": layer.kind,
         "attention_params": layer.attention,
@@ -65,21 +69,21 @@ def param_count(counts: ParamCount) -> dict[str, Any]:
         **param_totals(counts),
         "components_params": dict(counts.components),
         "active_components_params": dict(counts.active_components),
-        "layers": [layer_params(layer) for layer in counts.runs],
+        "layers": [layer_params(layer) for layer in counts.groups],
         "terms": [term_document(t) for t in counts.terms],
     }
 
 
 def layer_flops(layer: LayerFlops) -> dict[str, Any]:
-    """One run of ``count`` identical layers from ``index`` on."""
+    """One group of ``count`` identical layers (first at ``index``, every ``stride``)."""
     return {
-        "index": layer.index,
-        "count": layer.count,
+        **_positions(layer),
         "stack": layer.stack,
         "kind": layer.kind,
         "pairs_per_sequence": layer.pairs,
         "projection_flops": layer.projections,
         "attention_flops": layer.attention,
+        "scan_flops": layer.scan,
         "cross_attention_flops": layer.cross_attention,
         "mlp_flops": layer.mlp,
         "moe": layer.moe,
@@ -108,7 +112,7 @@ def flop_count(count: FlopCount) -> dict[str, Any]:
         "logits": count.logits,
         "components_flops": dict(count.components),
         "elementwise_flops_approx": count.elementwise,
-        "layers": [layer_flops(layer) for layer in count.runs],
+        "layers": [layer_flops(layer) for layer in count.groups],
         "terms": [term_document(t) for t in count.terms],
     }
 

@@ -29,6 +29,7 @@ from tfcli.render.common import (
     format_percent,
     format_seconds,
     format_term,
+    layer_positions,
     make_table,
     print_csv,
     print_json,
@@ -292,7 +293,7 @@ def print_flops(view: FlopsView, *, explain: bool) -> None:
         style="dim",
     )
     print_table(table)
-    _print_layers(fwd.runs)
+    _print_layers(fwd.groups)
     _print_mode(view)
     _print_scaling(view)
     if view.roofline is not None:
@@ -326,29 +327,27 @@ def _print_headline(view: FlopsView) -> None:
     )
 
 
-def _print_layers(runs: tuple[LayerFlops, ...]) -> None:
-    """One row per run of identical layers (the layer plan's runs, merged when equal)."""
-    merged: list[LayerFlops] = []
-    for run in runs:
-        last = merged[-1] if merged else None
-        if last is not None and _same(last, run) and last.index + last.count == run.index:
-            merged[-1] = replace(last, count=last.count + run.count)
-        else:
-            merged.append(run)
-    has_cross = any(layer.cross_attention for layer in merged)
-    any_moe = any(layer.moe for layer in merged)
+def _print_layers(groups: tuple[LayerFlops, ...]) -> None:
+    """One row per distinct layer (``FlopCount.groups``), with where those layers sit."""
+    has_cross = any(layer.cross_attention for layer in groups)
+    has_scan = any(layer.scan for layer in groups)
+    any_moe = any(layer.moe for layer in groups)
     columns = ["layers", "kind", "pairs/seq", "projections", "attention"]
+    if has_scan:
+        columns.append("scan")
     if has_cross:
         columns.append("cross-attn")
     columns += ["mlp", "per layer"]
     table = make_table("Per layer (matmul FLOPs)", columns, right_align_from=2)
-    for layer in merged:
-        label = f"{layer.stack} {layer.index}"
-        if layer.count > 1:
-            label += f"-{layer.index + layer.count - 1} ({layer.count}x)"
+    for layer in groups:
+        label = layer_positions(
+            layer.stack, layer.index, layer.count, layer.stride, layer.spans, layer.more_spans
+        )
         kind_text = f"{layer.kind}, {'MoE' if layer.moe else 'dense'}" if any_moe else layer.kind
         row = [label, kind_text, format_int(layer.pairs), format_int(layer.projections)]
         row.append(format_int(layer.attention))
+        if has_scan:
+            row.append(format_int(layer.scan))
         if has_cross:
             row.append(format_int(layer.cross_attention))
         row += [format_int(layer.mlp), format_int(layer.total)]

@@ -13,6 +13,7 @@ from tfcli.render.common import (
     format_int,
     format_percent,
     format_term,
+    layer_positions,
     make_table,
     print_csv,
     print_json,
@@ -114,7 +115,7 @@ def print_params(view: ParamsView, *, explain: bool, per_layer: bool) -> None:
 
 
 def _print_layers(counts: ParamCount, *, per_layer: bool) -> None:
-    runs = counts.layers if per_layer else counts.runs
+    runs = counts.layers if per_layer else counts.groups
     has_cross = any(layer.cross_attention for layer in runs)
     has_moe = any(layer.mlp != layer.mlp_active for layer in runs)
     kinds = len({layer.kind for layer in runs}) > 1
@@ -144,10 +145,9 @@ def _print_layers(counts: ParamCount, *, per_layer: bool) -> None:
 
 
 def _layer_label(layer: LayerParams) -> str:
-    if layer.count == 1:
-        return f"{layer.stack} {layer.index}"
-    last = layer.index + layer.count - 1
-    return f"{layer.stack} {layer.index}-{last} ({layer.count}x)"
+    return layer_positions(
+        layer.stack, layer.index, layer.count, layer.stride, layer.spans, layer.more_spans
+    )
 
 
 def _print_weights(view: ParamsView) -> None:
