@@ -79,3 +79,20 @@ def test_fit_is_monotone_and_tight() -> None:
     )
     assert at.peak_bytes <= 80 * 2**30 < above.peak_bytes
     assert fit.min_dp is not None and fit.min_dp <= 8
+
+
+@pytest.mark.parametrize(
+    "name", ["mamba-2.8b", "jamba-mini", "granite-4.0-h-small", "llama-4-scout-17b-16e"]
+)
+def test_unmodelled_layer_kinds_are_refused_by_name(name: str) -> None:
+    """Mamba, Mamba-2 and chunked layers have their tensors laid out but no activation model
+    yet: one UsageError naming the kind, not a wrong number."""
+    spec = load_model(name).spec
+    with pytest.raises(UsageError, match="so far"):
+        train_memory(spec, TrainSetup(seq=1024))
+
+
+def test_qwen3_next_answers_with_deltanet_layers() -> None:
+    spec = load_model("qwen3-next-80b-a3b").spec
+    acts = train_memory(spec, TrainSetup(seq=4096, precision="bf16")).activations
+    assert {layer.kind for layer in acts.layers} == {"gated_deltanet moe", "full moe"}

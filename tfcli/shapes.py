@@ -7,6 +7,11 @@ section 5): ``nn.Linear(fan_in, fan_out, bias)`` is ``fan_in x fan_out (+ fan_ou
 parameters; a vector (norm weight, A_log, attention sinks) has ``fan_in = 1`` and no matmul; a
 depthwise ``nn.Conv1d(C, C, K, groups=C)`` is ``rows = "conv"``.
 
+The same table says how transformers stores each shape (``Shape.names`` and ``layout``), so
+``tfcli.tensors`` derives the parameter tensors (their count and dim-0 layout, what AdamW's
+``step`` scalars and FSDP2's padded dim-0 shards depend on) from it: the shapes of
+``model.parameters()`` on the meta device are the oracle (tests/test_tensors_oracle.py).
+
 Only the standard library is imported here.
 """
 
@@ -47,6 +52,17 @@ class Shape:
     tied: bool = False
     symbols: tuple[str, str] = ("in", "out")
     """Names of ``fan_in`` and ``fan_out`` for ``--explain`` (``h``, ``H·d``, ``f``, ...)."""
+    names: tuple[str, ...] = ()
+    """Where transformers keeps the tensors, relative to the layer (or to the model for
+    embeddings and heads): one module per copy, or one module holding every copy fused by
+    rows; shapes naming the same module are fused into it (GPT-2's ``c_attn``, NeoX's
+    ``query_key_value``). With ``dims``: one parameter name per tensor."""
+    layout: str = "linear"
+    """How the copies are stored (``LAYOUTS``)."""
+    dims: tuple[tuple[int, ...], ...] = ()
+    """The ``explicit`` layout: each named tensor's dims (their elements sum to ``params``)."""
+    stacked: int = 0
+    """``stacked`` layouts: the experts stored along dim 0 of one tensor."""
 
     @property
     def params_per_copy(self) -> int:
@@ -69,9 +85,55 @@ class Shape:
         return self.copies if self.used is None else self.used
 
 
-def vector(component: str, size: int, copies: int = 1, symbol: str = "size") -> Shape:
-    """A parameter vector (norm weight, bias-only tensor, sinks, A_log): no matmul."""
-    return Shape(component, 1, size, copies=copies, symbols=("1", symbol))
+LAYOUTS = ("linear", "linear_t", "table", "conv", "stacked", "stacked_t", "explicit")
+"""How a shape's parameters are stored (``fan_out`` rows per copy):
+
+* ``linear``: ``nn.Linear``: weight ``(rows, fan_in)``, bias ``(rows,)``; ``linear_t``:
+  GPT-2's ``Conv1D``, weight ``(fan_in, rows)`` (fused along dim 1);
+* ``table``: an embedding ``(fan_in, fan_out)`` per name;
+* ``conv``: a depthwise ``nn.Conv1d(C, C, K, groups=C)``: weight ``(C, 1, K)``, bias ``(C,)``;
+* ``stacked``: transformers 5 fused experts ``(E, m fan_out, fan_in)`` and bias
+  ``name_bias (E, m fan_out)`` (m = copies / E: 2 for gate_up); ``stacked_t``: ``(E, fan_in,
+  m fan_out)`` (Llama 4, gpt-oss);
+* ``explicit``: ``dims`` lists each tensor (norm weights and biases, A_log, sinks)."""
+
+
+def vector(
+    component: str,
+    size: int,
+    copies: int = 1,
+    symbol: str = "size",
+    *,
+    tensors: dict[str, tuple[int, ...]] | None = None,
+) -> Shape:
+    """A parameter vector (norm weight, bias-only tensor, sinks, A_log): no matmul.
+    ``tensors``: the parameters it is stored as (name -> dims; elements summing to
+    ``copies x size``)."""
+    tensors = tensors or {}
+    return Shape(
+        component,
+        1,
+        size,
+        copies=copies,
+        symbols=("1", symbol),
+        names=tuple(tensors),
+        layout="explicit",
+        dims=tuple(tensors.values()),
+    )
+
+
+def norm_tensors(
+    spec: ModelSpec, name: str, width: int | tuple[int, ...]
+) -> dict[str, tuple[int, ...]]:
+    """One norm's parameters: ``name.weight`` (+ ``name.bias`` for a LayerNorm with bias);
+    none for a non-parametric norm (OLMo)."""
+    dims = width if isinstance(width, tuple) else (width,)
+    if not spec.norm_affine:
+        return {}
+    out = {f"{name}.weight": dims}
+    if spec.norm_type == "layernorm" and spec.norm_bias:
+        out[f"{name}.bias"] = dims
+    return out
 
 
 def linear(
@@ -117,11 +179,25 @@ def norms_per_layer(spec: ModelSpec, plan: LayerPlan) -> int:
 
 
 def norm_shapes(spec: ModelSpec, plan: LayerPlan) -> list[Shape]:
+    """The block's hidden-width norms, stored as ``norm_0`` (before the mixer), ``norm_1``..."""
     count, width = norms_per_layer(spec, plan), norm_width_params(spec, spec.hidden_size)
     if not count * width:
         return []
     label = "2h (weight + bias)" if width == 2 * spec.hidden_size else "h"
-    return [Shape("norms", count, width, symbols=("norms", label))]
+    tensors: dict[str, tuple[int, ...]] = {}
+    for i in range(count):
+        tensors.update(norm_tensors(spec, f"norm_{i}", spec.hidden_size))
+    return [
+        Shape(
+            "norms",
+            count,
+            width,
+            symbols=("norms", label),
+            names=tuple(tensors),
+            layout="explicit",
+            dims=tuple(tensors.values()),
+        )
+    ]
 
 
 # ---- token mixers ----------------------------------------------------------------------------
@@ -151,6 +227,8 @@ def attention_shapes(spec: ModelSpec, plan: LayerPlan) -> list[Shape]:
         return _mla_shapes(spec)
     d = spec.resolved_head_dim
     q_out = heads * d * (2 if spec.attention_output_gate else 1)
+    layout = "linear_t" if spec.family in CONV1D_FAMILIES else "linear"
+    fused = "self_attn.qkv_proj" if spec.family in FUSED_QKV_FAMILIES else None
     shapes = [
         linear(
             "attention.q",
@@ -159,24 +237,75 @@ def attention_shapes(spec: ModelSpec, plan: LayerPlan) -> list[Shape]:
             "attention.q_proj",
             bias=qkv_bias,
             symbols=("h", "2 H·d (query + gate)" if spec.attention_output_gate else "H·d"),
+            names=(fused or "self_attn.q_proj",),
+            layout=layout,
         ),
-        linear("attention.k", h, kv * d, "attention.k_proj", bias=qkv_bias, symbols=_H_KV),
-        linear("attention.v", h, kv * d, "attention.v_proj", bias=qkv_bias, symbols=_H_KV),
-        linear("attention.o", heads * d, h, "attention.o_proj", bias=out_bias, symbols=_HD_H),
+        linear(
+            "attention.k",
+            h,
+            kv * d,
+            "attention.k_proj",
+            bias=qkv_bias,
+            symbols=_H_KV,
+            names=(fused or "self_attn.k_proj",),
+            layout=layout,
+        ),
+        linear(
+            "attention.v",
+            h,
+            kv * d,
+            "attention.v_proj",
+            bias=qkv_bias,
+            symbols=_H_KV,
+            names=(fused or "self_attn.v_proj",),
+            layout=layout,
+        ),
+        linear(
+            "attention.o",
+            heads * d,
+            h,
+            "attention.o_proj",
+            bias=out_bias,
+            symbols=_HD_H,
+            names=("self_attn.o_proj",),
+            layout=layout,
+        ),
     ]
     if spec.qk_norm:
         if spec.qk_norm_weights == "all":
             width = (heads + kv) * d
-            shapes.append(vector("attention.qk_norm", norm_width_params(spec, 1) * width))
+            # OLMo-2 / OLMoE: RMSNorm(H d) and RMSNorm(KVH d); Cohere: LayerNorm((H, d))
+            q_dims = (heads, d) if spec.family == "cohere" else (heads * d,)
+            k_dims = (kv, d) if spec.family == "cohere" else (kv * d,)
+            tensors = norm_tensors(spec, "self_attn.q_norm", q_dims)
+            tensors.update(norm_tensors(spec, "self_attn.k_norm", k_dims))
+            shapes.append(
+                vector("attention.qk_norm", norm_width_params(spec, 1) * width, tensors=tensors)
+            )
         else:
-            shapes.append(vector("attention.qk_norm", 2 * norm_width_params(spec, d)))
+            tensors = norm_tensors(spec, "self_attn.q_norm", d)
+            tensors.update(norm_tensors(spec, "self_attn.k_norm", d))
+            shapes.append(
+                vector("attention.qk_norm", 2 * norm_width_params(spec, d), tensors=tensors)
+            )
     if spec.attention_sinks:
-        shapes.append(vector("attention.sinks", heads))
+        shapes.append(vector("attention.sinks", heads, tensors={"self_attn.sinks": (heads,)}))
     if spec.global_attention_projections:
         shapes += longformer_global_shapes(spec)
     if spec.position_type == "disentangled":
         shapes += disentangled_position_shapes(spec)
     return shapes
+
+
+CONV1D_FAMILIES = ("gpt2",)
+"""transformers families whose linears are ``Conv1D`` (weight ``(fan_in, fan_out)``)."""
+FUSED_QKV_FAMILIES = ("gpt2", "gpt_neox", "falcon", "bloom", "mpt", "phi3", "modernbert")
+"""transformers families that store q, k and v as one projection (``c_attn``,
+``query_key_value``, ``Wqkv``, ``qkv_proj``): one tensor of ``(H + 2 KVH) d`` rows."""
+FUSED_GATE_UP_FAMILIES = ("phi3", "modernbert", "granitemoehybrid")
+"""transformers families that store the MLP's gate and up projections as one tensor."""
+STACKED_T_FAMILIES = ("llama4_text", "llama4", "gpt_oss")
+"""transformers families whose fused experts are ``(E, h, 2 f)`` and ``(E, f, h)``."""
 
 
 def longformer_global_shapes(spec: ModelSpec) -> list[Shape]:
@@ -193,6 +322,7 @@ def longformer_global_shapes(spec: ModelSpec) -> list[Shape]:
             width,
             "attention.global_q_proj",
             bias=bias,
+            names=("self_attn.query_global",),
             rows="global",
             symbols=_H_HD,
         ),
@@ -202,6 +332,7 @@ def longformer_global_shapes(spec: ModelSpec) -> list[Shape]:
             width,
             "attention.global_k_proj",
             bias=bias,
+            names=("self_attn.key_global",),
             rows="global_keys",
             symbols=_H_HD,
         ),
@@ -211,6 +342,7 @@ def longformer_global_shapes(spec: ModelSpec) -> list[Shape]:
             width,
             "attention.global_v_proj",
             bias=bias,
+            names=("self_attn.value_global",),
             rows="global_keys",
             symbols=_H_HD,
         ),
@@ -256,6 +388,7 @@ def disentangled_position_shapes(spec: ModelSpec) -> list[Shape]:
                 "attention.pos_k_proj",
                 bias=True,
                 rows="relative",
+                names=("self_attn.pos_key_proj",),
                 symbols=_H_HD,
             )
         )
@@ -268,6 +401,7 @@ def disentangled_position_shapes(spec: ModelSpec) -> list[Shape]:
                 "attention.pos_q_proj",
                 bias=True,
                 rows="relative",
+                names=("self_attn.pos_query_proj",),
                 symbols=_H_HD,
             )
         )
@@ -282,27 +416,86 @@ def _mla_shapes(spec: ModelSpec) -> list[Shape]:
     nope = int(spec.qk_nope_head_dim or 0)
     shapes: list[Shape] = []
     r_q = spec.q_lora_rank
+    a = "self_attn."
     if r_q:
         shapes += [
-            linear("attention.q_a", h, r_q, "attention.q_a_proj", bias=qkv_bias),
-            vector("attention.q_a_norm", r_q),
-            linear("attention.q_b", r_q, heads * spec.qk_head_dim, "attention.q_b_proj"),
+            linear(
+                "attention.q_a",
+                h,
+                r_q,
+                "attention.q_a_proj",
+                bias=qkv_bias,
+                names=(a + "q_a_proj",),
+            ),
+            vector("attention.q_a_norm", r_q, tensors={a + "q_a_layernorm.weight": (r_q,)}),
+            linear(
+                "attention.q_b",
+                r_q,
+                heads * spec.qk_head_dim,
+                "attention.q_b_proj",
+                names=(a + "q_b_proj",),
+            ),
         ]
     else:
-        shapes.append(linear("attention.q", h, heads * spec.qk_head_dim, "attention.q_proj"))
+        shapes.append(
+            linear(
+                "attention.q",
+                h,
+                heads * spec.qk_head_dim,
+                "attention.q_proj",
+                names=(a + "q_proj",),
+            )
+        )
     shapes += [
-        linear("attention.kv_a", h, rank + rope, "attention.kv_a_proj", bias=qkv_bias),
-        vector("attention.kv_a_norm", rank),
-        linear("attention.kv_b", rank, heads * (nope + spec.value_head_dim), "attention.kv_b_proj"),
-        linear("attention.o", heads * spec.value_head_dim, h, "attention.o_proj", bias=out_bias),
+        linear(
+            "attention.kv_a",
+            h,
+            rank + rope,
+            "attention.kv_a_proj",
+            bias=qkv_bias,
+            names=(a + "kv_a_proj_with_mqa",),
+        ),
+        vector("attention.kv_a_norm", rank, tensors={a + "kv_a_layernorm.weight": (rank,)}),
+        linear(
+            "attention.kv_b",
+            rank,
+            heads * (nope + spec.value_head_dim),
+            "attention.kv_b_proj",
+            names=(a + "kv_b_proj",),
+        ),
+        linear(
+            "attention.o",
+            heads * spec.value_head_dim,
+            h,
+            "attention.o_proj",
+            bias=out_bias,
+            names=(a + "o_proj",),
+        ),
     ]
     if spec.index_num_heads and spec.index_head_dim:
         ih, idim = spec.index_num_heads, spec.index_head_dim
+        i = a + "indexer."
         shapes += [
-            linear("attention.indexer", int(r_q or h), ih * idim, "attention.indexer.q_proj"),
-            linear("attention.indexer", h, idim, "attention.indexer.k_proj"),
-            vector("attention.indexer", 2 * idim),
-            linear("attention.indexer", h, ih, "attention.indexer.weights_proj"),
+            linear(
+                "attention.indexer",
+                int(r_q or h),
+                ih * idim,
+                "attention.indexer.q_proj",
+                names=(i + "wq_b",),
+            ),
+            linear("attention.indexer", h, idim, "attention.indexer.k_proj", names=(i + "wk",)),
+            vector(
+                "attention.indexer",
+                2 * idim,
+                tensors={i + "k_norm.weight": (idim,), i + "k_norm.bias": (idim,)},
+            ),
+            linear(
+                "attention.indexer",
+                h,
+                ih,
+                "attention.indexer.weights_proj",
+                names=(i + "weights_proj",),
+            ),
         ]
     return shapes
 
@@ -313,14 +506,40 @@ def cross_attention_shapes(spec: ModelSpec) -> list[Shape]:
     h, heads, kv, d = spec.hidden_size, spec.num_heads, spec.kv_heads, spec.resolved_head_dim
     qkv_bias, out_bias = spec.attention_qkv_bias, spec.attention_out_bias
     return [
-        linear("cross_attention", h, heads * d, "cross_attention.q_proj", bias=qkv_bias),
         linear(
-            "cross_attention", h, kv * d, "cross_attention.k_proj", bias=qkv_bias, rows="encoder"
+            "cross_attention",
+            h,
+            heads * d,
+            "cross_attention.q_proj",
+            bias=qkv_bias,
+            names=("cross_attn.q_proj",),
         ),
         linear(
-            "cross_attention", h, kv * d, "cross_attention.v_proj", bias=qkv_bias, rows="encoder"
+            "cross_attention",
+            h,
+            kv * d,
+            "cross_attention.k_proj",
+            bias=qkv_bias,
+            rows="encoder",
+            names=("cross_attn.k_proj",),
         ),
-        linear("cross_attention", heads * d, h, "cross_attention.o_proj", bias=out_bias),
+        linear(
+            "cross_attention",
+            h,
+            kv * d,
+            "cross_attention.v_proj",
+            bias=qkv_bias,
+            rows="encoder",
+            names=("cross_attn.v_proj",),
+        ),
+        linear(
+            "cross_attention",
+            heads * d,
+            h,
+            "cross_attention.o_proj",
+            bias=out_bias,
+            names=("cross_attn.o_proj",),
+        ),
     ]
 
 
@@ -340,18 +559,44 @@ def gated_deltanet_shapes(spec: ModelSpec) -> list[Shape]:
     hv = int(spec.linear_num_value_heads or 0)
     key_dim, value_dim, conv_dim = gated_deltanet_widths(spec)
     k = int(spec.conv_kernel or 0)
+    dv = int(spec.linear_value_head_dim or 0)
     return [
         linear(
             "linear_attention.in_proj",
             h,
             2 * key_dim + 2 * value_dim,
             "linear_attention.in_proj_qkvz",
+            names=("linear_attn.in_proj_qkvz",),
         ),
-        linear("linear_attention.in_proj", h, 2 * hv, "linear_attention.in_proj_ba"),
-        Shape("linear_attention.conv1d", k, conv_dim, flop="linear_attention.conv1d", rows="conv"),
-        vector("linear_attention.dt_a", 2 * hv),
-        vector("linear_attention.norm", int(spec.linear_value_head_dim or 0)),
-        linear("linear_attention.out_proj", value_dim, h, "linear_attention.out_proj"),
+        linear(
+            "linear_attention.in_proj",
+            h,
+            2 * hv,
+            "linear_attention.in_proj_ba",
+            names=("linear_attn.in_proj_ba",),
+        ),
+        Shape(
+            "linear_attention.conv1d",
+            k,
+            conv_dim,
+            flop="linear_attention.conv1d",
+            rows="conv",
+            names=("linear_attn.conv1d",),
+            layout="conv",
+        ),
+        vector(
+            "linear_attention.dt_a",
+            2 * hv,
+            tensors={"linear_attn.dt_bias": (hv,), "linear_attn.A_log": (hv,)},
+        ),
+        vector("linear_attention.norm", dv, tensors={"linear_attn.norm.weight": (dv,)}),
+        linear(
+            "linear_attention.out_proj",
+            value_dim,
+            h,
+            "linear_attention.out_proj",
+            names=("linear_attn.out_proj",),
+        ),
     ]
 
 
@@ -360,10 +605,18 @@ def lightning_shapes(spec: ModelSpec) -> list[Shape]:
     RMSNorm ``H d``, out_proj ``H d x h``, output_gate ``h x H d``; no biases."""
     h, inner = spec.hidden_size, spec.num_heads * spec.resolved_head_dim
     return [
-        linear("lightning.qkv_proj", h, 3 * inner, "lightning.qkv_proj"),
-        vector("lightning.norm", inner),
-        linear("lightning.output_gate", h, inner, "lightning.output_gate"),
-        linear("lightning.out_proj", inner, h, "lightning.out_proj"),
+        linear(
+            "lightning.qkv_proj", h, 3 * inner, "lightning.qkv_proj", names=("self_attn.qkv_proj",)
+        ),
+        vector("lightning.norm", inner, tensors={"self_attn.norm.weight": (inner,)}),
+        linear(
+            "lightning.output_gate",
+            h,
+            inner,
+            "lightning.output_gate",
+            names=("self_attn.output_gate",),
+        ),
+        linear("lightning.out_proj", inner, h, "lightning.out_proj", names=("self_attn.out_proj",)),
     ]
 
 
@@ -391,16 +644,54 @@ def mamba_shapes(spec: ModelSpec) -> list[Shape]:
         int(spec.ssm_dt_rank or 0),
         int(spec.conv_kernel or 0),
     )
+    m = "mamba."
     shapes = [
-        linear("mamba.in_proj", h, 2 * inner, "mamba.in_proj", bias=spec.ssm_proj_bias),
-        Shape("mamba.conv1d", k, inner, bias=spec.ssm_conv_bias, flop="mamba.conv1d", rows="conv"),
-        linear("mamba.x_proj", inner, rank + 2 * n, "mamba.x_proj"),
-        linear("mamba.dt_proj", rank, inner, "mamba.dt_proj", bias=True),
-        vector("mamba.A_D", inner * n + inner),
-        linear("mamba.out_proj", inner, h, "mamba.out_proj", bias=_out_bias(spec)),
+        linear(
+            "mamba.in_proj",
+            h,
+            2 * inner,
+            "mamba.in_proj",
+            bias=spec.ssm_proj_bias,
+            names=(m + "in_proj",),
+        ),
+        Shape(
+            "mamba.conv1d",
+            k,
+            inner,
+            bias=spec.ssm_conv_bias,
+            flop="mamba.conv1d",
+            rows="conv",
+            names=(m + "conv1d",),
+            layout="conv",
+        ),
+        linear("mamba.x_proj", inner, rank + 2 * n, "mamba.x_proj", names=(m + "x_proj",)),
+        linear("mamba.dt_proj", rank, inner, "mamba.dt_proj", bias=True, names=(m + "dt_proj",)),
+        vector(
+            "mamba.A_D",
+            inner * n + inner,
+            tensors={m + "A_log": (inner, n), m + "D": (inner,)},
+        ),
+        linear(
+            "mamba.out_proj",
+            inner,
+            h,
+            "mamba.out_proj",
+            bias=_out_bias(spec),
+            names=(m + "out_proj",),
+        ),
     ]
     if spec.ssm_dt_norms:
-        shapes.append(vector("mamba.dt_norms", rank + 2 * n))
+        shapes.append(
+            vector(
+                "mamba.dt_norms",
+                rank + 2 * n,
+                tensors={
+                    m + "dt_layernorm.weight": (rank,),
+                    m + "b_layernorm.weight": (n,),
+                    m + "c_layernorm.weight": (n,),
+                },
+            )
+        )
     return shapes
 
 
@@ -415,6 +706,7 @@ def mamba2_shapes(spec: ModelSpec) -> list[Shape]:
         int(spec.ssm_num_heads or 0),
         int(spec.conv_kernel or 0),
     )
+    m = "mamba."
     shapes = [
         linear(
             "mamba.in_proj",
@@ -422,6 +714,7 @@ def mamba2_shapes(spec: ModelSpec) -> list[Shape]:
             2 * inner + 2 * spec.ssm_groups * n + heads,
             "mamba.in_proj",
             bias=spec.ssm_proj_bias,
+            names=(m + "in_proj",),
         ),
         Shape(
             "mamba.conv1d",
@@ -430,12 +723,27 @@ def mamba2_shapes(spec: ModelSpec) -> list[Shape]:
             bias=spec.ssm_conv_bias,
             flop="mamba.conv1d",
             rows="conv",
+            names=(m + "conv1d",),
+            layout="conv",
         ),
-        vector("mamba.A_D", 3 * heads),
+        vector(
+            "mamba.A_D",
+            3 * heads,
+            tensors={m + "dt_bias": (heads,), m + "A_log": (heads,), m + "D": (heads,)},
+        ),
     ]
     if spec.ssm_gated_norm:
-        shapes.append(vector("mamba.norm", inner))
-    shapes.append(linear("mamba.out_proj", inner, h, "mamba.out_proj", bias=_out_bias(spec)))
+        shapes.append(vector("mamba.norm", inner, tensors={m + "norm.weight": (inner,)}))
+    shapes.append(
+        linear(
+            "mamba.out_proj",
+            inner,
+            h,
+            "mamba.out_proj",
+            bias=_out_bias(spec),
+            names=(m + "out_proj",),
+        )
+    )
     return shapes
 
 
@@ -445,11 +753,21 @@ def rwkv_shapes(spec: ModelSpec) -> list[Shape]:
     h = spec.hidden_size
     a = spec.rwkv_attention_size or h
     return [
-        vector("rwkv.time_mixing", 2 * a + 3 * h),
-        linear("rwkv.time_mixing", h, a, "rwkv.key"),
-        linear("rwkv.time_mixing", h, a, "rwkv.value"),
-        linear("rwkv.time_mixing", h, a, "rwkv.receptance"),
-        linear("rwkv.time_mixing", a, h, "rwkv.output"),
+        vector(
+            "rwkv.time_mixing",
+            2 * a + 3 * h,
+            tensors={
+                "attention.time_decay": (a,),
+                "attention.time_first": (a,),
+                "attention.time_mix_key": (1, 1, h),
+                "attention.time_mix_value": (1, 1, h),
+                "attention.time_mix_receptance": (1, 1, h),
+            },
+        ),
+        linear("rwkv.time_mixing", h, a, "rwkv.key", names=("attention.key",)),
+        linear("rwkv.time_mixing", h, a, "rwkv.value", names=("attention.value",)),
+        linear("rwkv.time_mixing", h, a, "rwkv.receptance", names=("attention.receptance",)),
+        linear("rwkv.time_mixing", a, h, "rwkv.output", names=("attention.output",)),
     ]
 
 
@@ -479,8 +797,24 @@ def mlp_matrices(spec: ModelSpec, component: str, flop: str, width: int, **kw: i
     (``mlp_bias``; gpt-oss ``expert_bias``) add ``f`` per input matrix and ``h`` for down."""
     h = spec.hidden_size
     inputs = 2 if spec.mlp_gated else 1
-    bias = spec.expert_bias if component == "moe.routed_experts" else spec.mlp_bias
+    routed = component == "moe.routed_experts"
+    bias = spec.expert_bias if routed else spec.mlp_bias
     copies, used = kw.get("copies", 1), kw.get("used")
+    module = "mlp.shared_expert" if component == "moe.shared_experts" else "mlp"
+    stacked = copies if routed else 0
+    if routed:
+        layout = "stacked_t" if spec.family in STACKED_T_FAMILIES else "stacked"
+        up_names: tuple[str, ...] = ("mlp.experts.gate_up_proj",)
+        down_names = ("mlp.experts.down_proj",)
+    else:
+        layout = "linear_t" if spec.family in CONV1D_FAMILIES else "linear"
+        if inputs == 1:
+            up_names = (f"{module}.up_proj",)
+        elif spec.family in FUSED_GATE_UP_FAMILIES:
+            up_names = (f"{module}.gate_up_proj",)
+        else:
+            up_names = (f"{module}.gate_proj", f"{module}.up_proj")
+        down_names = (f"{module}.down_proj",)
     return [
         Shape(
             component,
@@ -491,9 +825,22 @@ def mlp_matrices(spec: ModelSpec, component: str, flop: str, width: int, **kw: i
             used=None if used is None else inputs * used,
             flop=flop,
             symbols=("h", "f (gate, up)" if inputs == 2 else "f (up)"),
+            names=up_names,
+            layout=layout,
+            stacked=stacked,
         ),
         Shape(
-            component, width, h, bias=bias, copies=copies, used=used, flop=flop, symbols=("f", "h")
+            component,
+            width,
+            h,
+            bias=bias,
+            copies=copies,
+            used=used,
+            flop=flop,
+            symbols=("f", "h"),
+            names=down_names,
+            layout=layout,
+            stacked=stacked,
         ),
     ]
 
@@ -505,9 +852,17 @@ def moe_shapes(spec: ModelSpec) -> list[Shape]:
     h = spec.hidden_size
     experts = int(spec.num_experts or 0)
     top_k = int(spec.num_experts_per_token or 0)
-    shapes = [linear("moe.router", h, experts, "moe.router", bias=spec.router_bias)]
+    shapes = [
+        linear("moe.router", h, experts, "moe.router", bias=spec.router_bias, names=("mlp.gate",))
+    ]
     if spec.router_correction_bias:
-        shapes.append(vector("moe.router", experts))
+        shapes.append(
+            vector(
+                "moe.router",
+                experts,
+                tensors={"mlp.moe_statics.e_score_correction_bias": (1, experts)},
+            )
+        )
     shapes += mlp_matrices(
         spec,
         "moe.routed_experts",
@@ -521,7 +876,15 @@ def moe_shapes(spec: ModelSpec) -> list[Shape]:
             spec, "moe.shared_experts", "moe.shared_experts", spec.shared_expert_width
         )
     if spec.shared_expert_gate:
-        shapes.append(linear("moe.shared_expert_gate", h, 1, "moe.shared_expert_gate"))
+        shapes.append(
+            linear(
+                "moe.shared_expert_gate",
+                h,
+                1,
+                "moe.shared_expert_gate",
+                names=("mlp.shared_expert_gate",),
+            )
+        )
     return shapes
 
 
@@ -530,10 +893,17 @@ def rwkv_channel_mixing_shapes(spec: ModelSpec) -> list[Shape]:
     receptance ``h x h``, value ``f x h``; no biases."""
     h, f = spec.hidden_size, spec.intermediate_size
     return [
-        vector("mlp", 2 * h),
-        linear("mlp", h, f, "mlp"),
-        linear("mlp", h, h, "mlp"),
-        linear("mlp", f, h, "mlp"),
+        vector(
+            "mlp",
+            2 * h,
+            tensors={
+                "feed_forward.time_mix_key": (1, 1, h),
+                "feed_forward.time_mix_receptance": (1, 1, h),
+            },
+        ),
+        linear("mlp", h, f, "mlp", names=("feed_forward.key",)),
+        linear("mlp", h, h, "mlp", names=("feed_forward.receptance",)),
+        linear("mlp", f, h, "mlp", names=("feed_forward.value",)),
     ]
 
 
@@ -572,18 +942,43 @@ def embedding_shapes(spec: ModelSpec) -> list[Shape]:
     DeBERTa-v2's ConvLayer ``h x h x K`` + bias + LayerNorm."""
     h = spec.hidden_size
     stacks = _stacks(spec)
-    shapes = [Shape("token_embeddings", spec.vocab_size, h, symbols=("V", "h"))]
+    names = _stack_names(spec)
+    shapes = [
+        Shape(
+            "token_embeddings",
+            spec.vocab_size,
+            h,
+            symbols=("V", "h"),
+            names=("embed_tokens.weight",),
+            layout="table",
+        )
+    ]
     learned = spec.position_type == "learned" or (
         spec.position_type == "disentangled" and spec.position_biased_input
     )
     if learned:
         rows = int(spec.max_position_embeddings or 0) + spec.position_offset
         shapes.append(
-            Shape("position_embeddings", rows, h, copies=stacks, symbols=("positions", "h"))
+            Shape(
+                "position_embeddings",
+                rows,
+                h,
+                copies=stacks,
+                symbols=("positions", "h"),
+                names=tuple(f"{s}.embed_positions.weight" for s in names),
+                layout="table",
+            )
         )
     if spec.type_vocab_size:
         shapes.append(
-            Shape("token_type_embeddings", spec.type_vocab_size, h, symbols=("types", "h"))
+            Shape(
+                "token_type_embeddings",
+                spec.type_vocab_size,
+                h,
+                symbols=("types", "h"),
+                names=("token_type_embeddings.weight",),
+                layout="table",
+            )
         )
     if spec.position_type == "relative":
         shapes.append(
@@ -593,19 +988,48 @@ def embedding_shapes(spec: ModelSpec) -> list[Shape]:
                 spec.num_heads,
                 copies=stacks,
                 symbols=("buckets", "H"),
+                names=tuple(f"{s}.relative_attention_bias.weight" for s in names),
+                layout="table",
             )
         )
     if spec.position_type == "disentangled":
         span = int(spec.relative_position_span or 0)
-        shapes.append(Shape("relative_embeddings", 2 * span, h, symbols=("2k", "h")))
+        shapes.append(
+            Shape(
+                "relative_embeddings",
+                2 * span,
+                h,
+                symbols=("2k", "h"),
+                names=("encoder.rel_embeddings.weight",),
+                layout="table",
+            )
+        )
     if spec.relative_embedding_norm:
         # DebertaV2Encoder builds it from norm_rel_ebd even without relative attention
-        shapes.append(vector("relative_embeddings", 2 * h, symbol="2h (weight + bias)"))
+        shapes.append(
+            vector(
+                "relative_embeddings",
+                2 * h,
+                symbol="2h (weight + bias)",
+                tensors={"encoder.rel_norm.weight": (h,), "encoder.rel_norm.bias": (h,)},
+            )
+        )
     if spec.embedding_norm:
-        shapes.append(vector("embedding_norm", norm_width_params(spec, h), copies=stacks))
+        tensors: dict[str, tuple[int, ...]] = {}
+        for s in names:
+            tensors.update(norm_tensors(spec, f"{s}.embedding_norm", h))
+        shapes.append(
+            vector("embedding_norm", norm_width_params(spec, h), copies=stacks, tensors=tensors)
+        )
     if spec.encoder_conv_kernel:
         shapes += encoder_conv_shapes(spec)
     return shapes
+
+
+def _stack_names(spec: ModelSpec) -> tuple[str, ...]:
+    if spec.architecture == "encoder-decoder":
+        return ("encoder", "decoder")
+    return ("encoder",) if spec.architecture == "encoder" else ("decoder",)
 
 
 def encoder_conv_shapes(spec: ModelSpec) -> list[Shape]:
@@ -614,8 +1038,23 @@ def encoder_conv_shapes(spec: ModelSpec) -> list[Shape]:
     its LayerNorm (``2h``)."""
     h, k = spec.hidden_size, int(spec.encoder_conv_kernel or 0)
     return [
-        linear("encoder_conv", h * k, h, "encoder_conv", bias=True, symbols=("h·K", "h")),
-        vector("encoder_conv", 2 * h, symbol="2h (LayerNorm)"),
+        linear(
+            "encoder_conv",
+            h * k,
+            h,
+            "encoder_conv",
+            bias=True,
+            symbols=("h·K", "h"),
+            names=("encoder.conv.conv.weight", "encoder.conv.conv.bias"),
+            layout="explicit",
+            dims=((h, h, k), (h,)),
+        ),
+        vector(
+            "encoder_conv",
+            2 * h,
+            symbol="2h (LayerNorm)",
+            tensors={"encoder.conv.LayerNorm.weight": (h,), "encoder.conv.LayerNorm.bias": (h,)},
+        ),
     ]
 
 
@@ -628,24 +1067,34 @@ def head_shapes(spec: ModelSpec) -> list[Shape]:
     if spec.final_norm and norm_width_params(spec, h):
         width = norm_width_params(spec, h)
         label = "2h (weight + bias)" if width == 2 * h else "h"
-        shapes.append(vector("final_norm", width, copies=_stacks(spec), symbol=label))
+        tensors: dict[str, tuple[int, ...]] = {}
+        for s in _stack_names(spec):
+            tensors.update(norm_tensors(spec, f"{s}.norm", h))
+        shapes.append(
+            vector("final_norm", width, copies=_stacks(spec), symbol=label, tensors=tensors)
+        )
     if spec.lm_head:
         tied = spec.tie_word_embeddings
+        bias = spec.lm_head_bias and not tied
         shapes.append(
             linear(
                 "lm_head",
                 h,
                 spec.vocab_size,
                 "lm_head",
+                bias=bias,
                 rows="logits",
                 tied=tied,
                 symbols=("h", "V"),
+                names=("lm_head",),
             )
         )
         if tied and spec.lm_head_bias:
-            shapes.append(vector("lm_head", spec.vocab_size))
-        elif spec.lm_head_bias:
-            shapes[-1] = linear("lm_head", h, spec.vocab_size, "lm_head", bias=True, rows="logits")
+            shapes.append(
+                vector("lm_head", spec.vocab_size, tensors={"lm_head.bias": (spec.vocab_size,)})
+            )
     if spec.pooler:
-        shapes.append(linear("pooler", h, h, "pooler", bias=True, rows="sequences"))
+        shapes.append(
+            linear("pooler", h, h, "pooler", bias=True, rows="sequences", names=("pooler.dense",))
+        )
     return shapes

@@ -38,6 +38,7 @@ from tfcli.flops import FlopCount, forward_flops
 from tfcli.plan import layer_plan
 from tfcli.spec import ModelSpec
 from tfcli.tensors import ParamTensor, parameter_tensors
+from tfcli.train_mixers import MIXER_SAVED, mixer_input_casts
 
 PRECISIONS = ("fp32", "bf16", "bf16-mixed")
 OPTIMIZERS = ("adamw", "sgd")
@@ -139,12 +140,12 @@ def check_setup(spec: ModelSpec, setup: TrainSetup) -> None:
             f"{spec.name} soft-caps its attention logits, which SDPA cannot express "
             "(transformers refuses it): use --attention-impl eager"
         )
-    unmodelled = sorted(
-        {run.plan.kind for run in layer_plan(spec) if run.plan.kind not in ("full", "sliding")}
-    )
+    modelled = ("full", "sliding", *MIXER_SAVED)
+    kinds = {run.plan.kind for run in layer_plan(spec)}
+    unmodelled = sorted(kinds - set(modelled))
     if unmodelled:
         raise UsageError(
-            f"tfcli train models attention layers (full, sliding) so far; {spec.name} has "
+            f"tfcli train models layers of kind {', '.join(modelled)} so far; {spec.name} has "
             f"{', '.join(unmodelled)} layers"
         )
     if spec.architecture != "decoder" and setup.pp > 1:
@@ -372,7 +373,7 @@ def layer_norm_saved(rows: int, input_bytes: int) -> int:
     return 2 * rows * input_bytes
 
 
-FP32_WEIGHT_NORM_FAMILIES = ("gemma", "gemma2", "gemma3_text")
+FP32_WEIGHT_NORM_FAMILIES = ("gemma", "gemma2", "gemma3_text", "qwen3_next")
 """transformers families whose RMSNorm multiplies in fp32 by ``1 + weight`` and casts last
 (``Gemma2RMSNorm``): part of the implementation profile, as the softmax dtype is."""
 
@@ -396,7 +397,16 @@ def _norm_saved(spec: ModelSpec, rows: int, width: int, input_bytes: int) -> int
     return layer_norm_saved(rows, input_bytes)
 
 
-ORACLE_CHECKED_FAMILIES = ("llama", "mistral", "qwen3", "mixtral", "bert", "gemma2", "bart")
+ORACLE_CHECKED_FAMILIES = (
+    "llama",
+    "mistral",
+    "qwen3",
+    "mixtral",
+    "bert",
+    "gemma2",
+    "bart",
+    "qwen3_next",
+)
 """Families whose activations and peak the tests check against torch's MemTracker
 (tests/test_train_memory.py). Parameters, gradients and optimizer states follow the
 parameter tensors of every family; other families' activations use the same per-op rules
@@ -458,10 +468,24 @@ def attention_saved(
     kv = max(1, spec.kv_heads // tp)
     d_qk, d_v = spec.qk_head_dim, spec.value_head_dim
     parts: list[Part] = []
+    gated = spec.attention_output_gate
     if spec.qk_norm and not spec.is_mla:
-        proj = t * (heads + kv) * d_qk * a if a == FP32 else 0
-        norm = rms_norm_saved(t * heads, d_qk, a) + rms_norm_saved(t * kv, d_qk, a)
+        # with an output gate the query norm reads a view of the whole q_proj output
+        q_rows = 2 * heads if gated else heads
+        proj = t * (q_rows + kv) * d_qk * a if a == FP32 else 0
+        norm = _norm_saved(spec, t * heads, d_qk, a) + _norm_saved(spec, t * kv, d_qk, a)
         parts.append(Part("qk_norm", proj + norm, "q/k projections + their RMSNorm internals"))
+    if gated:
+        # Qwen3-Next: o_proj(attn_output * sigmoid(gate)) keeps the attention output's
+        # contiguous copy (eager attention made it already), the sigmoid and the product
+        copies = 2 if setup.attention_impl == "eager" else 3
+        parts.append(
+            Part(
+                "output gate",
+                copies * t * heads * d_v * a,
+                f"{copies} x t x H x d_v x a = {copies} x {t:,} x {heads} x {d_v} x {a}",
+            )
+        )
     eager = setup.attention_impl == "eager"
     # a sliding window shorter than the sequence needs an explicit mask: SDPA then gets K/V
     # repeated to every query head (no enable_gqa with a mask) and keeps the mask, cast to
@@ -560,19 +584,27 @@ def mlp_saved(spec: ModelSpec, setup: TrainSetup, *, moe: bool) -> list[Part]:
 
 
 def _layer_weight_elements(
-    spec: ModelSpec, setup: TrainSetup, moe: bool, stack: str | None = None
+    spec: ModelSpec, setup: TrainSetup, moe: bool, stack: str | None = None, kind: str = "full"
 ) -> int:
-    """Matmul weight elements of one block (autocast caches a bf16 copy of each)."""
+    """Matmul and convolution weight elements of one block of this kind (autocast caches a
+    bf16 copy of each; Mamba's 2-D ``A_log`` is read in fp32, not cast)."""
     tensors = _local_tensors(spec, setup)
     stack = stack or ("decoder" if spec.architecture != "encoder" else "encoder")
     index = 0
     if stack == "decoder":
-        index = next((i for i in range(spec.num_layers) if spec.moe_layer_flags[i] == moe), 0)
+        kinds, flags = spec.layer_kinds, spec.moe_layer_flags
+        index = next(
+            (i for i in range(spec.num_layers) if flags[i] == moe and kinds[i] == kind),
+            next((i for i in range(spec.num_layers) if flags[i] == moe), 0),
+        )
     prefix = f"{stack}.layers.{index}."
     return sum(
         t.numel
         for t in tensors
-        if t.name.startswith(prefix) and len(t.shape) >= 2 and "norm" not in t.name
+        if t.name.startswith(prefix)
+        and len(t.shape) >= 2
+        and "norm" not in t.name
+        and not t.name.endswith("A_log")
     )
 
 
@@ -620,7 +652,8 @@ def block_saved(
             Part("norm outputs", n * t * h * a, f"{n} x t x h x a = {n} x {t:,} x {h} x {a}")
         )
     else:
-        consumers = 3 + (2 if spec.mlp_gated and not moe else 1) + (3 if cross else 0)
+        mixer_casts = mixer_input_casts(kind) if kind in MIXER_SAVED else 3
+        consumers = mixer_casts + (2 if spec.mlp_gated and not moe else 1) + (3 if cross else 0)
         parts.append(
             Part(
                 "autocast input copies",
@@ -628,7 +661,7 @@ def block_saved(
                 f"{consumers} linears x t x h x 2 = {consumers} x {t:,} x {h} x 2",
             )
         )
-        weights = _layer_weight_elements(spec, setup, moe, stack)
+        weights = _layer_weight_elements(spec, setup, moe, stack, kind)
         parts.append(Part("autocast weight copies", weights * 2, f"{weights:,} x 2 B"))
     if _norm_input_saved(spec, r):
         parts.append(Part("residual stream", n * t * h * r, f"{n} x t x h x {r} (norm inputs)"))
@@ -648,7 +681,13 @@ def block_saved(
         # dtype): an fp32 output is kept by the norm, a bf16 one is copied to fp32 inside it
         post = 2 * (_norm_saved(spec, t, h, a) + (t * h * a if _norm_input_saved(spec, a) else 0))
         parts.append(Part("sandwich post-norms", post, f"2 norms over t x h x {a} outputs"))
-    parts += attention_saved(spec, setup, window=window, causal=stack != "encoder")
+    if kind in MIXER_SAVED:
+        saved = MIXER_SAVED[kind](
+            spec, batch=setup.micro_batch, seq=setup.seq, precision=setup.precision
+        )
+        parts += [Part(p.name, p.bytes, p.formula) for p in saved]
+    else:
+        parts += attention_saved(spec, setup, window=window, causal=stack != "encoder")
     parts += mlp_saved(spec, setup, moe=moe)
     return parts
 
@@ -770,7 +809,7 @@ def activations(spec: ModelSpec, setup: TrainSetup) -> Activations:
     if full and spec.position_type == "rope":
         other.append(Part("position ids", s * INT64, f"S x 8 = {s:,} x 8"))
         if setup.attention_impl == "eager" and spec.architecture == "decoder":
-            masks = len({kind for kind, _, _ in _layer_kinds(spec, setup)})
+            masks = len({k for k, _, _ in _layer_kinds(spec, setup) if k not in MIXER_SAVED})
             other.append(
                 Part(
                     "causal masks",
@@ -782,7 +821,7 @@ def activations(spec: ModelSpec, setup: TrainSetup) -> Activations:
     elif _norm_input_saved(spec, r) and not spec.embedding_norm:
         other.append(Part("embedding output", t * h * r, f"t x h x r = {t:,} x {h} x {r}"))
     if spec.position_type == "rope":
-        d = spec.qk_head_dim if not spec.is_mla else int(spec.qk_rope_head_dim or 0)
+        d = _rope_dim(spec)
         other.append(Part("rope cos/sin", 2 * s * d * r, f"2 x S x d x r = 2 x {s:,} x {d} x {r}"))
     last_stage = setup.pp == 1
     logits = loss_temp = loss_backward = 0
@@ -953,6 +992,14 @@ def _head_and_block_grad_bytes(spec: ModelSpec, setup: TrainSetup) -> int:
     return elements * param_bytes(setup.precision)
 
 
+def _rope_dim(spec: ModelSpec) -> int:
+    """Channels RoPE rotates per head: ``rotary_dim`` (partial rotary: Qwen3-Next, NeoX),
+    MLA's ``qk_rope_head_dim``, else the q/k head width."""
+    if spec.is_mla:
+        return int(spec.qk_rope_head_dim or 0)
+    return spec.rotary_dim or spec.qk_head_dim
+
+
 def buffer_bytes(spec: ModelSpec, precision: str = "fp32") -> int:
     """Non-parameter buffers: RoPE's ``inv_freq`` and ``original_inv_freq`` (transformers 5
     ``LlamaRotaryEmbedding``), d/2 fp32 values each; a scaled embedding's ``embed_scale``
@@ -960,8 +1007,7 @@ def buffer_bytes(spec: ModelSpec, precision: str = "fp32") -> int:
     (and ``token_type_ids``) of ``max_positions`` entries."""
     total = 0
     if spec.position_type == "rope":
-        d = spec.qk_head_dim if not spec.is_mla else int(spec.qk_rope_head_dim or 0)
-        total += 2 * (d // 2) * FP32
+        total += 2 * (_rope_dim(spec) // 2) * FP32
     if spec.scale_embeddings and spec.family in FP32_WEIGHT_NORM_FAMILIES:
         total += param_bytes(precision)
     if spec.position_type == "learned" and spec.embedding_norm:
@@ -972,6 +1018,20 @@ def buffer_bytes(spec: ModelSpec, precision: str = "fp32") -> int:
             tables = 2 if spec.type_vocab_size else 1
             total += tables * int(spec.max_position_embeddings or 0) * INT64
     return total
+
+
+def _mixer_free_parts(spec: ModelSpec, setup: TrainSetup, kind: str, moe: bool) -> int:
+    """Of a recomputed mixer block's saved set, what is not the mixer's own (norms, MLP:
+    their backward has run, or they are the block's input)."""
+    mixer_names = {
+        p.name
+        for p in MIXER_SAVED[kind](
+            spec, batch=setup.micro_batch, seq=setup.seq, precision=setup.precision
+        )
+    }
+    return sum(
+        p.bytes for p in block_saved(spec, setup, kind=kind, moe=moe) if p.name not in mixer_names
+    )
 
 
 def train_memory(spec: ModelSpec, setup: TrainSetup) -> TrainMemory:
@@ -1030,12 +1090,16 @@ def train_memory(spec: ModelSpec, setup: TrainSetup) -> TrainMemory:
         )
     recomputed = 0
     if setup.recompute == "full":
+        # the recomputed block's mixer activations are alive when its backward starts; for a
+        # state-space or linear-attention mixer that is its whole saved set (the reference
+        # scans keep per-chunk states), for attention its q, k, v and output
         recomputed = max(
             sum(
                 p.bytes
                 for p in block_saved(spec, setup, kind=kind, moe=moe)
-                if p.name in ("q, k, v", "attention output", "qk_norm")
+                if kind in MIXER_SAVED or p.name in ("q, k, v", "attention output", "qk_norm")
             )
+            - (_mixer_free_parts(spec, setup, kind, moe) if kind in MIXER_SAVED else 0)
             for kind, moe, _ in _layer_kinds(spec, setup)
         )
     freed_mlp = 0
