@@ -216,10 +216,10 @@ def moe_flops(spec: ModelSpec, tokens: int) -> dict[str, int]:
 
 
 def _first_attention_plan(spec: ModelSpec) -> LayerPlan:
-    for run in spec.layer_runs:
-        if run.plan.mixer in ("attention", "mla"):
-            return run.plan
-    return spec.layer_runs[0].plan
+    for _, plan in spec.layer_groups:
+        if plan.mixer in ("attention", "mla"):
+            return plan
+    return spec.layer_groups[0][1]
 
 
 def attention_projection_flops(spec: ModelSpec, tokens: int) -> dict[str, int]:
@@ -501,7 +501,8 @@ class FlopCount:
     """One entry per distinct layer (count and positions), in order of first appearance."""
     elementwise: int
     terms: tuple[Term, ...] = ()
-    plan_runs: tuple[Run, ...] = field(default=(), repr=False, compare=False)
+    spec: ModelSpec | None = field(default=None, repr=False, compare=False)
+    """The spec counted: ``runs`` and ``layers`` read its layer plan only when asked."""
     per_plan: dict[LayerPlan, LayerFlops] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -512,7 +513,7 @@ class FlopCount:
     def runs(self) -> tuple[LayerFlops, ...]:
         """Runs of identical consecutive layers (O(runs); views use ``groups``)."""
         out: list[LayerFlops] = []
-        for run in self.plan_runs:
+        for run in self.spec.layer_runs if self.spec is not None else ():
             layer = self.per_plan.get(run.plan)
             if layer is None:
                 continue
@@ -873,7 +874,6 @@ def forward_flops(
     elementwise = 0
     two_stacks = spec.architecture == "encoder-decoder"
     skip_encoder = two_stacks and not include_encoder
-    runs = tuple(r for r in spec.layer_runs if not (skip_encoder and r.stack == "encoder"))
     plan_groups = [
         (g, p) for g, p in spec.layer_groups if not (skip_encoder and p.stack == "encoder")
     ]
@@ -931,7 +931,7 @@ def forward_flops(
         groups=groups,
         elementwise=elementwise,
         terms=tuple(terms),
-        plan_runs=runs,
+        spec=spec,
         per_plan=per_plan,
     )
 
@@ -1097,7 +1097,7 @@ def non_embedding_params(param_components: Mapping[str, int]) -> int:
 
 
 def _attention_layers(spec: ModelSpec) -> int:
-    return sum(run.count for run in spec.layer_runs if run.plan.mixer in ("attention", "mla"))
+    return sum(g.count for g, plan in spec.layer_groups if plan.mixer in ("attention", "mla"))
 
 
 def kaplan_forward_flops_per_token(non_embedding_params: int, spec: ModelSpec, n_ctx: int) -> int:

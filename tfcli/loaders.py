@@ -641,13 +641,24 @@ def _apply_overrides(loaded: LoadedModel, overrides: Sequence[str]) -> LoadedMod
     if not overrides:
         return loaded
     changes = parse_overrides(overrides)
+    resized: dict[str, tuple[str, ...]] = {}
+    notes: list[str] = []
     try:
-        spec = loaded.spec.replace(**changes)
+        layers = changes.get("num_layers")
+        if isinstance(layers, int) and not isinstance(layers, bool) and layers > 0:
+            resized, notes = loaded.spec.per_layer_resized(layers)
+            resized = {k: v for k, v in resized.items() if k not in changes}
+        spec = loaded.spec.replace(**resized, **changes)
     except SpecError as err:
         raise SpecError(f"--set: {err.message}", hint=err.hint) from None
     origins = dict(loaded.field_origins)
     origins.update({k: "--set" for k in changes})
-    return LoadedModel(spec, loaded.origin + " with --set", origins, loaded.config_path)
+    kept = [note for note in notes if note.split(":")[0] in resized]
+    origins.update({k: f"--set num_layers ({note})" for k, note in zip(resized, kept, strict=True)})
+    origin = loaded.origin + " with --set"
+    if kept:
+        origin += " (" + "; ".join(kept) + ")"
+    return LoadedModel(spec, origin, origins, loaded.config_path)
 
 
 # ---- the entry point --------------------------------------------------------------------------

@@ -99,14 +99,16 @@ class ParamCount:
     first appearance, encoder stack first: O(distinct layers), whatever the depth."""
     terms: tuple[Term, ...]
     """Each component as products of named factors (``--explain``); they sum to it."""
-    plan_runs: tuple[Run, ...] = field(default=(), repr=False, compare=False)
+    spec: ModelSpec | None = field(default=None, repr=False, compare=False)
+    """The spec counted: ``runs`` and ``layers`` read its layer plan only when asked."""
     per_plan: dict[LayerPlan, LayerParams] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def runs(self) -> tuple[LayerParams, ...]:
         """Runs of identical consecutive layers (O(runs): an alternating stack has one per
         layer; views use ``groups``)."""
-        return tuple(_consecutive(self.plan_runs, self.per_plan))
+        plan_runs = self.spec.layer_runs if self.spec is not None else ()
+        return tuple(_consecutive(plan_runs, self.per_plan))
 
     @property
     def layers(self) -> tuple[LayerParams, ...]:
@@ -239,6 +241,6 @@ def count_params(spec: ModelSpec) -> ParamCount:
         active_components=active,
         groups=groups,
         terms=tuple(terms),
-        plan_runs=spec.layer_runs,
+        spec=spec,
         per_plan=per_plan,
     )

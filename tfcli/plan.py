@@ -16,6 +16,7 @@ Only the standard library is imported here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
@@ -399,6 +400,185 @@ def _on_progression(group: Group, start: int, step: int) -> bool:
     if group.stride is None:
         return False
     return (group.first - start) % step == 0 and (group.count == 1 or group.stride % step == 0)
+
+
+# ---- periodic stacks: groups in O(period), whatever the depth ------------------------------
+
+PERIOD_LIMIT = 4096
+"""The longest repeating block looked for in a per-layer sequence (Gemma-3's is 6, Jamba's 8,
+Llama 4's MoE-and-NoPE pattern 4); longer patterns take the O(layers) path."""
+
+
+def shortest_period(values: Sequence[T], limit: int = PERIOD_LIMIT) -> int | None:
+    """The smallest ``p <= min(len / 2, limit)`` with ``values[i] == values[i mod p]`` for
+    every ``i``, or None. Each candidate is one C-level slice comparison that stops at the
+    first mismatch, so a million entries take milliseconds."""
+    seq = tuple(values)
+    n = len(seq)
+    for p in range(1, min(n // 2, limit) + 1):
+        if seq[p] == seq[0] and seq[p:] == seq[: n - p]:
+            return p
+    return None
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """A per-layer sequence of ``n`` entries: ``prefix``, then ``block`` repeated."""
+
+    prefix: tuple[str, ...]
+    block: tuple[str, ...]
+    n: int
+
+    def at(self, i: int) -> str:
+        if i < len(self.prefix):
+            return self.prefix[i]
+        return self.block[(i - len(self.prefix)) % len(self.block)]
+
+
+def _periodic(values: tuple[str, ...] | None, default: str, n: int) -> Periodic | None:
+    if values is None:
+        return Periodic((), (default,), n)
+    period = shortest_period(values)
+    return None if period is None else Periodic((), values[:period], n)
+
+
+def _periodic_mlps(spec: ModelSpec) -> Periodic | None:
+    """``main_stack_mlps`` as a prefix (DeepSeek's dense first layers) and a block (the MoE
+    step)."""
+    n = spec.num_layers
+    if spec.mlp_layer_types is not None:
+        return _periodic(spec.mlp_layer_types, "dense", n)
+    if spec.mixer in ("mamba", "mamba2") and spec.layer_types is None:
+        return Periodic((), ("none",), n)
+    if not spec.is_moe:
+        return Periodic((), ("dense",), n)
+    first, step = min(spec.first_dense_layers, n), spec.moe_layer_step
+    block = tuple("moe" if (first + j + 1) % step == 0 else "dense" for j in range(step))
+    return Periodic(("dense",) * first, block, n)
+
+
+def _periodic_keys(spec: ModelSpec) -> tuple[Callable[[int], tuple[str, str, str]], int, int]:
+    """(key of layer i, prefix length, period) of the main stack's (kind, mlp, rope) keys, or
+    raise LookupError when a sequence has no short period."""
+    n = spec.num_layers
+    if spec.layer_types is not None:
+        kinds = _periodic(spec.layer_types, "full", n)
+    else:
+        kinds = Periodic((), (main_stack_kinds(spec)[0][0],), n)
+    mlps = _periodic_mlps(spec)
+    rope = spec.position_type == "rope"
+    positions = _periodic(spec.layer_positions if rope else None, "rope" if rope else "none", n)
+    if kinds is None or mlps is None or positions is None:
+        raise LookupError("no short period")
+    local = spec.rope_local_theta is not None
+
+    def key(i: int) -> tuple[str, str, str]:
+        kind, position = kinds.at(i), positions.at(i)
+        if local and position == "rope" and kind == "sliding":
+            position = "rope_local"
+        return kind, mlps.at(i), position
+
+    sequences = (kinds, mlps, positions)
+    prefix = max(len(seq.prefix) for seq in sequences)
+    period = math.lcm(*(len(seq.block) for seq in sequences))
+    return key, prefix, period
+
+
+def periodic_plan_groups(spec: ModelSpec) -> list[tuple[Group, LayerPlan]] | None:
+    """``plan_groups(layer_plan(spec))`` without building a run per layer, for a main stack
+    that is a short prefix and a repeated block (exactly equal; None when the stack is not
+    such, or too short to gain anything).
+
+    The block is rotated to start at a change of key, so its runs repeat unchanged; the groups
+    are followed through a few blocks until each group's stride and spans stop changing, and
+    the remaining whole blocks only add ``count`` and move ``last``, in O(1) per group.
+    """
+    n = spec.num_layers
+    if n < 4 * PERIOD_LIMIT:
+        return None  # the run path is fast enough
+    try:
+        key, prefix, period = _periodic_keys(spec)
+    except LookupError:
+        return None
+    warm = 5
+    if period > PERIOD_LIMIT or prefix + (warm + 2) * period > n:
+        return None
+    start = next(
+        (i for i in range(max(prefix, 1), prefix + period + 1) if key(i) != key(i - 1)), None
+    )
+    if start is None:
+        return None  # one key throughout: the run path already has a few runs
+    blocks = (n - start) // period
+    stack = "encoder" if spec.architecture == "encoder" else "decoder"
+    causal = spec.architecture != "encoder"
+    cross = spec.architecture == "encoder-decoder"
+    interned: dict[tuple[str, ...], LayerPlan] = {}
+
+    def plan_of(k: tuple[str, str, str]) -> LayerPlan:
+        plan = interned.get(k)
+        if plan is None:
+            plan = interned[k] = _layer(spec, stack, k, causal=causal, cross=cross)
+        return plan
+
+    def runs_of(lo: int, hi: int) -> list[tuple[int, int, LayerPlan]]:
+        out = [(lo + i, c, plan_of(k)) for k, c, i in _rle_spans(key, lo, hi)]
+        if out and out[0][0] == 0:  # layer 0 is a plan of its own
+            _, count, plan = out[0]
+            out[0:1] = [(0, 1, _first(plan))] + ([(1, count - 1, plan)] if count > 1 else [])
+        return out
+
+    state: dict[LayerPlan, _GroupState] = {}
+    order: list[LayerPlan] = []
+
+    def feed(runs: list[tuple[int, int, LayerPlan]]) -> None:
+        for first_layer, count, plan in runs:
+            entry = state.get(plan)
+            if entry is None:
+                state[plan] = _GroupState(first_layer, count)
+                order.append(plan)
+            else:
+                entry.add(first_layer, count)
+
+    feed(runs_of(0, start + warm * period))
+    before = {
+        plan: (g.count, g.last, g.stride, tuple(g.spans), g.more) for plan, g in state.items()
+    }
+    feed(runs_of(start + warm * period, start + (warm + 1) * period))
+    grows: dict[LayerPlan, int] = {}
+    for plan, g in state.items():
+        old = before.get(plan)
+        if old is None or (g.stride, tuple(g.spans), g.more) != old[2:]:
+            return None  # not settled after the warm-up blocks: take the run path
+        if g.count != old[0]:
+            if g.last != old[1] + period:
+                return None
+            grows[plan] = g.count - old[0]
+    skipped = blocks - (warm + 1)
+    for plan, per_block in grows.items():
+        state[plan].count += per_block * skipped
+        state[plan].last += period * skipped
+    feed(runs_of(start + blocks * period, n))
+    groups = [(state[plan].group(stack), plan) for plan in order]
+    if spec.architecture == "encoder-decoder":
+        encoder = _stack_runs(spec, "encoder", causal=False, cross=False)
+        groups = plan_groups(encoder) + groups
+    return groups
+
+
+def _rle_spans(
+    key: Callable[[int], tuple[str, str, str]], lo: int, hi: int
+) -> Iterator[tuple[tuple[str, str, str], int, int]]:
+    """(key, count, offset from ``lo``) runs of ``key(i)`` over ``lo <= i < hi``."""
+    run_start = lo
+    current = key(lo) if lo < hi else None
+    for i in range(lo + 1, hi):
+        k = key(i)
+        if k != current:
+            assert current is not None
+            yield current, i - run_start, run_start - lo
+            run_start, current = i, k
+    if current is not None:
+        yield current, hi - run_start, run_start - lo
 
 
 def expand(runs: Iterable[Run]) -> Iterator[tuple[int, LayerPlan]]:

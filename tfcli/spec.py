@@ -345,9 +345,10 @@ class ModelSpec:
     def layer_groups(self) -> tuple[tuple[Group, LayerPlan], ...]:
         """Each distinct layer plan with where its layers sit (``tfcli.plan.plan_groups``),
         every stack: computed once, O(distinct plans) for every count that reads it."""
-        from tfcli.plan import plan_groups
+        from tfcli.plan import periodic_plan_groups, plan_groups
 
-        return tuple(plan_groups(self.layer_runs))
+        fast = periodic_plan_groups(self)
+        return tuple(fast if fast is not None else plan_groups(self.layer_runs))
 
     @property
     def layers(self) -> tuple[LayerPlan, ...]:
@@ -359,7 +360,7 @@ class ModelSpec:
         main = "encoder" if self.architecture == "encoder" else "decoder"
         return tuple(run for run in self.layer_runs if run.stack == main)
 
-    @property
+    @functools.cached_property
     def layer_kinds(self) -> tuple[str, ...]:
         """``LayerPlan.kind`` for each layer of the main stack (full, sliding, mamba, ...)."""
         return tuple(run.plan.kind for run in self.main_stack_runs() for _ in range(run.count))
@@ -367,12 +368,14 @@ class ModelSpec:
     @property
     def kind_counts(self) -> dict[str, int]:
         """Layers of the main stack by ``LayerPlan.kind``, in order of first appearance."""
+        main = "encoder" if self.architecture == "encoder" else "decoder"
         counts: dict[str, int] = {}
-        for run in self.main_stack_runs():
-            counts[run.plan.kind] = counts.get(run.plan.kind, 0) + run.count
+        for group, plan in self.layer_groups:
+            if plan.stack == main:
+                counts[plan.kind] = counts.get(plan.kind, 0) + group.count
         return counts
 
-    @property
+    @functools.cached_property
     def moe_layer_flags(self) -> tuple[bool, ...]:
         """True for each layer of the main stack whose MLP is a routed mixture of experts."""
         return tuple(
@@ -381,7 +384,7 @@ class ModelSpec:
 
     @property
     def num_moe_layers(self) -> int:
-        return sum(run.count for run in self.layer_runs if run.plan.mlp == "moe")
+        return sum(group.count for group, plan in self.layer_groups if plan.mlp == "moe")
 
     @property
     def expert_width(self) -> int:
@@ -441,6 +444,37 @@ class ModelSpec:
         if self.num_encoder_layers is not None:
             changes["num_encoder_layers"] = min(layers, self.num_encoder_layers)
         return self.replace(**changes)
+
+    def per_layer_resized(self, layers: int) -> tuple[dict[str, tuple[str, ...]], list[str]]:
+        """The per-layer tuples for a main stack of ``layers`` layers, and what was done.
+
+        Fewer layers keep the first ``layers`` entries. More layers repeat the tuple's
+        shortest period ``p`` (entry ``i`` is entry ``i mod p``; Gemma-3's 5 sliding + 1 full
+        is ``p = 6``), which needs at least two whole periods in the tuple as evidence; a tuple
+        with no such period cannot be extended and raises a SpecError naming it.
+        """
+        changes: dict[str, tuple[str, ...]] = {}
+        notes: list[str] = []
+        for name in PER_LAYER_FIELDS:
+            values: tuple[str, ...] | None = getattr(self, name)
+            if values is None or len(values) == layers:
+                continue
+            if layers < len(values):
+                changes[name] = values[:layers]
+                notes.append(f"{name}: the first {layers:,} of {len(values):,} entries")
+                continue
+            from tfcli.plan import shortest_period
+
+            period = shortest_period(values)
+            if period is None:
+                _fail(
+                    f"{name} has {len(values)} entries with no repeating period to extend "
+                    f"to num_layers={layers:,}; set {name} too"
+                )
+            assert period is not None
+            changes[name] = tuple(values[i % period] for i in range(layers))
+            notes.append(f"{name}: its {period}-layer period repeated to {layers:,} layers")
+        return changes, notes
 
     def replace(self, **changes: Any) -> ModelSpec:
         """A copy with some fields changed, validated again."""
@@ -522,7 +556,7 @@ def _accepts(tp: Any, value: Any) -> tuple[bool, Any]:
         (item, *_rest) = typing.get_args(tp)
         if isinstance(value, (list, tuple)) and item in (str, int):
             # the per-layer tuples (a million entries at the layer cap): one C-level check
-            exact = all(type(v) is item for v in value)
+            exact = set(map(type, value)) <= {item}
             return exact, tuple(value) if exact else value
         if isinstance(value, (list, tuple)):
             converted = [_accepts(item, v) for v in value]
@@ -772,6 +806,10 @@ def validate(spec: ModelSpec) -> None:
         _fail(f"rotary_dim={spec.rotary_dim} exceeds head_dim={spec.resolved_head_dim}")
     if spec.parallel_residual and spec.norm_position != "pre":
         _fail("parallel_residual needs norm_position: pre")
+
+
+PER_LAYER_FIELDS = ("layer_types", "mlp_layer_types", "layer_positions")
+"""The spec fields with one entry per layer of the main stack."""
 
 
 def _per_layer(spec: ModelSpec, name: str, choices: tuple[str, ...]) -> tuple[str, ...] | None:

@@ -693,12 +693,15 @@ def block_saved(
 
 
 def _layer_kinds(spec: ModelSpec, setup: TrainSetup) -> list[tuple[str, bool, int]]:
-    """(attention kind, MoE?, count) for the layers on the first pipeline stage."""
-    per_stage = -(-spec.num_layers // setup.pp)
+    """(attention kind, MoE?, count) for the layers on the first pipeline stage, O(runs)."""
+    left = -(-spec.num_layers // setup.pp)
     counts: dict[tuple[str, bool], int] = {}
-    for i in range(per_stage):
-        key = (spec.layer_kinds[i], spec.moe_layer_flags[i])
-        counts[key] = counts.get(key, 0) + 1
+    for run in spec.main_stack_runs():
+        if left <= 0:
+            break
+        key = (run.plan.kind, run.plan.mlp == "moe")
+        counts[key] = counts.get(key, 0) + min(run.count, left)
+        left -= run.count
     return [(kind, moe, n) for (kind, moe), n in counts.items()]
 
 
