@@ -295,6 +295,49 @@ def state_bytes_per_layer(
     return out
 
 
+VLLM_KERNEL_BLOCK_ALIGNMENT = 16
+"""The smallest block the attention kernels of vLLM's hybrid models take (FlashAttention and
+FlashInfer: multiples of 16 tokens); vLLM aligns the raised block size to
+``max(this, block_size)`` (vllm/platforms/interface.py ``_align_hybrid_block_size``)."""
+
+
+@dataclass(frozen=True)
+class UnifiedPages:
+    """vLLM's one page size for a model with attention and state layers (prefix caching off,
+    ``mamba_cache_mode`` none): the attention block is raised until one attention page holds
+    one layer's state, and the state page is padded to the attention page."""
+
+    block_size: int
+    """Attention block size in tokens after raising."""
+    state_bytes: int
+    """One state layer's state before padding, per sequence."""
+    page_bytes: int
+    """One page: ``block_size x`` one token's K/V in one layer; a state layer takes one."""
+
+    @property
+    def padding_bytes(self) -> int:
+        return self.page_bytes - self.state_bytes
+
+
+def vllm_unified_pages(
+    kv_page_per_token: int, state_per_layer: int, block_size: int | None
+) -> UnifiedPages | None:
+    """vLLM v1's page unification for hybrid attention + state models
+    (vllm/platforms/interface.py ``_align_hybrid_block_size``, earlier
+    model_executor/models/config.py ``HybridAttentionMambaModelConfig``), prefix caching off:
+
+    ``align = max(16, B)``; ``B' = max(B, align x ceil(S / (align x P)))`` with ``P`` one
+    token's K/V in one layer and ``S`` one layer's state (``MambaSpec.page_size_bytes``);
+    the state page is padded to ``B' x P`` (``mamba_page_size_padded``), so every page of the
+    one block pool has the same size. None when the model lacks either kind of layer."""
+    if not kv_page_per_token or not state_per_layer:
+        return None
+    b = block_size or 16
+    align = max(VLLM_KERNEL_BLOCK_ALIGNMENT, b)
+    raised = max(b, align * _blocks(state_per_layer, align * kv_page_per_token))
+    return UnifiedPages(raised, state_per_layer, raised * kv_page_per_token)
+
+
 # ---- the whole cache ------------------------------------------------------------------------
 
 
@@ -348,6 +391,8 @@ class KVCache:
     runs: tuple[CacheRun, ...] = ()
     batched_tokens: int = DEFAULT_BATCHED_TOKENS
     """The vllm convention's scheduled tokens per step (headroom of sliding/chunked layers)."""
+    unified_pages: UnifiedPages | None = None
+    """vllm convention, attention + state layers: the raised block and padded state page."""
 
     @property
     def total_bytes(self) -> int:
@@ -432,6 +477,19 @@ def kv_cache(
     main = "encoder" if spec.architecture == "encoder" else "decoder"
     main_groups = [(g, p) for g, p in spec.layer_groups if p.stack == main]
     layers_of = {plan: group.count for group, plan in main_groups}
+    pages = None
+    if rule == "vllm":
+        state_pages = [
+            sum(state_bytes_per_layer(spec, plan, rule=rule, dtype=dtype).values())
+            for plan in layers_of
+            if plan.has_state
+        ]
+        has_kv = any(plan.has_kv_cache for plan in layers_of)
+        pages = vllm_unified_pages(
+            per_token_layer if has_kv else 0, max(state_pages, default=0), block_size
+        )
+        if pages is not None:
+            block_size = pages.block_size
     per_plan: dict[LayerPlan, tuple[int, int, int]] = {}
     for plan, count in layers_of.items():
         kind = plan.kind
@@ -452,6 +510,8 @@ def kv_cache(
             attention_layers += count
         if plan.has_state:
             parts = state_bytes_per_layer(spec, plan, rule=rule, dtype=dtype)
+            if pages is not None:
+                parts["page padding"] = pages.page_bytes - sum(parts.values())
             state_layer = sum(parts.values())
             state_total += count * batch * state_layer
             for name, value in parts.items():
@@ -490,6 +550,7 @@ def kv_cache(
         indexer_bytes=indexer,
         runs=tuple(runs),
         batched_tokens=batched_tokens,
+        unified_pages=pages,
     )
 
 

@@ -197,6 +197,14 @@ def rule_note(spec: ModelSpec, cache: KVCache) -> str:
             )
         if has_state:
             parts.append("state in the cache dtype, conv state K - 1 columns (MambaSpec)")
+        pages = cache.unified_pages
+        if pages is not None:
+            parts.append(
+                f"one page size for every layer kind (_align_hybrid_block_size, prefix "
+                f"caching off): attention blocks raised to {pages.block_size:,} tokens so a "
+                f"page ({pages.page_bytes:,} B) holds one layer's state ({pages.state_bytes:,} B "
+                f"+ {pages.padding_bytes:,} B padding)"
+            )
     elif cache.rule == "transformers":
         parts.append("convention transformers (the oracle: transformers 5 cache_utils)")
         if "sliding" in bounded:
@@ -274,8 +282,9 @@ def print_kvcache(view: KVCacheView) -> None:
             format_bytes(cache.state_bytes_per_sequence),
         )
         for part, nbytes in cache.state_bytes_by_part.items():
+            label = part if part.endswith("padding") else f"{part} state"
             table.add_row(
-                f"  {part} state, batch {cache.batch}", format_int(nbytes), format_bytes(nbytes)
+                f"  {label}, batch {cache.batch}", format_int(nbytes), format_bytes(nbytes)
             )
     table.add_section()
     table.add_row(
