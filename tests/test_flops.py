@@ -530,3 +530,36 @@ def test_cli_bad_input_is_one_line_exit_2(args: list[str], fragment: str) -> Non
 
 def test_cli_decode_of_an_encoder_is_one_line_exit_2() -> None:
     assert_one_line_error(run_cli("flops", "bert-base", "--mode", "decode"), "encoder-only")
+
+
+def test_megatron_state_layer_formulas_as_megatron_writes_them() -> None:
+    """megatron/training/training.py (hybrid_flops): mamba_layer_flops and gdn_layer_flops,
+    transcribed with the published Qwen3-Next-80B and Granite-4.0-H-Small dimensions."""
+    from tfcli.flops import megatron_gdn_layer_flops, megatron_mamba_layer_flops
+    from tfcli.loaders import load_model
+
+    b, s = 1, 4096
+    qwen = load_model("qwen3-next-80b-a3b").spec
+    h, qk_dim, v_dim, hv, dv, k = 2048, 16 * 128, 32 * 128, 32, 128, 4
+    gdn = (
+        2
+        * b
+        * s
+        * (
+            h * (2 * qk_dim + 2 * v_dim + 2 * hv)
+            + k * (2 * qk_dim + v_dim)
+            + hv * dv**2 * 4
+            + h * v_dim
+        )
+    )
+    assert megatron_gdn_layer_flops(qwen, b * s) == gdn
+    granite = load_model("granite-4.0-h-small").spec
+    h, state, groups, heads = granite.hidden_size, 128, 1, 128
+    d_in = 2 * h
+    mamba = (
+        2 * b * s * h * (2 * d_in + 2 * groups * state + heads)
+        + 7 * b * s * d_in * state
+        + 2 * b * s * d_in * h
+    )
+    assert (granite.ssm_state_size, granite.ssm_groups, granite.ssm_num_heads) == (128, 1, 128)
+    assert megatron_mamba_layer_flops(granite, b * s) == mamba

@@ -33,6 +33,7 @@ Only the standard library is imported here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -254,7 +255,11 @@ def _chunks(seq: int, chunk: int) -> int:
     return -(-seq // chunk)
 
 
-def gated_deltanet_scan_flops(spec: ModelSpec, batch: int, seq: int, *, decode: bool) -> int:
+Factors = tuple[tuple[str, int], ...]
+"""``(symbol, value)`` pairs whose product is a count (``tfcli.terms.Term``)."""
+
+
+def gated_deltanet_scan_factors(spec: ModelSpec, batch: int, seq: int, *, decode: bool) -> Factors:
     """Matmuls of transformers' Gated DeltaNet (Qwen3-Next) per layer, in fp32.
 
     Prefill, ``torch_chunk_gated_delta_rule`` with chunks of C = 64 (the sequence padded to
@@ -265,16 +270,21 @@ def gated_deltanet_scan_flops(spec: ModelSpec, batch: int, seq: int, *, decode: 
     (``torch_recurrent_gated_delta_rule``) is elementwise: 0 here.
     """
     if decode:
-        return 0
+        return (("decode (elementwise)", 0),)
     c = spec.linear_chunk_size or GATED_DELTANET_CHUNK
     n = _chunks(seq, c)
     dk, dv = int(spec.linear_key_head_dim or 0), int(spec.linear_value_head_dim or 0)
     heads = int(spec.linear_num_value_heads or 0)
     per_chunk = 4 * c * c * dk + 2 * c * c * dv + 6 * c * dk * dv
-    return batch * heads * n * per_chunk
+    return (
+        ("B", batch),
+        ("Hv", heads),
+        (f"ceil(s / C), C = {c}", n),
+        ("(4 C^2 d_k + 2 C^2 d_v + 6 C d_k d_v)", per_chunk),
+    )
 
 
-def lightning_scan_flops(spec: ModelSpec, batch: int, seq: int, *, decode: bool) -> int:
+def lightning_scan_factors(spec: ModelSpec, batch: int, seq: int, *, decode: bool) -> Factors:
     """Matmuls of MiniMax lightning attention per layer (MiniMaxLightningAttention).
 
     Prefill in blocks of b = ``linear_chunk_size`` (MiniMaxConfig.block_size, 256; the last
@@ -284,22 +294,32 @@ def lightning_scan_flops(spec: ModelSpec, batch: int, seq: int, *, decode: bool)
     """
     d = spec.resolved_head_dim
     if decode:
-        return batch * spec.num_heads * seq * 4 * d * d
+        return (("B", batch), ("H", spec.num_heads), ("s", seq), ("4 d^2", 4 * d * d))
     b = spec.linear_chunk_size or LIGHTNING_BLOCK
     full, rest = divmod(seq, b)
     squares = full * b * b + rest * rest
-    return batch * spec.num_heads * (4 * d * squares + 4 * d * d * seq)
+    return (
+        ("B", batch),
+        ("H", spec.num_heads),
+        (f"(4 d sum(b_i^2) + 4 d^2 s), b = {b}", 4 * d * squares + 4 * d * d * seq),
+    )
 
 
-def mamba_scan_flops(spec: ModelSpec, batch: int, seq: int, *, decode: bool) -> int:
+def mamba_scan_factors(spec: ModelSpec, batch: int, seq: int, *, decode: bool) -> Factors:
     """Matmuls of transformers' Mamba-1 selective scan per layer (``mamba_selective_scan``
     sequential path, and ``mamba_selective_state_update`` when decoding): the output
     contraction ``state (d_in x N) @ C (N)`` per token, ``2 x B x s x d_in x N``; the state
     update is elementwise."""
-    return 2 * batch * seq * int(spec.ssm_inner_size or 0) * int(spec.ssm_state_size or 0)
+    return (
+        ("2", 2),
+        ("B", batch),
+        ("s", seq),
+        ("d_in", int(spec.ssm_inner_size or 0)),
+        ("N", int(spec.ssm_state_size or 0)),
+    )
 
 
-def mamba2_scan_flops(spec: ModelSpec, batch: int, seq: int, *, decode: bool) -> int:
+def mamba2_scan_factors(spec: ModelSpec, batch: int, seq: int, *, decode: bool) -> Factors:
     """Matmuls (einsums) of transformers' Mamba-2 reference chunked scan per layer
     (``mamba2_chunk_scan``): with chunk length L (``ssm_chunk_size``, 256), c = ceil(s / L)
     chunks, H heads of width P, state N, per sequence: ``C B^T`` ``2 c L^2 H N``, ``M x``
@@ -310,7 +330,7 @@ def mamba2_scan_flops(spec: ModelSpec, batch: int, seq: int, *, decode: bool) ->
     p = int(spec.ssm_inner_size or 0) // max(heads, 1)
     n = int(spec.ssm_state_size or 0)
     if decode:
-        return batch * seq * 2 * heads * p * n
+        return (("B", batch), ("s", seq), ("2 H P N", 2 * heads * p * n))
     chunk = spec.ssm_chunk_size or MAMBA2_CHUNK
     c = _chunks(seq, chunk)
     per_seq = (
@@ -318,14 +338,37 @@ def mamba2_scan_flops(spec: ModelSpec, batch: int, seq: int, *, decode: bool) ->
         + 4 * c * chunk * heads * p * n
         + 2 * (c + 1) ** 2 * heads * p * n
     )
-    return batch * per_seq
+    return (
+        ("B", batch),
+        (f"(2 c L^2 H (N + P) + 4 c L H P N + 2 (c + 1)^2 H P N), L = {chunk}, c = {c}", per_seq),
+    )
+
+
+def gated_deltanet_scan_flops(spec: ModelSpec, batch: int, seq: int, *, decode: bool) -> int:
+    """``gated_deltanet_scan_factors`` multiplied out."""
+    return math.prod(v for _, v in gated_deltanet_scan_factors(spec, batch, seq, decode=decode))
+
+
+def lightning_scan_flops(spec: ModelSpec, batch: int, seq: int, *, decode: bool) -> int:
+    """``lightning_scan_factors`` multiplied out."""
+    return math.prod(v for _, v in lightning_scan_factors(spec, batch, seq, decode=decode))
+
+
+def mamba_scan_flops(spec: ModelSpec, batch: int, seq: int, *, decode: bool) -> int:
+    """``mamba_scan_factors`` multiplied out."""
+    return math.prod(v for _, v in mamba_scan_factors(spec, batch, seq, decode=decode))
+
+
+def mamba2_scan_flops(spec: ModelSpec, batch: int, seq: int, *, decode: bool) -> int:
+    """``mamba2_scan_factors`` multiplied out."""
+    return math.prod(v for _, v in mamba2_scan_factors(spec, batch, seq, decode=decode))
 
 
 _SCANS = {
-    "gated_deltanet": ("linear_attention.scan", gated_deltanet_scan_flops),
-    "lightning": ("lightning.scan", lightning_scan_flops),
-    "mamba": ("mamba.scan", mamba_scan_flops),
-    "mamba2": ("mamba.scan", mamba2_scan_flops),
+    "gated_deltanet": ("linear_attention.scan", gated_deltanet_scan_factors),
+    "lightning": ("lightning.scan", lightning_scan_factors),
+    "mamba": ("mamba.scan", mamba_scan_factors),
+    "mamba2": ("mamba.scan", mamba2_scan_factors),
 }
 
 
@@ -764,11 +807,12 @@ def _layer_flops(
     for mixer in scan_mixers:
         if mixer in _SCANS:
             name, scan = _SCANS[mixer]
-            value = scan(spec, step.batch, step.seq, decode=step.context > 0)
+            factors = scan(spec, step.batch, step.seq, decode=step.context > 0)
+            value = math.prod(v for _, v in factors)
             if value:
                 components[name] = components.get(name, 0) + value
                 scan_total += value
-                terms.append(Term(name, (*_layers(run.count), ("scan", value))))
+                terms.append(Term(name, (*_layers(run.count), *factors)))
     cross = 0
     if plan.cross:
         for shape in cross_attention_shapes(spec):
@@ -1124,6 +1168,41 @@ def palm_training_flops_per_token(non_embedding_params: int, spec: ModelSpec, se
     """
     d_attn = spec.num_heads * spec.qk_head_dim
     return 6 * non_embedding_params + 12 * _attention_layers(spec) * d_attn * seq
+
+
+def megatron_mamba_layer_flops(spec: ModelSpec, tokens: int) -> int:
+    """Megatron-LM's forward FLOPs of one Mamba(-2) layer (megatron/training/training.py,
+    ``num_floating_point_operations`` -> ``hybrid_flops`` -> ``mamba_layer_flops``):
+    ``2 t h (2 d_in + 2 G N + H)`` (in_proj) ``+ 7 t d_in N`` (scan) ``+ 2 t d_in h``
+    (out_proj), with Megatron's fixed ``d_in = 2 h``, G groups, state N, H heads; no conv1d.
+    (``hybrid_flops`` multiplies the forward by 3 for a training step.)"""
+    h = spec.hidden_size
+    d_in = 2 * h
+    n, heads = int(spec.ssm_state_size or 0), int(spec.ssm_num_heads or 0)
+    in_proj = 2 * tokens * h * (2 * d_in + 2 * spec.ssm_groups * n + heads)
+    return in_proj + 7 * tokens * d_in * n + 2 * tokens * d_in * h
+
+
+def megatron_gdn_layer_flops(spec: ModelSpec, tokens: int) -> int:
+    """Megatron-LM's forward FLOPs of one Gated DeltaNet layer (megatron/training/training.py,
+    ``gdn_layer_flops``): ``2 t (h (2 Dqk + 2 Dv + 2 Hv) + K (2 Dqk + Dv) + 4 Hv dv^2 + h Dv)``
+    with ``Dqk = Hk dk`` and ``Dv = Hv dv``: in_proj, conv1d, a recurrence of ``4 dv^2`` per
+    head and token, out_proj. Chunking and the sequence length do not enter."""
+    h = spec.hidden_size
+    hv = int(spec.linear_num_value_heads or 0)
+    dv = int(spec.linear_value_head_dim or 0)
+    qk = int(spec.linear_num_key_heads or 0) * int(spec.linear_key_head_dim or 0)
+    v = hv * dv
+    k = int(spec.conv_kernel or 0)
+    per_token = h * (2 * qk + 2 * v + 2 * hv) + k * (2 * qk + v) + 4 * hv * dv * dv + h * v
+    return 2 * tokens * per_token
+
+
+MEGATRON_STATE_LAYERS = {
+    "mamba2": ("Mamba-2", megatron_mamba_layer_flops),
+    "gated_deltanet": ("Gated DeltaNet", megatron_gdn_layer_flops),
+}
+"""State mixers Megatron-LM's FLOP formula names, with its per-layer function."""
 
 
 # ---- scaling ------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from tfcli.flops import (
+    MEGATRON_STATE_LAYERS,
     DecodeCost,
     FlopCount,
     LayerFlops,
@@ -528,7 +529,41 @@ def _print_explain(view: FlopsView) -> None:
         f"3 x forward, full attention: {format_flops(train_per_token)} (ratio "
         f"{train_per_token / palm:.4f}; same N; torchtitan uses this formula)",
     )
+    for label, formula in _megatron_state_rows(view):
+        table.add_row(label, formula)
     print_table(table)
+
+
+def _megatron_state_rows(view: FlopsView) -> list[tuple[str, str]]:
+    """Megatron-LM's per-layer formula for each state mixer it names, beside tfcli's count of
+    the same layer's mixer (projections, conv and scan: what transformers executes)."""
+    pre = view.prefill
+    tokens = pre.batch * pre.seq
+    rows: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for plan, layer in pre.per_plan.items():
+        named = MEGATRON_STATE_LAYERS.get(plan.mixer)
+        if named is None or plan.mixer in seen:
+            continue
+        seen.add(plan.mixer)
+        label, formula = named
+        theirs = formula(view.spec, tokens)
+        ours = layer.projections + layer.attention + layer.scan
+        rows.append(
+            (
+                f"Megatron-LM, {label}",
+                f"megatron/training/training.py hybrid_flops: {format_flops(theirs)} per "
+                f"{label} layer over {tokens:,} tokens; tfcli (transformers' reference "
+                f"implementation: projections, conv and chunked scan): {format_flops(ours)} "
+                f"(ratio {ours / theirs:.4f})"
+                + (
+                    "; Megatron fixes d_in = 2h, counts 7 t d_in N for the scan and no conv1d"
+                    if plan.mixer == "mamba2"
+                    else "; Megatron counts the recurrence as 4 Hv dv^2 per token, unchunked"
+                ),
+            )
+        )
+    return rows
 
 
 def flops_document(view: FlopsView) -> dict[str, Any]:
