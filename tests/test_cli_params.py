@@ -192,3 +192,22 @@ def test_unknown_model_type_is_one_line_and_verify_still_counts(tmp_path: Path) 
     assert run.code == 0, run.stderr
     doc = json.loads(run.stdout)
     assert doc["transformers_total_params"] == meta_param_count(config)
+
+
+@pytest.mark.parametrize(
+    ("config_class", "tower"),
+    [("Gemma3Config", "SigLIP vision tower"), ("Llama4Config", "vision encoder")],
+)
+def test_multimodal_config_names_what_is_not_counted(
+    tmp_path: Path, config_class: str, tower: str
+) -> None:
+    """A vision-language config is counted as its language model, and says so in one line."""
+    import transformers
+
+    getattr(transformers, config_class)().save_pretrained(tmp_path)
+    run = run_cli("params", str(tmp_path))
+    assert run.code == 0, run.stderr
+    notes = [line for line in run.stdout.splitlines() if "not counted" in line]
+    assert len(notes) == 1 and tower in notes[0] and "language model only" in notes[0]
+    doc = json.loads(run_cli("params", str(tmp_path), "--json").stdout)
+    assert tower in doc["not_counted"]

@@ -34,6 +34,8 @@ def model_fields(spec: ModelSpec, origin: str | None = None) -> dict[str, Any]:
             "max_position_embeddings": spec.max_position_embeddings,
         }
     )
+    if spec.uncounted:
+        doc["not_counted"] = spec.uncounted
     return doc
 
 

@@ -56,9 +56,20 @@ def describe(spec: ModelSpec) -> str:
         if spec.max_position_embeddings
         else ""
     )
-    return (
+    line = (
         f"{spec.architecture} · {spec.attention_kind} ({heads}) · {depth} · "
         f"hidden {spec.hidden_size}{moe}{context}"
+    )
+    if spec.uncounted:
+        line += "\n" + uncounted_note(spec)
+    return line
+
+
+def uncounted_note(spec: ModelSpec) -> str:
+    """The line a multimodal checkpoint gets: what the figures leave out."""
+    return (
+        f"language model only: {spec.uncounted} not counted "
+        "(tfcli params --verify gives transformers' count of the whole checkpoint)"
     )
 
 
