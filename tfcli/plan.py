@@ -17,9 +17,9 @@ Only the standard library is imported here.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
     from tfcli.spec import ModelSpec
@@ -315,17 +315,32 @@ def group_runs(runs: Iterable[tuple[str, int, int, T]]) -> list[tuple[Group, T]]
     """Group ``(stack, start, count, key)`` runs by (stack, key), in order of first appearance,
     in O(runs). Each group keeps its index pattern for the views: contiguous (stride 1),
     every k-th layer (stride k, single layers at a constant gap), or irregular (None)."""
-    order: list[tuple[str, T]] = []
-    state: dict[tuple[str, T], _GroupState] = {}
+    groups: _Groups[tuple[str, T]] = _Groups()
     for stack, start, count, key in runs:
-        slot = (stack, key)
-        entry = state.get(slot)
+        groups.add((stack, start, count), (stack, key))
+    return [(state.group(slot[0]), slot[1]) for slot, state in groups.items()]
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+class _Groups(Generic[K]):
+    """Group states by key, in order of first appearance (dicts keep insertion order)."""
+
+    def __init__(self) -> None:
+        self.state: dict[K, _GroupState] = {}
+
+    def add(self, where: tuple[str, int, int], key: K) -> None:
+        """Add ``count`` layers from ``start`` (``where = (stack, start, count)``) to ``key``."""
+        _, start, count = where
+        entry = self.state.get(key)
         if entry is None:
-            state[slot] = _GroupState(start, count)
-            order.append(slot)
+            self.state[key] = _GroupState(start, count)
         else:
             entry.add(start, count)
-    return [(state[slot].group(slot[0]), slot[1]) for slot in order]
+
+    def items(self) -> list[tuple[K, _GroupState]]:
+        return list(self.state.items())
 
 
 class _GroupState:
@@ -527,17 +542,12 @@ def periodic_plan_groups(spec: ModelSpec) -> list[tuple[Group, LayerPlan]] | Non
             out[0:1] = [(0, 1, _first(plan))] + ([(1, count - 1, plan)] if count > 1 else [])
         return out
 
-    state: dict[LayerPlan, _GroupState] = {}
-    order: list[LayerPlan] = []
+    accumulated: _Groups[LayerPlan] = _Groups()
+    state = accumulated.state
 
     def feed(runs: list[tuple[int, int, LayerPlan]]) -> None:
         for first_layer, count, plan in runs:
-            entry = state.get(plan)
-            if entry is None:
-                state[plan] = _GroupState(first_layer, count)
-                order.append(plan)
-            else:
-                entry.add(first_layer, count)
+            accumulated.add((stack, first_layer, count), plan)
 
     feed(runs_of(0, start + warm * period))
     before = {
@@ -558,7 +568,7 @@ def periodic_plan_groups(spec: ModelSpec) -> list[tuple[Group, LayerPlan]] | Non
         state[plan].count += per_block * skipped
         state[plan].last += period * skipped
     feed(runs_of(start + blocks * period, n))
-    groups = [(state[plan].group(stack), plan) for plan in order]
+    groups = [(g.group(stack), plan) for plan, g in accumulated.items()]
     if spec.architecture == "encoder-decoder":
         encoder = _stack_runs(spec, "encoder", causal=False, cross=False)
         groups = plan_groups(encoder) + groups
