@@ -34,11 +34,15 @@ of ``in``), ``n = in x out``. Sources are the module classes that allocate the t
   separately, each with its own block grid).
 * compressed-tensors (``initialize_qparams`` and the compressors): ``float-quantized`` fp8
   ``n``; ``int-quantized`` / ``naive-quantized`` int8 ``n``; ``pack-quantized`` int32
-  ``[out, ceil(in / (32 / bits))]`` plus an int64 ``weight_shape [2]``. Scales in the
-  checkpoint dtype: tensor ``[1]``, channel ``[out, 1]``, group ``[out, ceil(in / g)]``,
+  ``[out, ceil(in / (32 / bits))]`` plus an int64 ``weight_shape [2]``. Scales: tensor
+  ``[1]``, channel ``[out, 1]``, group ``[out, ceil(in / g)]``,
   block ``[ceil(out / b0), ceil(in / b1)]``; zero points of that shape when asymmetric (int8;
   pack-quantized packs group/channel zero points to int32 ``[ceil(out / (32 / bits)),
   groups]``); a static input activation adds an ``input_scale [1]`` (and zero point).
+  Scales of the int formats are in the checkpoint dtype (``initialize_qparams``: the
+  observed weight's dtype; vLLM's WNA16 kernels hold them so); fp8 scales are fp32 as served
+  (transformers' ``CompressedTensorsFP8Linear`` and vLLM's ``CompressedTensorsW8A8Fp8``
+  allocate fp32 scales, whatever dtype the checkpoint stores them in).
 * mxfp4 (gpt-oss, transformers ``Mxfp4GptOssExperts``; the checkpoint's ``*_blocks`` /
   ``*_scales``): routed experts only, ``blocks`` uint8 ``[E, out, ceil(in / 32), 16]`` (two
   fp4 values a byte) and ``scales`` uint8 (e8m0) ``[E, out, ceil(in / 32)]``.
@@ -625,7 +629,7 @@ def served_weights(
         def add(m: QuantLinear) -> None:
             g = group_of(m)
             assert g is not None
-            _ct(tally, _split(m), g, spec.dtype)
+            _ct(tally, _split(m), g, "fp32" if g.fmt == "float-quantized" else spec.dtype)
 
     else:  # mxfp4
         patterns = _patterns(config, "modules_to_not_convert", where) or ()
