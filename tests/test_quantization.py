@@ -529,7 +529,7 @@ def test_mxfp4_gpt_oss_against_transformers_experts() -> None:
             layer.mlp.experts = Mxfp4GptOssExperts(model.config)
             experts.append(layer.mlp.experts)
     total = 0
-    for name, param in model.named_parameters():
+    for param in model.parameters():
         if param.dtype == torch.uint8:  # the packed blocks
             total += param.numel() + param.numel() // 16  # + one e8m0 scale per 32 values
         else:
