@@ -556,6 +556,13 @@ def test_unknown_method_warns_once_and_counts_unquantized(tmp_path: Path) -> Non
     assert len(lines) == 1 and "hqq" in lines[0] and "unquantized" in lines[0], run.stderr
     doc = json.loads(run.stdout)
     assert doc["served_weights"] is None
+    assert doc["weight_bytes"]["bf16"] == doc["total_params"] * 2
+    # a fit falls back to the bf16 serving default, with the same single warning
+    fit = run_cli("kvcache", _write(tmp_path, config), "--budget", "8MiB", "--seq", "64", "--json")
+    assert fit.code == 0 and len(fit.stderr.strip().splitlines()) == 1, fit.stderr
+    got = json.loads(fit.stdout)["fit"]
+    assert got["weights_bytes"] == doc["total_params"] * 2
+    assert got["weights_dtype"] == "bf16" and got["weights_quantization"] is None
     loaded = spec_from_hf_config(config, name="x")
     assert loaded.quantization is not None
     with pytest.raises(UnknownQuantization):

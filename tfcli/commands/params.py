@@ -147,8 +147,8 @@ def served_or_warn(loaded: LoadedModel) -> ServedWeights | None:
         return served_weights(loaded.spec, loaded.quantization, where=loaded.origin)
     except UnknownQuantization as err:
         print_warning(
-            f"quantization_config: {err} is not modelled; weight bytes are counted "
-            f"unquantized ({loaded.spec.dtype} for every parameter)"
+            f"quantization_config: {err} is not modelled by tfcli; the weights are counted "
+            "unquantized (every parameter at the weight dtype shown)"
         )
         return None
 
