@@ -596,6 +596,12 @@ def test_params_json_and_explain(tmp_path: Path) -> None:
     text = run_cli("params", path, "--explain").stdout
     assert "Weights as served: GPTQ 4-bit, group 128" in text
     assert "qweight int32 [in/32 x 4, out]" in text
+    # the largest module, gate_proj 256 -> 704, by AutoGPTQ's shapes: qweight 32 x 704 x 4,
+    # qzeros ceil(256/128) = 2 x 88 x 4, scales 2 x 704 x 2, g_idx 256 x 4
+    assert (
+        "model.layers.*.mlp.gate_proj (256 -> 704): qweight 90,112 + qzeros 704 + scales 2,816 "
+        "+ g_idx 1,024 = 94,656 B" in text
+    )
 
 
 def test_fit_uses_served_bytes_and_says_so(tmp_path: Path) -> None:

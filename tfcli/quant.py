@@ -512,7 +512,7 @@ def served_weights(
             + ("in" if group_size <= 0 else str(group_size)),
         ]
 
-        def add(m: QuantLinear) -> None:
+        def add(tally: _Tally, m: QuantLinear) -> None:
             _gptq(tally, _split(m), bits, group_size)
 
         def wanted(m: QuantLinear) -> bool:
@@ -535,7 +535,7 @@ def served_weights(
             f"+ scales fp16 [in/g, out], g = {group_size}"
         ]
 
-        def add(m: QuantLinear) -> None:
+        def add(tally: _Tally, m: QuantLinear) -> None:
             _awq(tally, _split(m), bits, group_size)
 
     elif method == "bitsandbytes":
@@ -566,14 +566,14 @@ def served_weights(
                 + " + 64 (16 fp32 code values), n = in x out"
             ]
 
-            def add(m: QuantLinear) -> None:
+            def add(tally: _Tally, m: QuantLinear) -> None:
                 _bnb4(tally, _split(m), double)
 
         else:
             label = "bitsandbytes 8-bit (LLM.int8)"
             formulas = ["n int8 + 4 x out (fp32 SCB), n = in x out"]
 
-            def add(m: QuantLinear) -> None:
+            def add(tally: _Tally, m: QuantLinear) -> None:
                 _bnb8(tally, _split(m))
 
     elif method == "fp8":
@@ -595,7 +595,7 @@ def served_weights(
             + ", n = in x out"
         ]
 
-        def add(m: QuantLinear) -> None:
+        def add(tally: _Tally, m: QuantLinear) -> None:
             _fp8(tally, _split(m), block, scale, static)
 
     elif method == "compressed-tensors":
@@ -626,7 +626,7 @@ def served_weights(
         def wanted(m: QuantLinear) -> bool:
             return group_of(m) is not None
 
-        def add(m: QuantLinear) -> None:
+        def add(tally: _Tally, m: QuantLinear) -> None:
             g = group_of(m)
             assert g is not None
             _ct(tally, _split(m), g, "fp32" if g.fmt == "float-quantized" else spec.dtype)
@@ -639,7 +639,7 @@ def served_weights(
         def wanted(m: QuantLinear) -> bool:
             return m.component == _EXPERTS
 
-        def add(m: QuantLinear) -> None:
+        def add(tally: _Tally, m: QuantLinear) -> None:
             groups = math.ceil(m.fan_in / 32)
             tally.add(
                 "blocks (uint8, 2 values a byte)", m.count * m.fan_out * groups * 16, packed=True
@@ -649,6 +649,7 @@ def served_weights(
     per_layer = _index_sensitive(patterns) or (
         method == "compressed-tensors" and _index_sensitive(_ct_all_targets(config))
     )
+    example: QuantLinear | None = None
     for module in linear_modules(spec, per_layer=per_layer):
         head = module.name == "lm_head"
         why = None
@@ -663,9 +664,25 @@ def served_weights(
         if why is not None:
             tally.skipped.setdefault(_kind(module.name), why)
             continue
-        add(module)
+        add(tally, module)
+        if example is None or module.fan_in * module.fan_out > example.fan_in * example.fan_out:
+            example = module
         tally.params += module.count * module.fan_in * module.fan_out
         tally.modules += module.count * (1 if method == "mxfp4" else module.parts)
+    if example is not None:
+        one = _Tally()
+        single = QuantLinear(
+            example.name, example.component, example.fan_in, example.fan_out, 1, example.parts
+        )
+        add(one, single)
+        pieces = 1 if method == "mxfp4" else example.parts
+        each = " + ".join(f"{part} {nbytes // pieces:,}" for part, nbytes in one.parts.items())
+        formulas.append(
+            f"e.g. {_kind(example.name)} ({example.fan_in:,} -> {example.fan_out // pieces:,}): "
+            f"{each} = {sum(one.parts.values()) // pieces:,} B"
+            + (f" per projection ({pieces} fused)" if pieces > 1 else "")
+            + (", per expert" if example.experts else "")
+        )
     total = count_params(spec).total
     rest = total - tally.params
     overhead = sum(tally.parts.values()) - tally.packed
