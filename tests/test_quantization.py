@@ -640,3 +640,77 @@ def test_api_fit_takes_the_served_bytes(tmp_path: Path) -> None:
 
     path = _write(tmp_path, GPTQ_LLAMA)
     assert fit(path, budget_bytes=2**24, seq=512).weights_bytes == _tfcli_bytes(GPTQ_LLAMA)
+
+
+MIXED_CT_MIXTRAL: dict[str, Any] = {
+    "model_type": "mixtral",
+    "hidden_size": 128,
+    "intermediate_size": 256,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "num_local_experts": 4,
+    "num_experts_per_tok": 2,
+    "vocab_size": 512,
+    "max_position_embeddings": 4096,
+    "torch_dtype": "bfloat16",
+    # a mixed scheme: int4 experts (a regex group listed second) and fp8 everywhere else
+    "quantization_config": {
+        "quant_method": "compressed-tensors",
+        "format": "mixed-precision",
+        "config_groups": {
+            "group_0": {
+                "targets": ["Linear"],
+                "format": "float-quantized",
+                "weights": {"num_bits": 8, "type": "float", "strategy": "channel"},
+                "input_activations": {"num_bits": 8, "type": "float", "dynamic": True},
+            },
+            "group_1": {
+                "targets": ["re:.*mlp\\.experts\\..*"],
+                "format": "pack-quantized",
+                "weights": {
+                    "num_bits": 4,
+                    "type": "int",
+                    "strategy": "group",
+                    "group_size": 32,
+                    "symmetric": True,
+                },
+            },
+        },
+        "ignore": ["lm_head", "re:.*mlp\\.gate$"],
+    },
+}
+
+
+def test_compressed_tensors_mixed_moe_experts_by_regex() -> None:
+    """Experts claimed by a ``re:`` group and by the ``Linear`` group go to the regex group
+    (compressed-tensors prefers a name/regex match to a class match; transformers'
+    ``get_experts_scheme`` picks the group whose ``re:`` targets name the experts). The
+    checkpoint stores each expert's ``gate_proj``, ``up_proj`` and ``down_proj`` separately
+    (``model.layers.i.mlp.experts.e.gate_proj``); transformers 5 fuses them into
+    ``MixtralExperts.gate_up_proj (E, 2 f, h)`` and ``down_proj (E, h, f)``, whose shapes
+    give the per-expert projections here. Per projection ``in -> out``: int4 pack-quantized
+    symmetric group 32 = int32 ``(out, ceil(in / 8))`` + int64 ``weight_shape [2]`` + bf16
+    scales ``(out, ceil(in / 32))``; every other ``nn.Linear`` (lm_head ignored; the router
+    is a ``MixtralTopKRouter``, no nn.Linear) fp8 ``(out, in)`` + fp32 ``(1, out)`` as
+    ``CompressedTensorsFP8Linear`` holds it."""
+
+    def int4(i: int, o: int) -> int:
+        return o * -(-i // 8) * 4 + 16 + o * -(-i // 32) * 2
+
+    model = _meta_model(MIXED_CT_MIXTRAL, torch.bfloat16)
+    total = 0
+    replaced: set[int] = set()
+    for name, module in model.named_modules():
+        if type(module) is nn.Linear and name != "lm_head":
+            total += module.out_features * module.in_features + 4 * module.out_features
+            replaced.add(id(module.weight))
+        elif type(module).__name__ == "MixtralExperts":
+            experts, two_f, h = module.gate_up_proj.shape
+            f = two_f // 2
+            assert tuple(module.down_proj.shape) == (experts, h, f)
+            total += experts * (2 * int4(h, f) + int4(f, h))
+            replaced |= {id(module.gate_up_proj), id(module.down_proj)}
+    assert len(replaced) == 2 * 4 + 2 * 2
+    total += sum(2 * p.numel() for p in model.parameters() if id(p) not in replaced)
+    assert _tfcli_bytes(MIXED_CT_MIXTRAL) == total

@@ -25,7 +25,10 @@ of ``in``), ``n = in x out``. Sources are the module classes that allocate the t
   ``bnb_4bit_use_double_quant`` the absmax is itself quantized blockwise (256): ``b`` uint8
   + fp32 ``ceil(b / 256)`` + an fp32 offset (the nested 256-entry code table is one cached
   tensor shared by every layer and is not counted). 8-bit (``Int8Params``): int8 ``n`` and an
-  fp32 ``SCB`` per output row.
+  fp32 ``SCB`` per output row. Routed experts are counted quantized, one module per expert
+  projection, as vLLM's bitsandbytes MoE method and per-expert checkpoints hold them
+  (transformers 5's ``replace_with_bnb_linear`` swaps only ``nn.Linear`` / ``Conv1D``, so
+  its fused expert tensors would stay in the compute dtype).
 * fp8 (transformers ``FineGrainedFP8Config`` / ``FP8Linear``, ``quant_method: fp8``): fp8
   ``n`` and fp32 ``weight_scale_inv`` ``[ceil(out / b0), ceil(in / b1)]`` for
   ``weight_block_size [b0, b1]`` (one fp32 scalar without blocks; 1-byte ue8m0 scales with
@@ -232,19 +235,29 @@ def _skipped_by(name: str, patterns: tuple[str, ...]) -> bool:
     return False
 
 
-def _ct_matches(name: str, targets: tuple[str, ...]) -> bool:
-    """compressed-tensors' name matching: ``re:`` + a regex (``re.match``), the class name
-    ``Linear``, or a module name (exact, or as its last components)."""
+def _ct_match(name: str, targets: tuple[str, ...]) -> int:
+    """compressed-tensors' matching of a module against ``targets``: 2 for a module name
+    (exact, or as its last components) or an ``re:`` regex (``re.match``), 1 for the class
+    name ``Linear``, 0 for none. A name or regex outranks a class name (compressed-tensors
+    resolves a module claimed by several groups so; transformers' ``get_experts_scheme``
+    picks the group whose ``re:`` targets name the experts)."""
+    level = 0
     for target in targets:
         if target.startswith("re:"):
             try:
                 if re.match(target[3:], name):
-                    return True
+                    return 2
             except re.error:
                 continue
-        elif target == "Linear" or name == target or name.endswith("." + target):
-            return True
-    return False
+        elif name == target or name.endswith("." + target):
+            return 2
+        elif target == "Linear":
+            level = 1
+    return level
+
+
+def _ct_matches(name: str, targets: tuple[str, ...]) -> bool:
+    return _ct_match(name, targets) > 0
 
 
 # ---- reading the config ------------------------------------------------------------------------
@@ -616,12 +629,14 @@ def served_weights(
         ]
 
         def group_of(m: QuantLinear) -> _CtGroup | None:
-            if _ct_matches(m.name, ignore):
+            if any(_ct_matches(name, ignore) for name in _match_names(m)):
                 return None
+            best, level = None, 0
             for g in groups:
-                if _ct_matches(m.name, g.targets):
-                    return g
-            return None
+                found = max(_ct_match(name, g.targets) for name in _match_names(m))
+                if found > level:
+                    best, level = g, found
+            return best
 
         def wanted(m: QuantLinear) -> bool:
             return group_of(m) is not None
@@ -657,7 +672,7 @@ def served_weights(
             why = "router"
         elif head and not include_head:
             why = "LM head"
-        elif _skipped_by(module.name, patterns):
+        elif any(_skipped_by(name, patterns) for name in _match_names(module)):
             why = "skip list"
         elif not wanted(module):
             why = "not targeted"
@@ -720,6 +735,17 @@ def _split(m: QuantLinear) -> QuantLinear:
     return QuantLinear(
         m.name, m.component, m.fan_in, m.fan_out // m.parts, m.count * m.parts, 1, m.experts
     )
+
+
+def _match_names(m: QuantLinear) -> tuple[str, ...]:
+    """The names a skip or target pattern is matched against: the module's, and for fused
+    experts also the checkpoint's per-expert projections (``mlp.experts.0.gate_proj`` and
+    ``up_proj`` for ``mlp.experts.gate_up_proj``)."""
+    if not m.experts:
+        return (m.name,)
+    base, _, proj = m.name.rpartition(".")
+    projections = ("gate_proj", "up_proj") if proj == "gate_up_proj" else (proj,)
+    return (m.name, *(f"{base}.0.{p}" for p in projections))
 
 
 def _kind(name: str) -> str:
