@@ -714,3 +714,30 @@ def test_compressed_tensors_mixed_moe_experts_by_regex() -> None:
     assert len(replaced) == 2 * 4 + 2 * 2
     total += sum(2 * p.numel() for p in model.parameters() if id(p) not in replaced)
     assert _tfcli_bytes(MIXED_CT_MIXTRAL) == total
+
+
+def test_every_shipped_spec_with_every_scheme_sums_to_its_totals() -> None:
+    """Breakdowns sum to totals (DESIGN.md section 8.4) for every layout tfcli has (fused
+    qkv, Conv1D, stacked experts, MLA, state layers, encoders): quantized + unquantized
+    parameters = the parameter count, parts = packed + overhead."""
+    from tfcli.loaders import load_model, shipped_specs
+    from tfcli.params import count_params
+
+    fixtures = (GPTQ_LLAMA, AWQ_QWEN2, BNB_MISTRAL, FP8_DEEPSEEK_V3, CT_FP8_LLAMA)
+    schemes = [c["quantization_config"] for c in (*fixtures, MXFP4_GPT_OSS, MIXED_CT_MIXTRAL)]
+    for name, _ in shipped_specs():
+        spec = load_model(name).spec
+        total = count_params(spec).total
+        for scheme in schemes:
+            served = served_weights(spec, scheme)
+            assert served.quantized_params + served.rest_params == total, (name, scheme)
+            assert sum(served.parts.values()) == served.packed_bytes + served.overhead_bytes
+
+
+@pytest.mark.parametrize("value", [[], "gptq", 4])
+def test_a_quantization_config_that_is_not_an_object_is_one_line(
+    tmp_path: Path, value: Any
+) -> None:
+    config = copy.deepcopy(GPTQ_LLAMA)
+    config["quantization_config"] = value
+    assert_one_line_error(run_cli("params", _write(tmp_path, config)), "quantization_config")
