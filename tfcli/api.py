@@ -121,13 +121,14 @@ def fit(
     seq: int | None = None,
     batch: int = 1,
     dtype: str = "bf16",
-    weights_dtype: str = "bf16",
+    weights_dtype: str | None = None,
     reserve: float = 0.1,
 ) -> Fit:
     """What fits in a device's memory (``hardware``, a preset name) or in ``budget_bytes``:
-    ``max_seq_for_batch`` and ``max_batch_for_seq`` after the weights (``weights_dtype``, the
-    bf16 serving default) and a ``reserve`` fraction of the budget. ``seq`` defaults to the
-    trained context.
+    ``max_seq_for_batch`` and ``max_batch_for_seq`` after the weights and a ``reserve``
+    fraction of the budget. The weights are ``weights_dtype`` when given; otherwise a
+    config.json's ``quantization_config`` gives the served bytes (``tfcli.quant``), and
+    without one they are bf16, the serving default. ``seq`` defaults to the trained context.
 
     >>> f = fit("llama-3-8b", hardware="h100", seq=8192)
     >>> f.weights_bytes, f.max_batch_for_seq
@@ -148,11 +149,27 @@ def fit(
         budget = lookup_hardware(str(hardware)).memory_bytes
     if not 0 <= reserve < 1:
         raise UsageError(f"reserve must be a fraction in [0, 1), got {reserve!r}")
-    spec = load(model)
+    served = None
+    if isinstance(model, ModelSpec):
+        spec = model
+    else:
+        from tfcli.loaders import load_model
+        from tfcli.quant import UnknownQuantization, served_weights
+
+        loaded = load_model(model)
+        spec = loaded.spec
+        if weights_dtype is None and loaded.quantization is not None:
+            try:
+                served = served_weights(spec, loaded.quantization, where=loaded.origin)
+            except UnknownQuantization:
+                served = None
     length = seq if seq is not None else (spec.max_position_embeddings or 4096)
     _positive("seq", length)
     _positive("batch", batch)
-    weights = weight_bytes(_count(spec).total, normalize_dtype(weights_dtype))
+    if served is not None:
+        weights = served.total_bytes
+    else:
+        weights = weight_bytes(_count(spec).total, normalize_dtype(weights_dtype or "bf16"))
     return solve_fit(
         spec,
         budget_bytes=budget,

@@ -25,6 +25,7 @@ at most ``MAX_INT_DIGITS`` digits, and numbers are finite. Each limit names the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -85,6 +86,8 @@ class LoadedModel:
     field_origins: dict[str, str]
     config_path: Path | None = None
     """The config.json behind the spec, when there is one (``--verify`` rebuilds from it)."""
+    quantization: Mapping[str, Any] | None = None
+    """The config.json's ``quantization_config``, as data (``tfcli.quant`` counts its bytes)."""
 
 
 # ---- where specs live ------------------------------------------------------------------------
@@ -488,7 +491,12 @@ def spec_from_hf_config(
     except SpecError as err:
         raise SpecError(err.message, hint=err.hint) from None
     all_origins = {f: origins.get(f, "tfcli default") for f in field_names()}
-    return LoadedModel(spec=spec, origin=origin, field_origins=all_origins)
+    quantization = config.get("quantization_config")
+    if quantization is not None and not isinstance(quantization, Mapping):
+        raise SpecError(f"{origin}: quantization_config must be a JSON object")
+    return LoadedModel(
+        spec=spec, origin=origin, field_origins=all_origins, quantization=quantization
+    )
 
 
 def load_config_json(
@@ -507,7 +515,7 @@ def load_config_json(
     except UnsupportedModelTypeError as err:
         err.config_path = str(path)
         raise
-    return LoadedModel(loaded.spec, loaded.origin, loaded.field_origins, config_path=path)
+    return dataclasses.replace(loaded, config_path=path)
 
 
 # ---- hub cache --------------------------------------------------------------------------------
@@ -658,7 +666,7 @@ def _apply_overrides(loaded: LoadedModel, overrides: Sequence[str]) -> LoadedMod
     origin = loaded.origin + " with --set"
     if kept:
         origin += " (" + "; ".join(kept) + ")"
-    return LoadedModel(spec, origin, origins, loaded.config_path)
+    return dataclasses.replace(loaded, spec=spec, origin=origin, field_origins=origins)
 
 
 # ---- the entry point --------------------------------------------------------------------------

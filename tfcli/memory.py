@@ -677,7 +677,8 @@ def flash_attention_working_bytes(
 
 
 def weight_bytes(total_params: int, dtype: str) -> int:
-    """Bytes of the weights: ceil(params x bits / 8) (int4 packs two per byte)."""
+    """Bytes of the weights: ceil(params x bits / 8) (int4 packs two per byte). A quantized
+    checkpoint's own bytes (scales, zeros, unquantized modules) are ``tfcli.quant``'s."""
     return _bytes(total_params, dtype)
 
 

@@ -29,7 +29,10 @@ from tfcli.errors import UsageError, shorten
 
 SERVING_WEIGHTS_DTYPE = "bf16"
 """Weights dtype of a fit when neither --weights-dtype nor a quantization_config says otherwise:
-models are served in bf16 even when their config.json records fp32 (gemma-2-9b)."""
+models are served in bf16 even when their config.json records fp32 (gemma-2-9b). With a
+quantization_config (and no --weights-dtype) a fit takes the checkpoint's served bytes
+(``tfcli.quant.served_weights``: packed weights, scales and zeros, the unquantized rest); the
+serving roofline (TTFT/TPOT) still reads the weights at this dtype."""
 
 EPILOG = examples(
     ("KV bytes per token and in total", "tfcli kvcache llama-2-70b --seq 131072"),
@@ -136,6 +139,7 @@ def kvcache(
 
     With --hardware: the fit in the device's memory, and TTFT, TPOT and tokens/s.
     """
+    from tfcli.commands.params import served_or_warn
     from tfcli.hardware import lookup_hardware
     from tfcli.loaders import load_model
     from tfcli.memory import (
@@ -213,9 +217,12 @@ def kvcache(
     )
     spec = loaded.spec
     lengths = seqs if seqs is not None else (spec.max_position_embeddings or 4096,)
-    weights_dt = weights_dt or SERVING_WEIGHTS_DTYPE
     counts = count_params(spec)
+    served = served_or_warn(loaded) if weights_dt is None else None
+    weights_dt = weights_dt or SERVING_WEIGHTS_DTYPE
     weights = weight_bytes_per_device(counts.total, weights_dt, tp)
+    if served is not None:  # the quantized checkpoint's own bytes, split evenly over --tp
+        weights = -(-served.total_bytes // tp)
     serve = device is not None and spec.architecture != "encoder"
 
     points = []
@@ -259,6 +266,7 @@ def kvcache(
         budget_label=budget_label,
         weights_dtype=weights_dt,
         weights_dtype_is_default=weights_dtype is None,
+        served_weights=served,
         reserve_label=reserve_label,
         points=points,
         hardware=device,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,6 +18,10 @@ from tfcli.commands.options import (
     output_format,
 )
 from tfcli.errors import UnsupportedModelTypeError
+
+if TYPE_CHECKING:
+    from tfcli.loaders import LoadedModel
+    from tfcli.quant import ServedWeights
 
 EXIT_VERIFY_DIFFERS = 1
 """Exit code of ``--verify`` when tfcli's total differs from transformers'."""
@@ -97,6 +101,7 @@ def params(
         if extra not in dtypes:
             dtypes.insert(1, extra)
     weight_bytes = {d: bytes_for(counts.total, d) for d in dtypes}
+    served = served_or_warn(loaded)
     verified = None
     note = None
     if verify:
@@ -112,6 +117,7 @@ def params(
         highlight_dtype=normalize_dtype(dtype) if dtype else loaded.spec.dtype,
         transformers_total=verified,
         verify_note=note,
+        served=served,
     )
     if chosen == "json":
         print_params_json(view)
@@ -126,6 +132,25 @@ def params(
             f"(difference {diff:+,}): {note or UNEXPLAINED}"
         )
         raise typer.Exit(EXIT_VERIFY_DIFFERS)
+
+
+def served_or_warn(loaded: LoadedModel) -> ServedWeights | None:
+    """The served weights of a quantized checkpoint (``tfcli.quant``), or None: no
+    ``quantization_config``, or one tfcli does not model (one warning line on stderr; the
+    counts then stay unquantized, in the checkpoint dtype)."""
+    from tfcli.quant import UnknownQuantization, served_weights
+    from tfcli.render.common import print_warning
+
+    if loaded.quantization is None:
+        return None
+    try:
+        return served_weights(loaded.spec, loaded.quantization, where=loaded.origin)
+    except UnknownQuantization as err:
+        print_warning(
+            f"quantization_config: {err} is not modelled by tfcli; the weights are counted "
+            "unquantized (every parameter at the weight dtype shown)"
+        )
+        return None
 
 
 def register(app: typer.Typer) -> None:

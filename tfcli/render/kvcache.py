@@ -7,6 +7,7 @@ from typing import Any
 
 from tfcli.hardware import Hardware
 from tfcli.memory import AttentionVariant, Fit, KVCache
+from tfcli.quant import ServedWeights
 from tfcli.render import documents
 from tfcli.render.common import (
     format_bytes,
@@ -44,6 +45,8 @@ class KVCacheView:
     budget_label: str | None
     weights_dtype: str
     weights_dtype_is_default: bool = True
+    served_weights: ServedWeights | None = None
+    """A quantized checkpoint's served weights, used by the fit instead of the dtype."""
     reserve_label: str | None = None
     hardware: Hardware | None = None
     variants: list[AttentionVariant] = field(default_factory=list)
@@ -68,9 +71,16 @@ def beyond_trained(view: KVCacheView, tokens: int | None) -> bool:
 
 
 def _weights_label(view: KVCacheView) -> str:
+    if view.served_weights is not None:
+        return f"{view.served_weights.label}, as served (quantization_config)"
     if view.weights_dtype_is_default:
         return f"{view.weights_dtype} (the serving default; --weights-dtype changes it)"
     return view.weights_dtype
+
+
+def _quant_label(view: KVCacheView) -> str | None:
+    """The quantization a fit's weight bytes come from, or None (they are ``weights_dtype``)."""
+    return view.served_weights.label if view.served_weights is not None else None
 
 
 def point_record(view: KVCacheView, point: KVCachePoint) -> dict[str, Any]:
@@ -79,6 +89,7 @@ def point_record(view: KVCacheView, point: KVCachePoint) -> dict[str, Any]:
     if point.fit is not None:
         fit = point.fit
         record["weights_dtype"] = view.weights_dtype
+        record["weights_quantization"] = _quant_label(view)
         record["budget_bytes"] = fit.budget_bytes
         record["fits"] = fit.weights_fit and fit.available_bytes >= point.cache.total_bytes
         record["headroom_bytes"] = fit.available_bytes - point.cache.total_bytes
@@ -438,6 +449,7 @@ def kvcache_document(view: KVCacheView) -> dict[str, Any]:
             **documents.fit(view.fit),
             "weights_dtype": view.weights_dtype,
             "weights_dtype_is_default": view.weights_dtype_is_default,
+            "weights_quantization": _quant_label(view),
             "reserve_rule": view.reserve_label,
             "trained_context": trained,
             "beyond_trained_context": beyond_trained(view, view.fit.max_seq_for_batch),

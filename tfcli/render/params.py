@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tfcli.params import LayerParams, ParamCount
+from tfcli.quant import ServedWeights
 from tfcli.render import documents
 from tfcli.render.common import (
     format_bytes,
@@ -36,6 +37,8 @@ class ParamsView:
     highlight_dtype: str
     transformers_total: int | None = None
     verify_note: str | None = None
+    served: ServedWeights | None = None
+    """The weights as the quantized checkpoint stores them (a ``quantization_config``)."""
 
 
 def describe(spec: ModelSpec) -> str:
@@ -105,6 +108,8 @@ def print_params(view: ParamsView, *, explain: bool, per_layer: bool) -> None:
 
     _print_layers(counts, per_layer=per_layer)
     _print_weights(view)
+    if view.served is not None:
+        _print_served(view.served, explain=explain)
     if view.transformers_total is not None:
         diff = counts.total - view.transformers_total
         more = "tfcli counts more" if diff > 0 else "tfcli counts fewer"
@@ -176,6 +181,65 @@ def _print_weights(view: ParamsView) -> None:
     print_table(table)
 
 
+def _print_served(served: ServedWeights, *, explain: bool) -> None:
+    table = make_table(f"Weights as served: {served.label}", ["tensors", "bytes", "GiB", "share"])
+    total = served.total_bytes
+
+    def row(name: str, nbytes: int, style: str | None = None) -> None:
+        share = format_percent(nbytes / total) if total else "-"
+        table.add_row(name, format_int(nbytes), format_bytes(nbytes), share, style=style)
+
+    for name, nbytes in served.parts.items():
+        row(name, nbytes)
+    row(f"unquantized ({served.rest_params:,} params in {served.rest_dtype})", served.rest_bytes)
+    table.add_section()
+    row("total", total, style="bold")
+    print_table(table)
+    stdout_console.print(
+        f"{served.quantized_modules:,} quantized linear modules "
+        f"({format_int(served.quantized_params)} params): packed weights "
+        f"{format_bytes(served.packed_bytes)} + scales/zeros/indices "
+        f"{format_bytes(served.overhead_bytes)} "
+        f"({format_percent(served.overhead_fraction)} overhead on the packed weights)",
+        highlight=False,
+        markup=False,
+    )
+    if served.skipped:
+        print_note("kept unquantized: " + ", ".join(served.skipped))
+    if explain:
+        formulas = make_table(
+            "Served-weight formulas", ["per quantized module"], right_align_from=99
+        )
+        for formula in served.formulas:
+            formulas.add_row(formula)
+        formulas.add_row(
+            f"total = packed + overhead + unquantized = {format_int(served.packed_bytes)} + "
+            f"{format_int(served.overhead_bytes)} + {format_int(served.rest_bytes)} "
+            f"= {format_int(total)} B"
+        )
+        print_table(formulas)
+
+
+def served_document(served: ServedWeights) -> dict[str, Any]:
+    """``served_weights`` in ``tfcli params --json``: raw integers."""
+    return {
+        "method": served.method,
+        "label": served.label,
+        "total_bytes": served.total_bytes,
+        "packed_bytes": served.packed_bytes,
+        "overhead_bytes": served.overhead_bytes,
+        "overhead_fraction": served.overhead_fraction,
+        "parts_bytes": dict(served.parts),
+        "quantized_params": served.quantized_params,
+        "quantized_modules": served.quantized_modules,
+        "unquantized_params": served.rest_params,
+        "unquantized_dtype": served.rest_dtype,
+        "unquantized_bytes": served.rest_bytes,
+        "kept_unquantized": list(served.skipped),
+        "formulas": list(served.formulas),
+    }
+
+
 def _print_formulas(counts: ParamCount) -> None:
     table = make_table("Formulas", ["component", "formula"], right_align_from=99)
     for term in counts.terms:
@@ -195,6 +259,7 @@ def params_document(view: ParamsView) -> dict[str, Any]:
             "weight_bytes": "ceil(params x bits / 8)",
         },
     }
+    doc["served_weights"] = served_document(view.served) if view.served else None
     if view.transformers_total is not None:
         doc["transformers_total_params"] = view.transformers_total
         doc["difference"] = counts.total - view.transformers_total
