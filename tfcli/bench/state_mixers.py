@@ -338,3 +338,168 @@ class Mamba2Mixer(nn.Module):
             return self.out_proj((y * F.silu(gate.float())).to(x.dtype))
         y = self.norm(y.to(x.dtype), gate)
         return self.out_proj(y.to(x.dtype))
+
+
+# ---- Mamba-1 ----------------------------------------------------------------------------------
+
+
+def selective_scan(
+    x: Tensor, dt: Tensor, a: Tensor, bmat: Tensor, cmat: Tensor, state: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Mamba-1's selective scan, token by token (Gu & Dao 2023, Algorithm 2; transformers'
+    ``mamba_selective_scan`` sequential path): O(S) work, O(1) state.
+
+    x, dt (B, d, S) with dt after softplus, a (d, N) negative, bmat / cmat (B, S, N), state
+    (B, d, N) fp32. h_t = exp(dt_t a) h_{t-1} + dt_t B_t x_t, y_t = h_t C_t -> y (B, d, S).
+    """
+    decay = torch.exp(a[None, :, None, :] * dt[..., None])  # (B, d, S, N)
+    inputs = dt[..., None] * bmat[:, None, :, :].float() * x[..., None].float()
+    outputs = []
+    for t in range(x.shape[-1]):
+        state = decay[:, :, t] * state + inputs[:, :, t]
+        outputs.append(torch.matmul(state.to(x.dtype), cmat[:, t, :, None].to(x.dtype))[..., 0])
+    return torch.stack(outputs, dim=-1), state
+
+
+class Mamba1Mixer(nn.Module):
+    """Mamba-1 (transformers MambaMixer; JambaMambaMixer with ``ssm_dt_norms``).
+
+    in_proj (h -> 2 d: x and gate z); causal depthwise conv (K) + activation over x;
+    x_proj (d -> R + 2 N) gives dt, B, C (Jamba: RMSNorms over each); dt = softplus(dt_proj(dt));
+    A = -exp(A_log) (d, N); the selective scan; + D x; times silu(z); out_proj (d -> h).
+    """
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        h = spec.hidden_size
+        self.inner, self.n = int(spec.ssm_inner_size or 0), int(spec.ssm_state_size or 0)
+        self.rank = int(spec.ssm_dt_rank or 0)
+        self.act = spec.activation
+        out_bias = spec.ssm_proj_bias if spec.ssm_out_proj_bias is None else spec.ssm_out_proj_bias
+        self.in_proj = nn.Linear(h, 2 * self.inner, bias=spec.ssm_proj_bias)
+        self.conv1d = depthwise_conv(self.inner, int(spec.conv_kernel or 0), spec.ssm_conv_bias)
+        self.x_proj = nn.Linear(self.inner, self.rank + 2 * self.n, bias=False)
+        self.dt_proj = nn.Linear(self.rank, self.inner, bias=True)
+        a = torch.arange(1, self.n + 1, dtype=torch.float32)[None, :].expand(self.inner, -1)
+        self.A_log = nn.Parameter(torch.log(a).contiguous())
+        self.D = nn.Parameter(torch.ones(self.inner))
+        self.out_proj = nn.Linear(self.inner, h, bias=out_bias)
+        self.dt_norms = spec.ssm_dt_norms
+        if self.dt_norms:
+            from tfcli.bench.layers import RMSNorm
+
+            self.dt_layernorm = RMSNorm(self.rank, spec.norm_eps)
+            self.b_layernorm = RMSNorm(self.n, spec.norm_eps)
+            self.c_layernorm = RMSNorm(self.n, spec.norm_eps)
+
+    def forward(self, x: Tensor, state: MixerState | None = None) -> Tensor:
+        b = x.shape[0]
+        xs, gate = self.in_proj(x).transpose(1, 2).chunk(2, dim=1)  # (B, d, S) each
+        xs = activation(self.act, causal_conv(xs, self.conv1d, state))
+        dt, bmat, cmat = self.x_proj(xs.transpose(1, 2)).split([self.rank, self.n, self.n], -1)
+        if self.dt_norms:
+            dt, bmat, cmat = self.dt_layernorm(dt), self.b_layernorm(bmat), self.c_layernorm(cmat)
+        dt = F.softplus((self.dt_proj.weight @ dt.transpose(1, 2)) + self.dt_proj.bias[:, None])
+        a = -self.A_log.float().exp()
+        previous = None if state is None else state.recurrent
+        if previous is None:
+            previous = xs.new_zeros(b, self.inner, self.n, dtype=torch.float32)
+        y, final = selective_scan(xs, dt, a, bmat, cmat, previous)
+        if state is not None:
+            state.recurrent = final
+        y = (y + xs * self.D[None, :, None]) * F.silu(gate)
+        return self.out_proj(y.transpose(1, 2).to(x.dtype))
+
+
+# ---- RWKV-4 -----------------------------------------------------------------------------------
+
+
+def token_shift(x: Tensor, previous: Tensor | None) -> Tensor:
+    """x_{t-1} for each t of x (B, S, h): zeros (or ``previous`` (B, h)) before the first."""
+    first = x.new_zeros(x.shape[0], 1, x.shape[2]) if previous is None else previous[:, None]
+    return torch.cat((first, x[:, :-1]), dim=1)
+
+
+def wkv(decay: Tensor, first: Tensor, k: Tensor, v: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+    """RWKV-4's WKV recurrence with a running max for stability (Peng et al. 2023, eq. 14-16;
+    transformers' ``rwkv_linear_attention_cpu``): k, v (B, S, A); decay w = -exp(time_decay),
+    first u = time_first (A); state (B, 3, A) = numerator a, denominator b, max p (fp32).
+    wkv_t = (e^{p-q} a + e^{u+k_t-q} v_t) / (e^{p-q} b + e^{u+k_t-q}), q = max(p, u + k_t);
+    then a, b <- e^{p+w-q'} (a, b) + e^{k_t-q'} (v_t, 1), p <- q' = max(p + w, k_t)."""
+    num, den, top = state.unbind(dim=1)
+    out = torch.zeros_like(k)
+    for t in range(k.shape[1]):
+        kt, vt = k[:, t].float(), v[:, t]
+        q = torch.maximum(top, kt + first)
+        e1, e2 = torch.exp(top - q), torch.exp(kt + first - q)
+        out[:, t] = ((e1 * num + e2 * vt) / (e1 * den + e2)).to(out.dtype)
+        q = torch.maximum(top + decay, kt)
+        e1, e2 = torch.exp(top + decay - q), torch.exp(kt - q)
+        num, den, top = e1 * num + e2 * vt, e1 * den + e2, q
+    return out, torch.stack((num, den, top), dim=1)
+
+
+class RWKVMixer(nn.Module):
+    """RWKV-4 time mixing (transformers RwkvSelfAttention): k, v, r from the token mixed with
+    the previous one by time_mix_*; wkv over the sequence; output(sigmoid(r) * wkv)."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        h = spec.hidden_size
+        a = spec.rwkv_attention_size or h
+        self.time_decay = nn.Parameter(torch.zeros(a))
+        self.time_first = nn.Parameter(torch.zeros(a))
+        self.time_mix_key = nn.Parameter(torch.full((1, 1, h), 0.5))
+        self.time_mix_value = nn.Parameter(torch.full((1, 1, h), 0.5))
+        self.time_mix_receptance = nn.Parameter(torch.full((1, 1, h), 0.5))
+        self.key = nn.Linear(h, a, bias=False)
+        self.value = nn.Linear(h, a, bias=False)
+        self.receptance = nn.Linear(h, a, bias=False)
+        self.output = nn.Linear(a, h, bias=False)
+
+    def forward(self, x: Tensor, state: MixerState | None = None) -> Tensor:
+        shifted = token_shift(x, None if state is None else state.shift)
+        mix = lambda m: x * m + shifted * (1 - m)  # noqa: E731
+        k = self.key(mix(self.time_mix_key))
+        v = self.value(mix(self.time_mix_value))
+        r = torch.sigmoid(self.receptance(mix(self.time_mix_receptance)))
+        previous = None if state is None else state.recurrent
+        if previous is None:
+            previous = torch.zeros(x.shape[0], 3, k.shape[-1], device=x.device)
+            previous[:, 2] = -1e38
+        out, final = wkv(-torch.exp(self.time_decay), self.time_first, k, v, previous)
+        if state is not None:
+            state.shift, state.recurrent = x[:, -1], final
+        return self.output(r * out)
+
+
+class RWKVChannelMix(nn.Module):
+    """RWKV-4 channel mixing, the block's MLP (transformers RwkvFeedForward):
+    sigmoid(receptance(x_r)) * value(relu(key(x_k))^2) on token-shifted mixes."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        h, f = spec.hidden_size, spec.intermediate_size
+        self.time_mix_key = nn.Parameter(torch.full((1, 1, h), 0.5))
+        self.time_mix_receptance = nn.Parameter(torch.full((1, 1, h), 0.5))
+        self.key = nn.Linear(h, f, bias=False)
+        self.receptance = nn.Linear(h, h, bias=False)
+        self.value = nn.Linear(f, h, bias=False)
+
+    def forward(self, x: Tensor, state: MixerState | None = None) -> Tensor:
+        shifted = token_shift(x, None if state is None else state.shift_mlp)
+        key = x * self.time_mix_key + shifted * (1 - self.time_mix_key)
+        receptance = x * self.time_mix_receptance + shifted * (1 - self.time_mix_receptance)
+        if state is not None:
+            state.shift_mlp = x[:, -1]
+        value = self.value(torch.square(torch.relu(self.key(key))))
+        return torch.sigmoid(self.receptance(receptance)) * value
+
+
+STATE_MIXER_CLASSES: dict[str, type[nn.Module]] = {
+    "gated_deltanet": GatedDeltaNet,
+    "mamba2": Mamba2Mixer,
+    "mamba": Mamba1Mixer,
+    "rwkv": RWKVMixer,
+}
+"""``LayerPlan.mixer`` -> the module the built-in model builds for it."""
