@@ -58,17 +58,23 @@ class MixerState:
 def causal_conv(x: Tensor, conv: nn.Conv1d, state: MixerState | None) -> Tensor:
     """Depthwise causal convolution of x (B, C, S) over its history -> (B, C, S).
 
-    y_t = bias + sum_j w_j x_{t-K+1+j}, zeros before the first token (transformers'
-    ``causal_conv1d_fn``: conv1d with K-1 zeros of left padding, cut to S) or the K stored
-    columns of ``state`` (``causal_conv1d_update``). The state keeps the last K columns.
+    y_t = bias + sum_j w_j x_{t-K+1+j}. From an empty history: conv1d with K-1 zeros of
+    padding on both sides, cut to the first S outputs (transformers' ``causal_conv1d_fn``; the
+    S + K - 1 outputs are what ``tfcli.flops`` counts); after a stored history: the last K-1
+    stored columns and x, S outputs (``causal_conv1d_update``). The state keeps the last K
+    input columns (zeros before the first token).
     """
-    k = conv.kernel_size[0]
+    k, s = conv.kernel_size[0], x.shape[-1]
     history = None if state is None else state.conv
-    full = F.pad(x, (k - 1, 0)) if history is None else torch.cat((history, x), dim=-1)
+    if history is None:
+        out = F.conv1d(x, conv.weight, conv.bias, padding=k - 1, groups=x.shape[1])[..., :s]
+        history = x.new_zeros(*x.shape[:2], k)
+    else:
+        full = torch.cat((history[..., 1:], x), dim=-1)  # (B, C, K - 1 + S)
+        out = F.conv1d(full, conv.weight, conv.bias, groups=x.shape[1])
     if state is not None:
-        state.conv = F.pad(full, (max(0, k - full.shape[-1]), 0))[..., -k:].contiguous()
-    out = F.conv1d(full, conv.weight, conv.bias, groups=x.shape[1])  # (B, C, >= S)
-    return out[..., -x.shape[-1] :]
+        state.conv = torch.cat((history, x), dim=-1)[..., -k:].contiguous()
+    return out
 
 
 def depthwise_conv(channels: int, kernel: int, bias: bool) -> nn.Conv1d:
@@ -242,34 +248,37 @@ def mamba2_chunk_scan(
 
     x (B, S, H, P), dt (B, S, H) after softplus, a (H) negative, bmat / cmat (B, S, H, N)
     (groups repeated over heads), state (B, H, P, N), all fp32. Per token
-    h_t = exp(dt_t a) h_{t-1} + dt_t x_t B_t^T, y_t = h_t C_t. Inside a chunk (log decays
-    A_t = dt_t a, cumulative c_t): y = (C B^T * exp(c_l - c_s) [s <= l]) (dt x)
-    + exp(c_l) C h_0; the chunk's state h = exp(c_L) h_0 + sum_s exp(c_L - c_s) dt_s x_s B_s^T.
+    h_t = exp(dt_t a) h_{t-1} + dt_t x_t B_t^T, y_t = h_t C_t. With log decays A_t = dt_t a
+    and their running sum c_t inside each chunk: the diagonal block
+    y = (C B^T * exp(c_l - c_s) [s <= l]) (dt x); each chunk's own state
+    sum_s exp(c_L - c_s) dt_s x_s B_s^T; the state entering chunk z, a decayed sum over the
+    earlier chunks' states (and the initial one, an (n+1)^2 einsum as the reference does);
+    its read-out exp(c_l) C h_z. The same einsums as the reference, so FlopCounterMode sees
+    ``tfcli.flops.mamba2_scan_flops``.
     """
     b, s, heads, p = x.shape
     pad = (chunk - s % chunk) % chunk
     n = (s + pad) // chunk
     x = x * dt.unsqueeze(-1)
-    log_a = dt * a  # (B, S, H)
     x, bmat, cmat = (
         F.pad(t, (0, 0, 0, 0, 0, pad)).reshape(b, n, chunk, heads, -1) for t in (x, bmat, cmat)
     )
-    log_a = F.pad(log_a, (0, 0, 0, pad)).reshape(b, n, chunk, heads).permute(0, 3, 1, 2)
+    log_a = F.pad(dt * a, (0, 0, 0, pad)).reshape(b, n, chunk, heads).permute(0, 3, 1, 2)
     cum = log_a.cumsum(dim=-1)  # (B, H, n, L)
     lower = torch.ones(chunk, chunk, dtype=torch.bool, device=x.device).tril()
     decay = (cum.unsqueeze(-1) - cum.unsqueeze(-2)).masked_fill(~lower, float("-inf")).exp()
-    scores = torch.einsum("bclhn,bcshn->bhcls", cmat, bmat) * decay  # (B, H, n, L, L)
-    y = torch.einsum("bhcls,bcshp->bclhp", scores, x)
-    to_end = (cum[..., -1:] - cum).exp()  # (B, H, n, L)
-    chunk_states = torch.einsum("bclhn,bhcl,bclhp->bchpn", bmat, to_end, x)
-    total = cum[..., -1].exp()  # (B, H, n)
-    starts = []
-    for i in range(n):
-        starts.append(state)
-        state = state * total[:, :, i, None, None] + chunk_states[:, i]
-    start = torch.stack(starts, dim=1)  # (B, n, H, P, N): the state entering each chunk
-    y = y + torch.einsum("bclhn,bchpn,bhcl->bclhp", cmat, start, cum.exp())
-    return y.reshape(b, n * chunk, heads, p)[:, :s], state
+    scores = torch.einsum("bclhn,bcshn->bclsh", cmat, bmat) * decay.permute(0, 2, 3, 4, 1)
+    y = torch.einsum("bclsh,bcshp->bclhp", scores, x)  # (B, n, L, H, P)
+    b_decay = bmat * (cum[..., -1:] - cum).exp().permute(0, 2, 3, 1).unsqueeze(-1)
+    states = torch.einsum("bclhn,bclhp->bchpn", b_decay, x)  # each chunk's own state
+    states = torch.cat((state.unsqueeze(1), states), dim=1)  # (B, n + 1, H, P, N)
+    ends = F.pad(cum[..., -1], (1, 0)).cumsum(dim=-1)  # (B, H, n + 1): log decay to chunk ends
+    keep = torch.ones(n + 1, n + 1, dtype=torch.bool, device=x.device).tril()
+    between = (ends.unsqueeze(-1) - ends.unsqueeze(-2)).masked_fill(~keep, float("-inf")).exp()
+    entering = torch.einsum("bhzc,bchpn->bzhpn", between, states)  # (B, n + 1, H, P, N)
+    read = torch.einsum("bclhn,bchpn->bclhp", cmat, entering[:, :-1])
+    y = y + read * cum.exp().permute(0, 2, 3, 1).unsqueeze(-1)
+    return y.reshape(b, n * chunk, heads, p)[:, :s], entering[:, -1]
 
 
 class Mamba2Mixer(nn.Module):

@@ -1,0 +1,313 @@
+"""The built-in model's state mixers equal transformers (DESIGN.md oracle 4).
+
+Gated DeltaNet (Qwen3-Next), Mamba-1 (Mamba, Jamba), Mamba-2 (Mamba-2, Granite-4.0-H) and
+RWKV-4: a tiny random transformers model from its config class (fp32, eval, eager attention
+and experts, norms and biases moved away from their init), tfcli's spec of the same config,
+``build_model`` + ``load_hf_weights``, then ``assert_close`` (default tolerances) on the
+logits: the full forward at lengths below, at and past the chunk size, and the cache path
+(prefill, then one token at a time carrying the recurrent state) against both full forwards.
+Two shapes per family (widths, depths, heads, groups, chunk sizes).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from tfcli.bench.cache import KVCache  # noqa: E402
+from tfcli.bench.hf_weights import load_hf_weights  # noqa: E402
+from tfcli.bench.model import Transformer, build_model  # noqa: E402
+from tfcli.errors import BenchError  # noqa: E402
+from tfcli.flops import forward_flops  # noqa: E402
+from tfcli.loaders import spec_from_hf_config  # noqa: E402
+from tfcli.memory import state_bytes_per_layer  # noqa: E402
+from tfcli.params import count_params  # noqa: E402
+from tfcli.spec import ModelSpec  # noqa: E402
+
+T = transformers
+QWEN3_NEXT_CHUNK = 64  # torch_chunk_gated_delta_rule's chunk_size (tfcli: linear_chunk_size)
+
+
+def _qwen3_next(width: int, layers: int, kh: int, vh: int, dk: int, dv: int) -> Any:
+    # Only DeltaNet layers: the gated full-attention layers wait for the attention output
+    # gate in the bench (support.py refuses it). Layer 0 keeps a dense MLP (mlp_only_layers).
+    return T.Qwen3NextConfig(
+        vocab_size=97,
+        hidden_size=width,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        intermediate_size=2 * width,
+        linear_num_key_heads=kh,
+        linear_num_value_heads=vh,
+        linear_key_head_dim=dk,
+        linear_value_head_dim=dv,
+        linear_conv_kernel_dim=4,
+        num_experts=4,
+        num_experts_per_tok=2,
+        moe_intermediate_size=16,
+        shared_expert_intermediate_size=24,
+        mlp_only_layers=[0],
+        layer_types=["linear_attention"] * layers,
+    )
+
+
+def _granite(width: int, heads: int, groups: int, chunk: int, types: list[str]) -> Any:
+    # The spec does not carry Granite's scalar multipliers (they scale activations, not
+    # shapes): neutral values here, the softmax scale 1/sqrt(head_dim) as the spec has it.
+    return T.GraniteMoeHybridConfig(
+        vocab_size=97,
+        hidden_size=width,
+        num_hidden_layers=len(types),
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=16,
+        shared_intermediate_size=24,
+        num_local_experts=4,
+        num_experts_per_tok=2,
+        mamba_n_heads=heads,
+        mamba_d_head=2 * width // heads,
+        mamba_d_state=6,
+        mamba_n_groups=groups,
+        mamba_chunk_size=chunk,
+        layer_types=types,
+        embedding_multiplier=1.0,
+        residual_multiplier=1.0,
+        logits_scaling=1.0,
+        attention_multiplier=(width // 4) ** -0.5,
+        position_embedding_type="rope",
+    )
+
+
+CONFIGS: dict[str, Callable[[], Any]] = {
+    "qwen3_next-a": lambda: _qwen3_next(32, 2, 2, 4, 8, 6),
+    "qwen3_next-b": lambda: _qwen3_next(24, 3, 1, 2, 4, 8),
+    "mamba-a": lambda: T.MambaConfig(vocab_size=97, hidden_size=32, num_hidden_layers=2),
+    "mamba-b": lambda: T.MambaConfig(
+        vocab_size=97,
+        hidden_size=24,
+        num_hidden_layers=3,
+        state_size=4,
+        conv_kernel=3,
+        expand=3,
+        use_bias=True,
+        tie_word_embeddings=False,
+    ),
+    "mamba2-a": lambda: T.Mamba2Config(
+        vocab_size=97,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_heads=8,
+        head_dim=8,
+        state_size=6,
+        n_groups=2,
+        chunk_size=8,
+    ),
+    "mamba2-b": lambda: T.Mamba2Config(
+        vocab_size=97,
+        hidden_size=24,
+        num_hidden_layers=3,
+        num_heads=4,
+        head_dim=12,
+        state_size=5,
+        n_groups=1,
+        chunk_size=16,
+        conv_kernel=3,
+        use_bias=True,
+    ),
+    "jamba-a": lambda: T.JambaConfig(
+        vocab_size=97,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=48,
+        mamba_d_state=6,
+        num_experts=4,
+        attn_layer_period=2,
+        attn_layer_offset=1,
+        expert_layer_period=2,
+        expert_layer_offset=1,
+    ),
+    "jamba-b": lambda: T.JambaConfig(
+        vocab_size=97,
+        hidden_size=24,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        intermediate_size=40,
+        mamba_d_state=4,
+        mamba_d_conv=3,
+        mamba_expand=3,
+        num_experts=3,
+        num_experts_per_tok=2,
+        attn_layer_period=3,
+        attn_layer_offset=0,
+        expert_layer_period=2,
+        expert_layer_offset=0,
+    ),
+    "granitemoehybrid-a": lambda: _granite(32, 8, 2, 8, ["mamba", "attention"]),
+    "granitemoehybrid-b": lambda: _granite(24, 4, 1, 16, ["attention", "mamba", "mamba"]),
+    "rwkv-a": lambda: T.RwkvConfig(
+        vocab_size=97, hidden_size=32, num_hidden_layers=2, context_length=64, rescale_every=0
+    ),
+    "rwkv-b": lambda: T.RwkvConfig(
+        vocab_size=97,
+        hidden_size=24,
+        num_hidden_layers=3,
+        attention_hidden_size=16,
+        intermediate_size=40,
+        context_length=64,
+        rescale_every=0,
+    ),
+}
+
+
+def chunk_of(spec: ModelSpec) -> int:
+    """The scan's chunk length (1 for the token-by-token recurrences)."""
+    if spec.linear_chunk_size:
+        return spec.linear_chunk_size
+    return spec.ssm_chunk_size or 1
+
+
+@functools.cache
+def pair(case: str) -> tuple[Any, Transformer]:
+    """(transformers model, built-in model with its weights), built once per case."""
+    config = CONFIGS[case]()
+    torch.manual_seed(0)
+    hf = T.AutoModelForCausalLM.from_config(
+        config, attn_implementation="eager", experts_implementation="eager"
+    ).eval()
+    with torch.no_grad():  # random, non-trivial norms, biases and SSM vectors
+        for name, param in hf.named_parameters():
+            leaf = name.rsplit(".", 1)[-1]
+            if leaf in ("bias", "D", "dt_bias") or "norm" in name or "ln" in name:
+                param.add_(0.1 * torch.randn_like(param))
+    spec = spec_from_hf_config(config.to_dict(), name=case).spec
+    ours = build_model(spec).eval()
+    load_hf_weights(ours, hf)
+    return hf, ours
+
+
+def lengths(spec: ModelSpec) -> list[int]:
+    """One token, a few, and a length past the chunk size that no chunk divides."""
+    chunk = chunk_of(spec)
+    return sorted({1, 5, chunk + 3 if chunk > 1 else 13})
+
+
+@pytest.mark.parametrize("case", list(CONFIGS))
+def test_same_logits_as_transformers(case: str) -> None:
+    hf, ours = pair(case)
+    torch.manual_seed(1)
+    for length in lengths(ours.spec):
+        ids = torch.randint(0, 97, (2, length))
+        with torch.no_grad():
+            expected = hf(input_ids=ids, use_cache=False).logits
+            got = ours(ids)
+        torch.testing.assert_close(got, expected, msg=lambda m, n=length: f"length {n}: {m}")
+
+
+@pytest.mark.parametrize("case", list(CONFIGS))
+def test_cached_decoding_matches_the_full_forward(case: str) -> None:
+    """Prefill (shorter and longer than a chunk where the chunk is short), then one token at
+    a time with the recurrent states: the logits equal both full forwards."""
+    hf, ours = pair(case)
+    torch.manual_seed(2)
+    chunk = chunk_of(ours.spec)
+    total = min(chunk, 16) + 5
+    ids = torch.randint(0, 97, (1, total))
+    with torch.no_grad():
+        expected = hf(input_ids=ids, use_cache=False).logits
+        full = ours(ids)
+    for prefill in sorted({1, 4, min(chunk, 16) + 2}):
+        cache = KVCache()
+        with torch.no_grad():
+            steps = [ours(ids[:, :prefill], cache=cache)]
+            steps += [ours(ids[:, t : t + 1], cache=cache) for t in range(prefill, total)]
+        incremental = torch.cat(steps, dim=1)
+        torch.testing.assert_close(incremental, full)
+        torch.testing.assert_close(incremental, expected)
+
+
+@pytest.mark.parametrize("case", list(CONFIGS))
+def test_parameters_and_state_bytes(case: str) -> None:
+    """The built model's parameters equal transformers' (and tfcli params); the states left
+    in the cache equal tfcli's transformers-convention state bytes per layer in fp32."""
+    hf, ours = pair(case)
+    spec = ours.spec
+    count = sum(p.numel() for p in ours.parameters())
+    assert count == sum(p.numel() for p in hf.parameters()) == count_params(spec).total
+    if spec.rwkv_attention_size is not None:
+        # transformers' RwkvModel allocates its 5 state vectors at hidden_size (and its cached
+        # forward fails when attention_hidden_size differs); ours hold 2 h + 3 A per layer
+        return
+    cache = KVCache()
+    with torch.no_grad():
+        ours(torch.randint(0, 97, (1, 3)), cache=cache)
+    expected = sum(
+        sum(state_bytes_per_layer(spec, plan, rule="transformers", dtype="fp32").values())
+        for plan in spec.layers
+    )
+    assert cache.state_nbytes() == expected
+
+
+@pytest.mark.parametrize("case", list(CONFIGS))
+def test_counted_flops_equal_tfcli_flops(case: str) -> None:
+    """FlopCounterMode over the built model on the meta device (naive attention, as eager
+    transformers multiplies) equals ``tfcli flops --attention full`` at a length past the
+    chunk: the scans run the matmuls tfcli.flops counts for transformers' reference scans."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    spec = spec_from_hf_config(CONFIGS[case]().to_dict(), name=case).spec
+    seq = max(lengths(spec))
+    model = build_model(spec, device="meta", backend="naive")
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(2, seq, dtype=torch.long, device="meta"))
+    assert counter.get_total_flops() == forward_flops(spec, seq, batch=2, attention="full").total
+
+
+@pytest.mark.parametrize(
+    ("config", "missing"),
+    [
+        (
+            lambda: T.FalconH1Config(
+                vocab_size=97,
+                hidden_size=32,
+                num_hidden_layers=1,
+                num_attention_heads=4,
+                num_key_value_heads=2,
+                intermediate_size=48,
+                mamba_d_ssm=32,
+                mamba_n_heads=4,
+                mamba_d_head=8,
+                mamba_d_state=4,
+            ),
+            "a parallel Mamba-2 mixer",
+        ),
+        (
+            lambda: T.Qwen3NextConfig(
+                vocab_size=97,
+                hidden_size=32,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                num_key_value_heads=2,
+                head_dim=8,
+                num_experts=4,
+                num_experts_per_tok=2,
+                layer_types=["linear_attention", "full_attention"],
+            ),
+            "an attention output gate",
+        ),
+    ],
+)
+def test_what_is_not_built_is_refused_by_name(config: Callable[[], Any], missing: str) -> None:
+    spec = spec_from_hf_config(config().to_dict(), name="refused").spec
+    with pytest.raises(BenchError, match=missing):
+        build_model(spec, device="meta")
