@@ -1,7 +1,7 @@
 """The built-in model's state mixers equal transformers (DESIGN.md oracle 4).
 
-Gated DeltaNet (Qwen3-Next), Mamba-1 (Mamba, Jamba), Mamba-2 (Mamba-2, Granite-4.0-H) and
-RWKV-4: a tiny random transformers model from its config class (fp32, eval, eager attention
+Gated DeltaNet (Qwen3-Next), Mamba-1 (Mamba, Jamba), Mamba-2 (Mamba-2, Granite-4.0-H, and
+beside the attention of every Falcon-H1 layer) and RWKV-4: a tiny random transformers model from its config class (fp32, eval, eager attention
 and experts, norms and biases moved away from their init), tfcli's spec of the same config,
 ``build_model`` + ``load_hf_weights``, then ``assert_close`` (default tolerances) on the
 logits: the full forward at lengths below, at and past the chunk size, and the cache path
@@ -155,6 +155,36 @@ CONFIGS: dict[str, Callable[[], Any]] = {
     ),
     "granitemoehybrid-a": lambda: _granite(32, 8, 2, 8, ["mamba", "attention"]),
     "granitemoehybrid-b": lambda: _granite(24, 4, 1, 16, ["attention", "mamba", "mamba"]),
+    # FalconH1Config's multipliers default to 1 (the spec carries none of them)
+    "falcon_h1-a": lambda: T.FalconH1Config(
+        vocab_size=97,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=48,
+        mamba_d_ssm=32,
+        mamba_n_heads=4,
+        mamba_d_head=8,
+        mamba_d_state=4,
+        mamba_chunk_size=8,
+    ),
+    "falcon_h1-b": lambda: T.FalconH1Config(
+        vocab_size=97,
+        hidden_size=24,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        intermediate_size=40,
+        mamba_d_ssm=48,
+        mamba_n_heads=6,
+        mamba_d_head=8,
+        mamba_d_state=5,
+        mamba_n_groups=2,
+        mamba_chunk_size=16,
+        mamba_rms_norm=True,
+        projectors_bias=True,
+    ),
     "rwkv-a": lambda: T.RwkvConfig(
         vocab_size=97, hidden_size=32, num_hidden_layers=2, context_length=64, rescale_every=0
     ),
@@ -277,19 +307,19 @@ def test_counted_flops_equal_tfcli_flops(case: str) -> None:
     ("config", "missing"),
     [
         (
-            lambda: T.FalconH1Config(
+            lambda: T.MiniMaxConfig(
                 vocab_size=97,
                 hidden_size=32,
-                num_hidden_layers=1,
+                num_hidden_layers=2,
                 num_attention_heads=4,
                 num_key_value_heads=2,
+                head_dim=8,
                 intermediate_size=48,
-                mamba_d_ssm=32,
-                mamba_n_heads=4,
-                mamba_d_head=8,
-                mamba_d_state=4,
+                num_local_experts=2,
+                num_experts_per_tok=1,
+                layer_types=["linear_attention", "full_attention"],
             ),
-            "a parallel Mamba-2 mixer",
+            "lightning layers",
         ),
         (
             lambda: T.Qwen3NextConfig(

@@ -473,6 +473,23 @@ def map_jamba(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
     return out
 
 
+def map_falcon_h1(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
+    """Falcon-H1: every layer has self_attn and its parallel Mamba-2 (``mamba``, our
+    ``ssm``), a gated feed_forward, input_layernorm and pre_ff_layernorm; final_layernorm."""
+    out: StateDict = {"embed.weight": sd["model.embed_tokens.weight"]}
+    for i in range(layers):
+        p, q = f"layers.{i}", f"model.layers.{i}"
+        _hybrid_layer(out, spec, i, sd, q, {})
+        _mixer(out, f"{p}.ssm", sd, f"{q}.mamba")
+        _llama_mlp(out, f"{p}.mlp", sd, f"{q}.feed_forward")
+        _norm(out, f"{p}.norm1", sd, f"{q}.input_layernorm")
+        _norm(out, f"{p}.norm2", sd, f"{q}.pre_ff_layernorm")
+    _norm(out, "final_norms.0", sd, "model.final_layernorm")
+    if not spec.tie_word_embeddings:
+        out["lm_head.weight"] = sd["lm_head.weight"]
+    return out
+
+
 def map_granitemoehybrid(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
     """Granite-4.0-H: attention or Mamba-2 (``mamba``); block_sparse_moe (router + stacked
     experts) beside shared_mlp, whose input_linear stacks [gate; up] by rows."""
@@ -568,6 +585,7 @@ MAPPERS: dict[str, Callable[[ModelSpec, StateDict, int], StateDict]] = {
     "mamba": map_mamba,
     "mamba2": map_mamba,
     "jamba": map_jamba,
+    "falcon_h1": map_falcon_h1,
     "granitemoehybrid": map_granitemoehybrid,
     "qwen3_next": map_qwen3_next,
     "rwkv": map_rwkv,

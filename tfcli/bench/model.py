@@ -41,7 +41,7 @@ from tfcli.bench.positions import (
     sinusoidal_embedding,
     yarn_mscale,
 )
-from tfcli.bench.state_mixers import STATE_MIXER_CLASSES, RWKVChannelMix
+from tfcli.bench.state_mixers import STATE_MIXER_CLASSES, Mamba2Mixer, RWKVChannelMix
 from tfcli.bench.support import check_buildable
 from tfcli.spec import ModelSpec
 
@@ -332,6 +332,8 @@ class Block(nn.Module):
             self.attention = SelfAttention(
                 spec, index, causal=causal, window=window, rope=rope, settings=settings
             )
+        # Falcon-H1: a Mamba-2 mixer beside the attention, on the same normed input
+        self.ssm = Mamba2Mixer(spec) if main and spec.parallel_ssm and self.mixer is None else None
         self.cross_attention = None
         if stack == "decoder" and spec.architecture == "encoder-decoder":
             self.cross_attention = SelfAttention(
@@ -381,6 +383,10 @@ class Block(nn.Module):
         attend = lambda y: self.attention(  # noqa: E731
             y, positions, bias=bias, cache=layer_cache, offset=offset
         )
+        if self.ssm is not None:
+            ssm, attention = self.ssm, attend
+            state = decoder_cache.state(self.index) if decoder_cache is not None else None
+            attend = lambda y: attention(y) + ssm(y, state)  # noqa: E731
         if spec.parallel_residual:
             h1 = self.norm1(x)
             h2 = h1 if self.norm2 is None else self.norm2(x)

@@ -282,12 +282,14 @@ def mamba2_chunk_scan(
 
 
 class Mamba2Mixer(nn.Module):
-    """Mamba-2 (transformers Mamba2Mixer; the Mamba-2 mixers of Falcon-H1 and Granite-4.0-H).
+    """Mamba-2 (transformers Mamba2Mixer; the Mamba-2 mixers of Falcon-H1 and Granite-4.0-H;
+    Falcon-H1's mup multipliers are not in the spec: they act as 1, the class defaults).
 
     in_proj (h -> d gate + (d + 2 G N) conv channels + H dt); causal depthwise conv (K, bias
     with ssm_conv_bias) + SiLU over [x, B, C]; dt = softplus(dt + dt_bias), A = -exp(A_log);
     the SSD scan per head (B, C shared by the H/G heads of a group); + D x; a gated RMSNorm
-    w * norm_G(y * silu(gate)) (``ssm_gated_norm``; else y * silu(gate)); out_proj (d -> h).
+    w * norm_G(y * silu(gate)) (``ssm_gated_norm``; Falcon-H1: w * norm_G(y) * silu(gate);
+    else y * silu(gate)); out_proj (d -> h).
     """
 
     def __init__(self, spec: ModelSpec) -> None:
@@ -306,9 +308,14 @@ class Mamba2Mixer(nn.Module):
         self.dt_bias = nn.Parameter(torch.ones(self.heads))
         self.A_log = nn.Parameter(torch.log(torch.arange(1, self.heads + 1, dtype=torch.float32)))
         self.D = nn.Parameter(torch.ones(self.heads))
+        # Falcon-H1's mixer (the spec's parallel_ssm) normalises before the gate
+        # (FalconH1RMSNormGated, mamba_norm_before_gate's default); Mamba-2 gates first
         self.norm = (
             GatedRMSNorm(
-                self.inner, spec.norm_eps, group=self.inner // self.groups, gate_first=True
+                self.inner,
+                spec.norm_eps,
+                group=self.inner // self.groups,
+                gate_first=not spec.parallel_ssm,
             )
             if spec.ssm_gated_norm
             else None

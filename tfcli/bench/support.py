@@ -28,7 +28,6 @@ def missing_features(spec: ModelSpec) -> list[str]:
         "chunked attention": "chunked" in patterns,
         "sparse encoder attention": spec.sparse_attention != "none",
         "disentangled positions": spec.position_type == "disentangled",
-        "a parallel Mamba-2 mixer": spec.parallel_ssm,
         "attention sinks": spec.attention_sinks,
         "an attention output gate": spec.attention_output_gate and attention,
         "per-head q/k norms over all heads": spec.qk_norm and spec.qk_norm_weights == "all",
