@@ -359,21 +359,30 @@ class Mamba2Mixer(nn.Module):
 # ---- Mamba-1 ----------------------------------------------------------------------------------
 
 
+SCAN_BLOCK = 256
+"""Tokens whose discretised A and B x are materialised at once by ``selective_scan``."""
+
+
 def selective_scan(
     x: Tensor, dt: Tensor, a: Tensor, bmat: Tensor, cmat: Tensor, state: Tensor
 ) -> tuple[Tensor, Tensor]:
     """Mamba-1's selective scan, token by token (Gu & Dao 2023, Algorithm 2; transformers'
-    ``mamba_selective_scan`` sequential path): O(S) work, O(1) state.
+    ``mamba_selective_scan`` sequential path): O(S) work, and memory O(SCAN_BLOCK) tokens of
+    (d, N) at a time rather than the whole sequence.
 
     x, dt (B, d, S) with dt after softplus, a (d, N) negative, bmat / cmat (B, S, N), state
     (B, d, N) fp32. h_t = exp(dt_t a) h_{t-1} + dt_t B_t x_t, y_t = h_t C_t -> y (B, d, S).
     """
-    decay = torch.exp(a[None, :, None, :] * dt[..., None])  # (B, d, S, N)
-    inputs = dt[..., None] * bmat[:, None, :, :].float() * x[..., None].float()
     outputs = []
-    for t in range(x.shape[-1]):
-        state = decay[:, :, t] * state + inputs[:, :, t]
-        outputs.append(torch.matmul(state.to(x.dtype), cmat[:, t, :, None].to(x.dtype))[..., 0])
+    for lo in range(0, x.shape[-1], SCAN_BLOCK):
+        hi = min(lo + SCAN_BLOCK, x.shape[-1])
+        step = dt[..., lo:hi, None]  # (B, d, T, 1)
+        decay = torch.exp(a[None, :, None, :] * step)  # (B, d, T, N)
+        inputs = step * bmat[:, None, lo:hi, :].float() * x[..., lo:hi, None].float()
+        for t in range(hi - lo):
+            state = decay[:, :, t] * state + inputs[:, :, t]
+            c = cmat[:, lo + t, :, None].to(x.dtype)  # (B, N, 1)
+            outputs.append(torch.matmul(state.to(x.dtype), c)[..., 0])
     return torch.stack(outputs, dim=-1), state
 
 
