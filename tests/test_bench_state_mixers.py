@@ -306,6 +306,23 @@ def test_counted_flops_equal_tfcli_flops(case: str) -> None:
     assert counter.get_total_flops() == forward_flops(spec, seq, batch=2, attention="full").total
 
 
+@pytest.mark.parametrize("case", list(CONFIGS))
+def test_cached_step_flops_equal_tfcli_decode_flops(case: str) -> None:
+    """One cached token after a 7-token prompt: FlopCounterMode equals ``tfcli flops`` with
+    ``context=7`` (the recurrent steps' matmuls, one conv column, attention over 8 keys)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    spec = spec_from_hf_config(CONFIGS[case]().to_dict(), name=case).spec
+    model = build_model(spec, backend="naive").eval()
+    cache = KVCache()
+    with torch.no_grad():
+        model(torch.randint(0, 97, (2, 7)), cache=cache)
+        with FlopCounterMode(display=False) as counter:
+            model(torch.randint(0, 97, (2, 1)), cache=cache)
+    expected = forward_flops(spec, 1, batch=2, context=7, attention="full").total
+    assert counter.get_total_flops() == expected
+
+
 @pytest.mark.parametrize(
     ("config", "missing"),
     [
