@@ -210,6 +210,10 @@ def chunk_of(spec: ModelSpec) -> int:
     return spec.ssm_chunk_size or 1
 
 
+# transformers' cached forward fails on a model without attention layers (get_seq_length
+# of a cache holding only LinearAttentionLayers): its reference runs use_cache=False.
+
+
 @functools.cache
 def pair(case: str) -> tuple[Any, Transformer]:
     """(transformers model, built-in model with its weights), built once per case."""
@@ -361,3 +365,16 @@ def test_what_is_not_built_is_refused_by_name(config: Callable[[], Any], missing
     spec = spec_from_hf_config(config().to_dict(), name="refused").spec
     with pytest.raises(BenchError, match=missing):
         build_model(spec, device="meta")
+
+
+@pytest.mark.parametrize(("name", "layers"), [("rwkv-4-169m", 1), ("jamba-mini", 2)])
+def test_the_attention_timing_refuses_state_layers(name: str, layers: int) -> None:
+    """The model builds them; ``tfcli bench``'s attention timing names them and stops (and
+    times Falcon-H1, whose layers all have attention)."""
+    from tfcli.bench.support import check_timeable
+    from tfcli.loaders import load_model
+
+    spec = load_model(name).spec
+    with pytest.raises(BenchError, match="times attention layers"):
+        check_timeable(spec, layers)
+    check_timeable(load_model("falcon-h1-7b").spec, 2)  # attention (+ Mamba-2) layers: timed

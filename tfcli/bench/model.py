@@ -12,6 +12,9 @@ one layer of a 70B model and extrapolates). Interface used by the bench:
   key_offset=0, bias=None)`` and ``.project_out(o)`` run the parts separately; ``.causal``
   and ``.window`` are plain attributes the core reads on every call. MLA has the same three
   plus ``latent(x, positions) -> (q, c, k_rot)`` and ``expand(c, k_rot) -> (k, v)``;
+* blocks of state-mixer layers (Gated DeltaNet, Mamba, RWKV; ``tfcli.bench.state_mixers``)
+  have ``.mixer(x, state)`` instead of ``.attention`` (``.mlp`` None for pure Mamba blocks);
+  Falcon-H1's attention blocks add ``.ssm``, a Mamba-2 on the same normed input;
 * ``model.position_bias(stack, s_q, s_k, q_offset, device)``: the ALiBi / T5 bias the core
   needs for those position types (None otherwise);
 * ``model.set_backend("naive" | "sdpa", sdpa_kernel=None)`` (kernel: flash, efficient, math,
@@ -19,7 +22,7 @@ one layer of a 70B model and extrapolates). Interface used by the bench:
 * ``model(input_ids, cache=None)`` returns logits (decoders, encoder-decoders given
   ``decoder_input_ids``) or the last hidden state (encoders); a ``KVCache`` makes it
   incremental (prefill, then one-token steps), its tensors being what ``tfcli kvcache``
-  counts.
+  counts (state mixers keep their ``MixerState`` in ``cache.states``).
 
 Shapes: B batch, S sequence, h hidden, H query heads, KVH key/value heads, D head dim."""
 
