@@ -378,3 +378,53 @@ def test_the_attention_timing_refuses_state_layers(name: str, layers: int) -> No
     with pytest.raises(BenchError, match="times attention layers"):
         check_timeable(spec, layers)
     check_timeable(load_model("falcon-h1-7b").spec, 2)  # attention (+ Mamba-2) layers: timed
+
+
+@pytest.mark.parametrize(
+    ("block", "width", "heads", "head_dim", "layers", "index"),
+    [(8, 32, 4, 8, 3, 1), (16, 24, 2, 12, 2, 0)],
+)
+def test_lightning_layer_equals_transformers(
+    block: int, width: int, heads: int, head_dim: int, layers: int, index: int
+) -> None:
+    """LightningAttention alone (the MiniMax model is refused: its blocks take the residual
+    after the input norm and scale it by alpha/beta factors the spec does not carry) equals
+    MiniMaxLightningAttention at lengths below and past the block, and its cache path (the
+    recurrent step after a prefill) equals its full forward."""
+    from transformers.models.minimax.modeling_minimax import MiniMaxLightningAttention
+
+    from tfcli.bench.state_mixers import LightningAttention, MixerState
+
+    config = T.MiniMaxConfig(
+        vocab_size=97,
+        hidden_size=width,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        head_dim=head_dim,
+        intermediate_size=48,
+        num_local_experts=2,
+        num_experts_per_tok=1,
+        block_size=block,
+        layer_types=["linear_attention"] * layers,
+    )
+    spec = spec_from_hf_config(config.to_dict(), name="minimax").spec
+    torch.manual_seed(0)
+    hf = MiniMaxLightningAttention(config, index).eval()
+    with torch.no_grad():
+        for param in hf.parameters():
+            param.copy_(0.2 * torch.randn_like(param))
+        hf.norm.weight.add_(1.0)
+    ours = LightningAttention(spec, index).eval()
+    missing, unexpected = ours.load_state_dict(hf.state_dict(), strict=False)
+    assert not missing  # transformers' extra tensors are its precomputed decay buffers
+    assert set(unexpected) == {"slope_rate", "query_decay", "key_decay", "diagonal_decay"}
+    for length in (1, 5, block + 3):
+        x = torch.randn(2, length, width)
+        with torch.no_grad():
+            full = ours(x)
+            torch.testing.assert_close(full, hf(x, None, None)[0])
+            state = MixerState()
+            steps = [ours(x[:, :3], state)]
+            steps += [ours(x[:, t : t + 1], state) for t in range(3, length)]
+        torch.testing.assert_close(torch.cat(steps, dim=1)[:, :length], full)

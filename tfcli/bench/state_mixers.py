@@ -1,4 +1,5 @@
-"""Token mixers with a fixed per-sequence state: Gated DeltaNet, Mamba-2, Mamba-1, RWKV-4.
+"""Token mixers with a fixed per-sequence state: Gated DeltaNet, Mamba-2, Mamba-1, RWKV-4,
+MiniMax lightning attention.
 
 Each mixer is ``Cls(spec)`` with ``forward(x, state=None) -> y``, x and y (B, S, h). Without a
 state the whole sequence is processed from an empty history; with a ``MixerState`` the call
@@ -519,6 +520,84 @@ class RWKVChannelMix(nn.Module):
             state.shift_mlp = x[:, -1]
         value = self.value(torch.square(torch.relu(self.key(key))))
         return torch.sigmoid(self.receptance(receptance)) * value
+
+
+# ---- MiniMax lightning attention -------------------------------------------------------------
+
+
+def lightning_slopes(heads: int, index: int, layers: int) -> Tensor:
+    """Per-head decay rates (H, 1, 1) of lightning layer ``index`` of ``layers`` (transformers'
+    MiniMaxLightningAttention.get_slope_rate: ALiBi's slopes (2^(-8/H))^(j+1), scaled by
+    1 - index / (layers - 1 + 1e-5) + 1e-5)."""
+    base = 1 / (2 ** (8 / heads))
+    factor = 1 - index / (layers - 1 + 1e-5) + 1e-5
+    return (base ** (torch.arange(heads) + 1) * factor)[:, None, None]
+
+
+class LightningAttention(nn.Module):
+    """MiniMax lightning attention (transformers MiniMaxLightningAttention; Qin et al. 2024,
+    Lightning Attention-2): linear attention with a per-head exponential decay lambda.
+
+    q, k, v = act(qkv_proj(x)) per head (no softmax, no positions); per token
+    S_t = lambda S_{t-1} + k_t^T v_t, o_t = q_t S_t. Prefill runs blocks of b tokens: inside a
+    block (Q K^T * lambda^(i-j) [j <= i]) V, plus (Q * lambda^(i+1)) S from the earlier blocks;
+    S <- lambda^b S + (K * lambda^(b-1-j))^T V. Once a state exists every token takes the
+    recurrent step (as transformers does with a cache). Then an RMSNorm over H d (eps 1e-6,
+    MiniMaxRMSNorm's default), times sigmoid(output_gate(x)), out_proj. The state (B, H, d, d)
+    stays in the model dtype. ``index`` is the layer's position (its decay depends on it).
+    """
+
+    slope: Tensor  # (H, 1, 1) buffer
+
+    def __init__(self, spec: ModelSpec, index: int = 0) -> None:
+        super().__init__()
+        from tfcli.bench.layers import RMSNorm
+
+        h, self.heads, self.d = spec.hidden_size, spec.num_heads, spec.resolved_head_dim
+        inner = self.heads * self.d
+        self.block = int(spec.linear_chunk_size or 256)
+        self.act = spec.activation
+        self.qkv_proj = nn.Linear(h, 3 * inner, bias=False)
+        self.norm = RMSNorm(inner, 1e-6)
+        self.output_gate = nn.Linear(h, inner, bias=False)
+        self.out_proj = nn.Linear(inner, h, bias=False)
+        self.register_buffer(
+            "slope", lightning_slopes(self.heads, index, spec.num_layers), persistent=False
+        )
+
+    def forward(self, x: Tensor, state: MixerState | None = None) -> Tensor:
+        b, s, _ = x.shape
+        qkv = activation(self.act, self.qkv_proj(x)).view(b, s, self.heads, 3 * self.d)
+        q, k, v = (t.transpose(1, 2) for t in qkv.split(self.d, dim=-1))  # (B, H, S, d)
+        kv = None if state is None else state.recurrent
+        outputs = []
+        if kv is None:
+            kv = v.new_zeros(b, self.heads, self.d, self.d)
+            slope = self.slope.to(v.dtype)
+            for lo in range(0, s, self.block):
+                n = min(self.block, s - lo)
+                qb, kb, vb = q[:, :, lo : lo + n], k[:, :, lo : lo + n], v[:, :, lo : lo + n]
+                pos = torch.arange(1, n + 1, device=x.device, dtype=v.dtype)[:, None]  # (n, 1)
+                offsets = pos - pos.T  # i - j
+                diagonal = torch.exp(
+                    torch.where(offsets >= 0, -slope * offsets, float("-inf"))
+                )  # (H, n, n)
+                intra = ((qb @ kb.transpose(-1, -2)) * diagonal) @ vb
+                inter = (qb * torch.exp(-slope * pos)) @ kv
+                outputs.append(inter + intra)
+                to_end = torch.exp(-slope * (n - pos))  # (H, n, 1)
+                kv = kv * torch.exp(-slope * n) + (kb * to_end).transpose(-1, -2) @ vb
+        else:
+            ratio = torch.exp(-self.slope).to(v.dtype)
+            for t in range(s):
+                kt, vt = k[:, :, t : t + 1], v[:, :, t : t + 1]
+                kv = ratio * kv + kt.transpose(-1, -2) @ vt
+                outputs.append(q[:, :, t : t + 1] @ kv)
+        if state is not None:
+            state.recurrent = kv
+        out = torch.cat(outputs, dim=-2).transpose(1, 2).reshape(b, s, self.heads * self.d)
+        out = torch.sigmoid(self.output_gate(x)) * self.norm(out)
+        return self.out_proj(out)
 
 
 STATE_MIXER_CLASSES: dict[str, type[nn.Module]] = {

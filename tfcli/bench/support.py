@@ -13,8 +13,10 @@ from tfcli.plan import STATE_MIXERS
 from tfcli.spec import ModelSpec
 
 BUILT_MIXERS = ("attention", "mla", *(m for m in STATE_MIXERS if m != "lightning"))
-"""``LayerPlan.mixer`` values the built-in model builds (state mixers: tfcli.bench.state_mixers);
-MiniMax's lightning attention is not built yet."""
+"""``LayerPlan.mixer`` values the built-in model builds (state mixers: tfcli.bench.state_mixers).
+Lightning layers are not built into the model: tfcli.bench.state_mixers.LightningAttention
+equals transformers' layer, but MiniMax's blocks take the residual after the input norm and
+scale it by alpha/beta factors that the spec does not carry."""
 
 
 def missing_features(spec: ModelSpec) -> list[str]:
