@@ -9,10 +9,10 @@ torch is not imported here.
 from __future__ import annotations
 
 from tfcli.errors import BenchError
-from tfcli.plan import STATE_MIXERS
+from tfcli.plan import ATTENTION_MIXERS, STATE_MIXERS
 from tfcli.spec import ModelSpec
 
-BUILT_MIXERS = ("attention", "mla", *(m for m in STATE_MIXERS if m != "lightning"))
+BUILT_MIXERS = (*ATTENTION_MIXERS, *(m for m in STATE_MIXERS if m != "lightning"))
 """``LayerPlan.mixer`` values the built-in model builds (state mixers: tfcli.bench.state_mixers).
 Lightning layers are not built into the model: tfcli.bench.state_mixers.LightningAttention
 equals transformers' layer, but MiniMax's blocks take the residual after the input norm and
@@ -25,7 +25,7 @@ def missing_features(spec: ModelSpec) -> list[str]:
     kinds = {run.plan.mixer for run in spec.layer_runs}
     missing += sorted(f"{k} layers" for k in kinds - set(BUILT_MIXERS))
     patterns = {run.plan.pattern for run in spec.layer_runs}
-    attention = any(run.plan.mixer in ("attention", "mla") for run in spec.layer_runs)
+    attention = any(run.plan.mixer in ATTENTION_MIXERS for run in spec.layer_runs)
     checks = {
         "chunked attention": "chunked" in patterns,
         "sparse encoder attention": spec.sparse_attention != "none",
@@ -40,8 +40,7 @@ def missing_features(spec: ModelSpec) -> list[str]:
         "a routing correction-bias parameter": spec.router_correction_bias,
         "the DeepSeek-V3.2 indexer": spec.index_num_heads is not None,
         "attention layers without an MLP": any(
-            run.plan.mlp == "none" and run.plan.mixer in ("attention", "mla")
-            for run in spec.layer_runs
+            run.plan.mlp == "none" and run.plan.mixer in ATTENTION_MIXERS for run in spec.layer_runs
         ),
     }
     missing += [name for name, present in checks.items() if present]
