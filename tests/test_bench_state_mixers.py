@@ -428,3 +428,22 @@ def test_lightning_layer_equals_transformers(
             steps = [ours(x[:, :3], state)]
             steps += [ours(x[:, t : t + 1], state) for t in range(3, length)]
         torch.testing.assert_close(torch.cat(steps, dim=1)[:, :length], full)
+
+
+def test_decode_bench_static_cache_holds_the_parallel_mamba_state() -> None:
+    """``bench --mode decode`` times steps over a prebuilt cache: for Falcon-H1 it holds the
+    parallel Mamba-2's conv and recurrent state too (tfcli's transformers-convention bytes),
+    so the first timed step is already a recurrent step."""
+    from tfcli.bench.decode import build_static_cache
+    from tfcli.bench.settings import BenchSettings
+
+    _hf, ours = pair("falcon_h1-b")
+    spec = ours.spec
+    settings = BenchSettings(spec=spec, device=torch.device("cpu"), dtype=torch.float32, seqs=[8])
+    cache = build_static_cache(ours, settings, 6)
+    assert sorted(cache.states) == list(range(spec.num_layers))
+    expected = sum(
+        sum(state_bytes_per_layer(spec, plan, rule="transformers", dtype="fp32").values())
+        for plan in spec.layers
+    )
+    assert cache.state_nbytes() == expected
