@@ -6,14 +6,17 @@ state the whole sequence is processed from an empty history; with a ``MixerState
 continues from it and leaves the state after the last token there (prefill, then one-token
 steps: the cache path). The state tensors follow transformers' cache convention
 (``tfcli.memory.state_shapes``): the conv state keeps the last ``K`` input columns of every
-convolved channel in the model dtype, recurrent states are fp32.
+convolved channel in the model dtype, recurrent states are fp32 (RWKV's shifted tokens and
+lightning's K^T V stay in the model dtype).
 
 The scans are O(S) in work and memory: Gated DeltaNet and Mamba-2 process chunks of
 ``linear_chunk_size`` / ``ssm_chunk_size`` tokens with matmuls inside a chunk and a recurrence
 over chunks (the chunked forms of transformers' torch fallbacks
 ``torch_chunk_gated_delta_rule`` and ``mamba2_chunk_scan``); a single token takes the
-recurrent step. Mamba-1 and RWKV-4 are elementwise recurrences over tokens
-(``mamba_selective_scan``'s sequential loop, ``rwkv_linear_attention_cpu``).
+recurrent step; lightning attention runs blocks of ``linear_chunk_size`` tokens. Mamba-1 and
+RWKV-4 are elementwise recurrences over tokens (``mamba_selective_scan``'s sequential loop,
+``rwkv_linear_attention_cpu``). The matmuls are the ones ``tfcli.flops`` counts for the
+reference implementations (tests/test_bench_state_mixers.py checks it with FlopCounterMode).
 
 Parameter names equal transformers' inside each mixer (``in_proj``, ``conv1d``, ``A_log``...):
 the weight mapping copies them one to one.
@@ -62,8 +65,9 @@ def causal_conv(x: Tensor, conv: nn.Conv1d, state: MixerState | None) -> Tensor:
     y_t = bias + sum_j w_j x_{t-K+1+j}. From an empty history: conv1d with K-1 zeros of
     padding on both sides, cut to the first S outputs (transformers' ``causal_conv1d_fn``; the
     S + K - 1 outputs are what ``tfcli.flops`` counts); after a stored history: the last K-1
-    stored columns and x, S outputs (``causal_conv1d_update``). The state keeps the last K
-    input columns (zeros before the first token).
+    stored columns and x, S outputs (``causal_conv1d_update`` convolves all K stored columns
+    and drops its first output; ``tfcli.flops`` counts the one column kept). The state keeps
+    the last K input columns (zeros before the first token).
     """
     k, s = conv.kernel_size[0], x.shape[-1]
     history = None if state is None else state.conv
