@@ -40,18 +40,23 @@ def attention_mask(
     q_offset: int = 0,
     key_offset: int = 0,
     device: torch.device | None = None,
+    chunk: int | None = None,
 ) -> Tensor | None:
     """Boolean (S_q, S_k) mask, True where a query may attend: causal ``j <= i`` and, with a
     window ``w``, ``i - j < w`` (positions absolute); bidirectional with a window (ModernBERT's
-    local layers) ``|i - j| <= w // 2``. None when everything is visible, e.g. a decode step
-    whose one query sees every cached key: the kernels then run unmasked."""
+    local layers) ``|i - j| <= w // 2``; with a ``chunk`` c (Llama 4's chunked layers,
+    transformers' chunked_overlay) also ``i // c == j // c``. None when everything is
+    visible, e.g. a decode step whose one query sees every cached key: the kernels then run
+    unmasked."""
     last_key = key_offset + s_k - 1
     causal_hides = causal and last_key > q_offset  # the first query cannot see the last key
     window_hides = window is not None and (q_offset + s_q - 1) - key_offset >= window
     if window is not None and not causal:
         reach = max(q_offset + s_q - 1 - key_offset, last_key - q_offset)
         window_hides = reach > window // 2
-    if not causal_hides and not window_hides:
+    # the first key and the last query in one chunk: every visible pair shares that chunk
+    chunk_hides = chunk is not None and key_offset // chunk != (q_offset + s_q - 1) // chunk
+    if not causal_hides and not window_hides and not chunk_hides:
         return None
     rows = torch.arange(s_q, device=device).unsqueeze(1) + q_offset  # (S_q, 1)
     cols = torch.arange(s_k, device=device).unsqueeze(0) + key_offset  # (1, S_k)
@@ -62,6 +67,10 @@ def attention_mask(
         allowed &= rows - cols < window
     elif window is not None:
         allowed &= (rows - cols).abs() <= window // 2
+    if chunk is not None:
+        allowed &= torch.div(rows, chunk, rounding_mode="floor") == torch.div(
+            cols, chunk, rounding_mode="floor"
+        )
     return allowed
 
 
@@ -74,8 +83,13 @@ def naive_attention(
     mask: Tensor | None,
     bias: Tensor | None = None,
     softcap: float | None = None,
+    sinks: Tensor | None = None,
 ) -> Tensor:
     """Explicit attention with the scores materialised; GQA by a grouped view, no K/V copy.
+
+    ``sinks`` (H,): gpt-oss's attention sinks, one learned logit per head that joins every
+    row's softmax as an extra column and is dropped afterwards (transformers
+    gpt_oss eager_attention_forward): p_ij = exp(s_ij) / (exp(sink_h) + sum_j exp(s_ij)).
 
     The G query heads sharing a KV head are folded into the rows of one matmul per KV head:
     q (B, KVH, G x S_q, D) @ k^T (B, KVH, D, S_k). A broadcast (B, KVH, G, S_q, D) @
@@ -98,7 +112,12 @@ def naive_attention(
         scores = scores.div_(softcap).tanh_().mul_(softcap)
     if mask is not None:
         scores = scores.masked_fill_(~mask, float("-inf"))
-    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)  # a second S x S
+    if sinks is not None:
+        sink = sinks.to(scores.dtype).view(1, h, 1, 1).expand(b, h, s_q, 1)
+        probs = torch.softmax(torch.cat((scores, sink), dim=-1), dim=-1, dtype=torch.float32)
+        probs = probs[..., :-1].to(q.dtype)  # (B, H, S_q, S_k): the sink column dropped
+    else:
+        probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)  # a second S x S
     out = torch.matmul(probs.view(b, kvh, g * s_q, -1), v)  # (B, KVH, G S_q, Dv)
     return out.view(b, h, s_q, v.shape[-1])
 
@@ -174,20 +193,33 @@ def attention_core(
     q_offset: int = 0,
     key_offset: int = 0,
     sdpa_kernel: str | None = None,
+    chunk: int | None = None,
+    sinks: Tensor | None = None,
 ) -> Tensor:
-    """softmax(Q K^T scale + bias) V under a causal / sliding / bidirectional mask.
+    """softmax(Q K^T scale + bias) V under a causal / sliding / chunked / bidirectional mask.
 
-    Soft-capping (Gemma-2) is not expressible in SDPA: with ``softcap`` set, the naive path
-    runs whatever the backend; so does a one-query step on the CPU (``uses_grouped_decode``).
+    Soft-capping (Gemma-2) and attention sinks (gpt-oss) are not expressible in SDPA: with
+    ``softcap`` or ``sinks`` set, the naive path runs whatever the backend; so does a
+    one-query step on the CPU (``uses_grouped_decode``).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown attention backend {backend!r}; use {', '.join(BACKENDS)}")
     if sdpa_kernel is not None and sdpa_kernel not in SDPA_KERNELS:
         raise ValueError(f"unknown SDPA kernel {sdpa_kernel!r}; use {', '.join(SDPA_KERNELS)}")
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    naive = backend == "naive" or softcap is not None or uses_grouped_decode(q.shape[2], q.device)
+    naive = (
+        backend == "naive"
+        or softcap is not None
+        or sinks is not None
+        or uses_grouped_decode(q.shape[2], q.device)
+    )
     square_causal = (
-        causal and window is None and q_offset == 0 and key_offset == 0 and q.shape[2] > 1
+        causal
+        and window is None
+        and chunk is None
+        and q_offset == 0
+        and key_offset == 0
+        and q.shape[2] > 1
     ) and q.shape[2] == k.shape[2]
     if square_causal and not naive and bias is None:
         # SDPA gets is_causal: building the (S, S) boolean mask would cost S^2 bytes for
@@ -203,9 +235,12 @@ def attention_core(
         q_offset=q_offset,
         key_offset=key_offset,
         device=q.device,
+        chunk=chunk,
     )
     if naive:
-        return naive_attention(q, k, v, scale=scale, mask=mask, bias=bias, softcap=softcap)
+        return naive_attention(
+            q, k, v, scale=scale, mask=mask, bias=bias, softcap=softcap, sinks=sinks
+        )
     return sdpa_attention(
         q, k, v, scale=scale, causal=square_causal, mask=mask, bias=bias, kernel=sdpa_kernel
     )

@@ -403,6 +403,89 @@ def map_bart(spec: ModelSpec, sd: StateDict, layers: int, encoder_layers: int) -
     return out
 
 
+def _experts_2025(out: StateDict, ours: str, sd: StateDict, theirs: str, spec: ModelSpec) -> None:
+    """Stacked experts of the 2025 layouts into ours (gate, up (E, f, h), down (E, h, f)):
+
+    * gpt-oss (GptOssExperts): gate_up_proj (E, h, 2f) transposed with gate and up
+      interleaved column by column (gate = [..., ::2], up = [..., 1::2]), its bias (E, 2f)
+      the same way; down_proj (E, f, h) transposed, down_proj_bias (E, h);
+    * Llama 4 (Llama4TextExperts): gate_up_proj (E, h, 2f) transposed, [gate | up] halves;
+      down_proj (E, f, h) transposed;
+    * the others (transformers-5 ``_experts``): gate_up_proj (E, 2f, h) = [gate; up].
+    """
+    if spec.family == "gpt_oss":
+        fused = sd[f"{theirs}.gate_up_proj"]  # (E, h, 2f)
+        out[f"{ours}.gate"] = fused[..., ::2].transpose(1, 2)
+        out[f"{ours}.up"] = fused[..., 1::2].transpose(1, 2)
+        bias = sd[f"{theirs}.gate_up_proj_bias"]  # (E, 2f)
+        out[f"{ours}.gate_bias"], out[f"{ours}.up_bias"] = bias[..., ::2], bias[..., 1::2]
+        out[f"{ours}.down"] = sd[f"{theirs}.down_proj"].transpose(1, 2)
+        out[f"{ours}.down_bias"] = sd[f"{theirs}.down_proj_bias"]
+    elif spec.family == "llama4_text":
+        gate, up = sd[f"{theirs}.gate_up_proj"].chunk(2, dim=-1)  # (E, h, f) each
+        out[f"{ours}.gate"], out[f"{ours}.up"] = gate.transpose(1, 2), up.transpose(1, 2)
+        out[f"{ours}.down"] = sd[f"{theirs}.down_proj"].transpose(1, 2)
+    else:
+        _experts(out, ours, sd, theirs)
+
+
+def map_decoder_2025(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
+    """gpt-oss, Llama 4 (text), OLMo / OLMo-2, SmolLM3, GLM-4.5 MoE, PhiMoE, ERNIE-4.5 MoE,
+    Qwen3-Next's attention layers: Llama's names with
+
+    * gpt-oss ``self_attn.sinks`` (H,), ``mlp.router`` (with bias), biased stacked experts;
+    * Llama 4's ``feed_forward`` (``router``, ``experts``, ``shared_expert``; dense layers its
+      gate/up/down);
+    * OLMo-2's ``post_attention_layernorm`` / ``post_feedforward_layernorm`` on the sublayer
+      outputs (no input norms) and q/k norms over all heads;
+    * OLMo's non-parametric norms (nothing to copy);
+    * the routing correction bias: GLM-4.5's buffer ``gate.e_score_correction_bias``,
+      ERNIE-4.5's parameter ``gate.moe_statics.e_score_correction_bias`` (1, E);
+    * Qwen3-Next's (1 + w) RMSNorms (stored as 1 + w, like Gemma's).
+    """
+    out: StateDict = {"embed.weight": sd["model.embed_tokens.weight"]}
+    plus_one = spec.family == "qwen3_next"
+    norm = lambda ours, theirs: _norm(out, ours, sd, theirs, plus_one=plus_one)  # noqa: E731
+    affine = spec.norm_affine
+    for i in range(layers):
+        p, q = f"layers.{i}", f"model.layers.{i}"
+        attn = f"{q}.self_attn"
+        for ours, theirs in (("q", "q_proj"), ("k", "k_proj"), ("v", "v_proj"), ("o", "o_proj")):
+            _linear(out, f"{p}.attention.{ours}", sd, f"{attn}.{theirs}")
+        if spec.qk_norm:
+            norm(f"{p}.attention.q_norm", f"{attn}.q_norm")
+            norm(f"{p}.attention.k_norm", f"{attn}.k_norm")
+        if spec.attention_sinks:
+            out[f"{p}.attention.sinks"] = sd[f"{attn}.sinks"]
+        mlp = f"{q}.feed_forward" if spec.family == "llama4_text" else f"{q}.mlp"
+        if spec.moe_layer_flags[i]:
+            router = f"{mlp}.router" if f"{mlp}.router.weight" in sd else f"{mlp}.gate"
+            _linear(out, f"{p}.mlp.router", sd, router)
+            experts = int(spec.num_experts or 0)
+            bias = sd.get(f"{router}.e_score_correction_bias", torch.zeros(experts))
+            bias = sd.get(f"{router}.moe_statics.e_score_correction_bias", bias)
+            out[f"{p}.mlp.correction_bias"] = bias.reshape(experts)
+            _experts_2025(out, f"{p}.mlp.experts", sd, f"{mlp}.experts", spec)
+            for shared in ("shared_expert", "shared_experts"):
+                if f"{mlp}.{shared}.up_proj.weight" in sd:
+                    _llama_mlp(out, f"{p}.mlp.shared", sd, f"{mlp}.{shared}")
+            if spec.shared_expert_gate:
+                _linear(out, f"{p}.mlp.shared_gate", sd, f"{mlp}.shared_expert_gate")
+        elif f"{mlp}.up_proj.weight" in sd:
+            _llama_mlp(out, f"{p}.mlp", sd, mlp)
+        if spec.norm_position == "output":
+            norm(f"{p}.post_attention_norm", f"{q}.post_attention_layernorm")
+            norm(f"{p}.post_mlp_norm", f"{q}.post_feedforward_layernorm")
+        elif affine:
+            norm(f"{p}.norm1", f"{q}.input_layernorm")
+            norm(f"{p}.norm2", f"{q}.post_attention_layernorm")
+    if affine:
+        norm("final_norms.0", "model.norm")
+    if not spec.tie_word_embeddings:
+        _linear(out, "lm_head", sd, "lm_head")
+    return out
+
+
 MAPPERS: dict[str, Callable[[ModelSpec, StateDict, int], StateDict]] = {
     **{
         family: map_llama_family
@@ -420,6 +503,20 @@ MAPPERS: dict[str, Callable[[ModelSpec, StateDict, int], StateDict]] = {
             "phi3",
             "deepseek_v2",
             "deepseek_v3",
+        )
+    },
+    **{
+        family: map_decoder_2025
+        for family in (
+            "gpt_oss",
+            "llama4_text",
+            "olmo",
+            "olmo2",
+            "smollm3",
+            "glm4_moe",
+            "phimoe",
+            "ernie4_5_moe",
+            "qwen3_next",
         )
     },
     "gpt2": map_gpt2,

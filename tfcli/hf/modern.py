@@ -65,10 +65,11 @@ OLMO = llama_like(
         mlp_bias=None,
         with_head_dim=False,
     ),
+    put(norm_eps=1e-5),  # OlmoLayerNorm's eps is fixed: the config has no eps key
     structure={"norm_type": "layernorm", "norm_affine": False, "norm_eps": 1e-5},
 )
-"""OlmoConfig: non-parametric LayerNorm (no weight, no bias) before attention and MLP and at
-the end; otherwise Llama's structure."""
+"""OlmoConfig: non-parametric LayerNorm (no weight, no bias, eps 1e-5 fixed in OlmoLayerNorm)
+before attention and MLP and at the end; otherwise Llama's structure."""
 
 OLMO2 = llama_like(
     "olmo2",
@@ -279,6 +280,8 @@ def _phimoe(r: Reader) -> None:
     r.put("moe_intermediate_size", r.fields["intermediate_size"], "intermediate_size")
     r.put("norm_type", "layernorm")
     r.put("norm_bias", True)
+    r.put("router_scoring", "sparsemixer")
+    r.take("router_jitter_eps", "router_jitter_noise", 0.01, "float")
 
 
 PHIMOE = llama_like(
@@ -305,7 +308,7 @@ PHIMOE = llama_like(
     theta=1e6,
     window=None,
 )
-"""PhimoeConfig (Phi-3.5-MoE): Mixtral's routing with LayerNorm (weight and bias), biases on
+"""PhimoeConfig (Phi-3.5-MoE): sparsemixer top-2 routing, LayerNorm (weight and bias), biases on
 q/k/v/o with attention_bias and on the LM head with lm_head_bias."""
 
 
@@ -406,6 +409,8 @@ def _gpt_oss(r: Reader) -> None:
     r.put("router_bias", True)
     r.put("expert_bias", True)
     r.put("attention_sinks", True)
+    r.take("swiglu_limit", "swiglu_limit", 7.0, "?positive")
+    r.take("swiglu_alpha", "swiglu_alpha", 1.702, "positive")
     r.put("norm_topk_prob", True)
     if r.fields.get("sliding_window") and "layer_types" not in r.fields:
         pattern_layer_types(r, lambda i: "sliding" if (i + 1) % 2 else "full", ("layer_types",))
@@ -456,6 +461,13 @@ def _llama4(r: Reader) -> None:
     r.put("norm_topk_prob", False)
     r.put("router_scoring", "sigmoid")
     r.put("moe_dense_reference", True)
+    r.put("router_scales_input", True)
+    r.put("rope_interleaved", True)  # apply_rotary_emb: view_as_complex over adjacent pairs
+    r.take("qk_l2_norm", "use_qk_norm", True, "bool")
+    if r.get("attn_temperature_tuning", True):  # a bool in the class; truthy is enough
+        floor = r.get("floor_scale", 8192, "count")
+        r.put("attention_temperature_floor", floor, "attn_temperature_tuning", "floor_scale")
+    r.take("attention_temperature_scale", "attn_scale", 0.1, "positive")
     moe_layers = r.get("moe_layers", None, "?list")
     if moe_layers is None:
         step = r.get("interleave_moe_layer_step", 1, "count")

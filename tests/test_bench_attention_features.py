@@ -1,0 +1,289 @@
+"""The built-in model builds the 2025-26 attention and MoE features exactly (DESIGN.md oracle 4).
+
+For each model_type two tiny transformers models (fp32, eval, eager attention and eager
+experts) get random, perturbed norms, biases, sinks and routing corrections; their weights are
+copied into the built-in model of the spec tfcli's loader reads from the same config, and
+``torch.testing.assert_close`` (default fp32 tolerances) compares the logits over several
+lengths, one longer than every window and chunk. The cached path (prefill, then one token at
+a time) must equal the full forward, with prompts shorter and longer than the chunk / window
+so that the trimmed sliding and chunked caches are exercised.
+
+Features covered: attention sinks, sliding layers and gpt-oss's clamped, interleaved SwiGLU
+experts with biases and a router bias (gpt_oss); chunked attention, NoPE layers with
+temperature tuning, the parameter-free q/k norm, interleaved RoPE, sigmoid top-1 routing
+applied to the expert input, the shared expert and interleaved MoE layers (llama4_text);
+output norms and q/k norms over all heads (olmo2); non-parametric LayerNorms (olmo); NoPE
+layers (smollm3); sigmoid group routing with a correction bias, first dense layers and
+half-rotary RoPE (glm4_moe); Qwen3-MoE; sparsemixer routing with LayerNorms and biases
+(phimoe).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from tfcli.bench.cache import KVCache  # noqa: E402
+from tfcli.bench.hf_weights import load_hf_weights  # noqa: E402
+from tfcli.bench.model import Transformer, build_model  # noqa: E402
+from tfcli.loaders import spec_from_hf_config  # noqa: E402
+
+SMALL = {"vocab_size": 300, "pad_token_id": None, "bos_token_id": 1, "eos_token_id": 2}
+LENGTHS = (1, 5, 11)
+"""Full-forward lengths: one token, about one chunk / window (4), several of them."""
+SEQ = 11
+PREFILLS = (1, 3, 6)
+"""Cached-path prompts: from the first token, inside the first chunk, past it."""
+
+
+def _gpt_oss(**kw: Any) -> Any:
+    return transformers.GptOssConfig(**SMALL, sliding_window=4, **kw)
+
+
+def _llama4(**kw: Any) -> Any:
+    return transformers.Llama4TextConfig(**SMALL, attention_chunk_size=4, floor_scale=3, **kw)
+
+
+CONFIGS: dict[str, Callable[[], Any]] = {
+    # gpt-oss: sliding / full layers, 4 experts top-2 (interleaved gate_up with biases)
+    "gpt_oss": lambda: _gpt_oss(
+        hidden_size=64,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        num_local_experts=4,
+        num_experts_per_tok=2,
+    ),
+    "gpt_oss_mqa_deep": lambda: _gpt_oss(
+        hidden_size=48,
+        intermediate_size=40,
+        num_hidden_layers=3,
+        num_attention_heads=6,
+        num_key_value_heads=1,
+        head_dim=8,
+        num_local_experts=3,
+        num_experts_per_tok=1,
+        swiglu_limit=0.05,  # small: the clamp bites on these random weights
+    ),
+    # Llama 4: chunked RoPE layers, a NoPE full layer every 2nd (temperature-tuned),
+    # MoE every 2nd layer beside dense ones of intermediate_size_mlp
+    "llama4_text": lambda: _llama4(
+        hidden_size=64,
+        intermediate_size=48,
+        intermediate_size_mlp=80,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        num_local_experts=4,
+        num_experts_per_tok=1,
+        interleave_moe_layer_step=2,
+        no_rope_layer_interval=2,
+    ),
+    "llama4_text_no_qk_norm": lambda: _llama4(
+        hidden_size=48,
+        intermediate_size=32,
+        intermediate_size_mlp=64,
+        num_hidden_layers=3,
+        num_attention_heads=6,
+        num_key_value_heads=3,
+        head_dim=8,
+        num_local_experts=3,
+        num_experts_per_tok=2,
+        use_qk_norm=False,
+        no_rope_layer_interval=3,
+    ),
+    "olmo2": lambda: transformers.Olmo2Config(
+        **SMALL,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    ),
+    "olmo2_wide_mha": lambda: transformers.Olmo2Config(
+        **SMALL,
+        hidden_size=96,
+        intermediate_size=128,
+        num_hidden_layers=3,
+        num_attention_heads=6,
+    ),
+    "olmo": lambda: transformers.OlmoConfig(
+        **SMALL,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    ),
+    "smollm3": lambda: transformers.SmolLM3Config(
+        **SMALL,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        no_rope_layer_interval=2,
+    ),
+    "smollm3_sliding": lambda: transformers.SmolLM3Config(
+        **SMALL,
+        hidden_size=48,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=6,
+        num_key_value_heads=2,
+        no_rope_layers=[1, 0, 1],
+        use_sliding_window=True,
+        sliding_window=4,
+    ),
+    "qwen3_moe": lambda: transformers.Qwen3MoeConfig(
+        **SMALL,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=24,
+        num_experts=4,
+        num_experts_per_tok=2,
+        moe_intermediate_size=32,
+    ),
+    "qwen3_moe_sparse_step": lambda: transformers.Qwen3MoeConfig(
+        **SMALL,
+        hidden_size=48,
+        intermediate_size=80,
+        num_hidden_layers=3,
+        num_attention_heads=6,
+        num_key_value_heads=1,
+        head_dim=8,
+        num_experts=6,
+        num_experts_per_tok=3,
+        moe_intermediate_size=24,
+        decoder_sparse_step=2,
+        norm_topk_prob=False,
+    ),
+    "glm4_moe": lambda: transformers.Glm4MoeConfig(
+        **SMALL,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        n_routed_experts=8,
+        num_experts_per_tok=2,
+        moe_intermediate_size=32,
+        n_group=2,
+        topk_group=1,
+        first_k_dense_replace=1,
+        routed_scaling_factor=1.5,
+    ),
+    "glm4_moe_qk_norm": lambda: transformers.Glm4MoeConfig(
+        **SMALL,
+        hidden_size=48,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=6,
+        num_key_value_heads=2,
+        head_dim=8,
+        n_routed_experts=4,
+        num_experts_per_tok=2,
+        moe_intermediate_size=16,
+        n_shared_experts=2,
+        n_group=1,
+        topk_group=1,
+        first_k_dense_replace=2,
+        use_qk_norm=True,
+    ),
+    "phimoe": lambda: transformers.PhimoeConfig(
+        **SMALL,
+        hidden_size=64,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_local_experts=4,
+        num_experts_per_tok=2,
+    ),
+    "phimoe_biases": lambda: transformers.PhimoeConfig(
+        **SMALL,
+        hidden_size=48,
+        intermediate_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=6,
+        num_key_value_heads=3,
+        num_local_experts=6,
+        num_experts_per_tok=2,
+        attention_bias=True,
+        lm_head_bias=True,
+        router_jitter_noise=0.3,  # wide: several experts compete in each slot's softmax
+    ),
+}
+
+
+def _perturb(hf: Any) -> None:
+    """Random, non-trivial norms, biases, sinks and routing corrections (their defaults are
+    ones and zeros, which would hide a missing or misplaced copy)."""
+    with torch.no_grad():
+        for name, param in hf.named_parameters():
+            if name.endswith("bias") or "norm" in name.lower() or name.endswith("sinks"):
+                param.add_(0.1 * torch.randn_like(param))
+        for name, buffer in hf.named_buffers():
+            if name.endswith("e_score_correction_bias"):
+                buffer.add_(0.1 * torch.randn_like(buffer))
+
+
+@functools.cache
+def pair(case: str) -> tuple[Any, Transformer]:
+    """(transformers model, built-in model with its weights), built once per case."""
+    config = CONFIGS[case]()
+    torch.manual_seed(0)
+    hf = transformers.AutoModelForCausalLM.from_config(
+        config, attn_implementation="eager", experts_implementation="eager"
+    ).eval()
+    _perturb(hf)
+    spec = spec_from_hf_config(config.to_dict(), name=case).spec
+    ours = build_model(spec).eval()
+    load_hf_weights(ours, hf)
+    return hf, ours
+
+
+@pytest.mark.parametrize("backend", ["naive", "sdpa"])
+@pytest.mark.parametrize("case", list(CONFIGS))
+def test_same_logits_as_transformers(case: str, backend: str) -> None:
+    hf, ours = pair(case)
+    ours.set_backend(backend)
+    torch.manual_seed(1)
+    for length in LENGTHS:
+        ids = torch.randint(3, 300, (2, length))
+        with torch.no_grad():
+            expected, got = hf(input_ids=ids).logits, ours(ids)
+        torch.testing.assert_close(got, expected, msg=lambda m, n=length: f"length {n}: {m}")
+
+
+@pytest.mark.parametrize("case", list(CONFIGS))
+def test_cached_decoding_matches_the_full_forward(case: str) -> None:
+    """Prefill, then one token at a time: the logits equal ours and transformers' full
+    forward over the whole sequence (chunked and sliding caches trimmed on the way)."""
+    hf, ours = pair(case)
+    ours.set_backend("sdpa")
+    torch.manual_seed(2)
+    ids = torch.randint(3, 300, (1, SEQ))
+    with torch.no_grad():
+        expected, full = hf(input_ids=ids).logits, ours(ids)
+    for prefill in PREFILLS:
+        cache = KVCache()
+        with torch.no_grad():
+            steps = [ours(ids[:, :prefill], cache=cache)]
+            steps += [ours(ids[:, t : t + 1], cache=cache) for t in range(prefill, SEQ)]
+        incremental = torch.cat(steps, dim=1)
+        torch.testing.assert_close(incremental, full, msg=lambda m, n=prefill: f"{n}: {m}")
+        torch.testing.assert_close(incremental, expected, msg=lambda m, n=prefill: f"{n}: {m}")
