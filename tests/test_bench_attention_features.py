@@ -15,7 +15,8 @@ applied to the expert input, the shared expert and interleaved MoE layers (llama
 output norms and q/k norms over all heads (olmo2); non-parametric LayerNorms (olmo); NoPE
 layers (smollm3); sigmoid group routing with a correction bias, first dense layers and
 half-rotary RoPE (glm4_moe); Qwen3-MoE; sparsemixer routing with LayerNorms and biases
-(phimoe).
+(phimoe); Qwen3-Next's output-gated attention with (1 + w) norms and a gated shared expert,
+in configs of full-attention layers only (its Gated DeltaNet layers are another mixer).
 """
 
 from __future__ import annotations
@@ -225,6 +226,36 @@ CONFIGS: dict[str, Callable[[], Any]] = {
         attention_bias=True,
         lm_head_bias=True,
         router_jitter_noise=0.3,  # wide: several experts compete in each slot's softmax
+    ),
+    # Qwen3-Next's gated full attention on its own: layer_types with no linear-attention layers
+    "qwen3_next_full_attention": lambda: transformers.Qwen3NextConfig(
+        **SMALL,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        num_experts=4,
+        num_experts_per_tok=2,
+        moe_intermediate_size=32,
+        shared_expert_intermediate_size=48,
+        layer_types=["full_attention"] * 2,
+    ),
+    "qwen3_next_full_attention_dense_layer": lambda: transformers.Qwen3NextConfig(
+        **SMALL,
+        hidden_size=48,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=6,
+        num_key_value_heads=1,
+        head_dim=8,
+        num_experts=6,
+        num_experts_per_tok=2,
+        moe_intermediate_size=16,
+        shared_expert_intermediate_size=24,
+        mlp_only_layers=[1],
+        layer_types=["full_attention"] * 3,
     ),
 }
 
