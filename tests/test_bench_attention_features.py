@@ -227,6 +227,199 @@ CONFIGS: dict[str, Callable[[], Any]] = {
         lm_head_bias=True,
         router_jitter_noise=0.3,  # wide: several experts compete in each slot's softmax
     ),
+    "olmoe": lambda: transformers.OlmoeConfig(
+        **SMALL,
+        hidden_size=64,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_experts=4,
+        num_experts_per_tok=2,
+    ),
+    "olmoe_mha_top1": lambda: transformers.OlmoeConfig(
+        **SMALL,
+        hidden_size=48,
+        intermediate_size=24,
+        num_hidden_layers=3,
+        num_attention_heads=6,
+        num_experts=3,
+        num_experts_per_tok=1,
+        norm_topk_prob=True,
+    ),
+    # EXAONE-4: output norms, per-head q/k norms, sliding layers with RoPE, NoPE full layers
+    "exaone4": lambda: transformers.Exaone4Config(
+        **SMALL,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        sliding_window=4,
+        sliding_window_pattern=2,
+    ),
+    "exaone4_deep": lambda: transformers.Exaone4Config(
+        **SMALL,
+        hidden_size=48,
+        intermediate_size=64,
+        num_hidden_layers=4,
+        num_attention_heads=6,
+        num_key_value_heads=3,
+        sliding_window=3,
+        sliding_window_pattern=4,
+    ),
+    # Cohere: parallel block under one bias-free LayerNorm, per-head q/k LayerNorm weights,
+    # interleaved RoPE, logit_scale
+    "cohere": lambda: transformers.CohereConfig(
+        **SMALL,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        use_qk_norm=True,
+    ),
+    "cohere_untied_no_qk_norm": lambda: transformers.CohereConfig(
+        **SMALL,
+        hidden_size=48,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=6,
+        num_key_value_heads=1,
+        tie_word_embeddings=False,
+        logit_scale=0.5,
+    ),
+    # Cohere-2: sliding RoPE layers and a NoPE full layer every 2nd / 4th
+    "cohere2": lambda: transformers.Cohere2Config(
+        **SMALL,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        sliding_window=4,
+        sliding_window_pattern=2,
+    ),
+    "cohere2_deep": lambda: transformers.Cohere2Config(
+        **SMALL,
+        hidden_size=48,
+        intermediate_size=64,
+        num_hidden_layers=4,
+        num_attention_heads=6,
+        num_key_value_heads=3,
+        sliding_window=3,
+    ),
+    "starcoder2": lambda: transformers.Starcoder2Config(
+        **SMALL,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    ),
+    "starcoder2_sliding_no_bias": lambda: transformers.Starcoder2Config(
+        **SMALL,
+        hidden_size=48,
+        intermediate_size=80,
+        num_hidden_layers=3,
+        num_attention_heads=6,
+        num_key_value_heads=2,
+        sliding_window=4,
+        use_bias=False,
+    ),
+    # Granite: attention_multiplier as the softmax scale, embedding / residual multipliers,
+    # logits divided by logits_scaling
+    "granite": lambda: transformers.GraniteConfig(
+        **SMALL,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        attention_multiplier=0.2,
+        embedding_multiplier=3.0,
+        residual_multiplier=0.5,
+        logits_scaling=4.0,
+    ),
+    "granite_defaults_mqa": lambda: transformers.GraniteConfig(
+        **SMALL,
+        hidden_size=48,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=6,
+        num_key_value_heads=1,
+    ),
+    "granitemoe": lambda: transformers.GraniteMoeConfig(
+        **SMALL,
+        hidden_size=64,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_local_experts=4,
+        num_experts_per_tok=2,
+        attention_multiplier=0.2,
+        embedding_multiplier=3.0,
+        residual_multiplier=0.5,
+        logits_scaling=3.0,
+    ),
+    "granitemoe_top1": lambda: transformers.GraniteMoeConfig(
+        **SMALL,
+        hidden_size=48,
+        intermediate_size=24,
+        num_hidden_layers=3,
+        num_attention_heads=6,
+        num_key_value_heads=3,
+        num_local_experts=3,
+        num_experts_per_tok=1,
+    ),
+    # ERNIE-4.5 MoE: the routing correction bias is a parameter (moe_statics), shared experts,
+    # a dense first layer, interleaved RoPE
+    "ernie4_5_moe": lambda: transformers.Ernie4_5_MoeConfig(
+        **SMALL,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        moe_num_experts=4,
+        moe_k=2,
+        moe_intermediate_size=32,
+        moe_num_shared_experts=1,
+    ),
+    "ernie4_5_moe_interval": lambda: transformers.Ernie4_5_MoeConfig(
+        **SMALL,
+        hidden_size=48,
+        intermediate_size=64,
+        num_hidden_layers=4,
+        num_attention_heads=6,
+        num_key_value_heads=3,
+        moe_num_experts=6,
+        moe_k=2,
+        moe_intermediate_size=16,
+        moe_num_shared_experts=0,
+        moe_layer_start_index=0,
+        moe_layer_interval=2,
+        use_bias=True,
+    ),
+    # DeBERTa-v2 without its disentangled attention (relative_attention false): an encoder
+    "deberta-v2": lambda: transformers.DebertaV2Config(
+        vocab_size=300,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=96,
+        max_position_embeddings=64,
+    ),
+    "deberta-v2_wide": lambda: transformers.DebertaV2Config(
+        vocab_size=300,
+        hidden_size=96,
+        num_hidden_layers=3,
+        num_attention_heads=6,
+        intermediate_size=128,
+        max_position_embeddings=32,
+        hidden_act="gelu_new",
+    ),
     # Qwen3-Next's gated full attention on its own: layer_types with no linear-attention layers
     "qwen3_next_full_attention": lambda: transformers.Qwen3NextConfig(
         **SMALL,
@@ -260,12 +453,17 @@ CONFIGS: dict[str, Callable[[], Any]] = {
 }
 
 
+ENCODERS = ("deberta-v2", "deberta-v2_wide")
+"""Compared on the last hidden state (AutoModel), with no cache."""
+
+
 def _perturb(hf: Any) -> None:
     """Random, non-trivial norms, biases, sinks and routing corrections (their defaults are
     ones and zeros, which would hide a missing or misplaced copy)."""
     with torch.no_grad():
         for name, param in hf.named_parameters():
-            if name.endswith("bias") or "norm" in name.lower() or name.endswith("sinks"):
+            perturbed = ("bias", "sinks", "e_score_correction_bias")
+            if name.endswith(perturbed) or "norm" in name.lower():
                 param.add_(0.1 * torch.randn_like(param))
         for name, buffer in hf.named_buffers():
             if name.endswith("e_score_correction_bias"):
@@ -277,7 +475,8 @@ def pair(case: str) -> tuple[Any, Transformer]:
     """(transformers model, built-in model with its weights), built once per case."""
     config = CONFIGS[case]()
     torch.manual_seed(0)
-    hf = transformers.AutoModelForCausalLM.from_config(
+    auto = transformers.AutoModel if case in ENCODERS else transformers.AutoModelForCausalLM
+    hf = auto.from_config(
         config, attn_implementation="eager", experts_implementation="eager"
     ).eval()
     _perturb(hf)
@@ -296,11 +495,13 @@ def test_same_logits_as_transformers(case: str, backend: str) -> None:
     for length in LENGTHS:
         ids = torch.randint(3, 300, (2, length))
         with torch.no_grad():
-            expected, got = hf(input_ids=ids).logits, ours(ids)
+            reference = hf(input_ids=ids)
+            expected = reference.last_hidden_state if case in ENCODERS else reference.logits
+            got = ours(ids)
         torch.testing.assert_close(got, expected, msg=lambda m, n=length: f"length {n}: {m}")
 
 
-@pytest.mark.parametrize("case", list(CONFIGS))
+@pytest.mark.parametrize("case", [case for case in CONFIGS if case not in ENCODERS])
 def test_cached_decoding_matches_the_full_forward(case: str) -> None:
     """Prefill, then one token at a time: the logits equal ours and transformers' full
     forward over the whole sequence (chunked and sliding caches trimmed on the way)."""
@@ -318,3 +519,51 @@ def test_cached_decoding_matches_the_full_forward(case: str) -> None:
         incremental = torch.cat(steps, dim=1)
         torch.testing.assert_close(incremental, full, msg=lambda m, n=prefill: f"{n}: {m}")
         torch.testing.assert_close(incremental, expected, msg=lambda m, n=prefill: f"{n}: {m}")
+
+
+def test_every_model_type_the_bench_builds_has_a_weight_mapping_and_a_case() -> None:
+    """Every model_type tfcli reads (``tfcli.hf.RECORDS``) whose class-default spec the bench
+    builds has a weight mapping and a case, here or in tests/bench_cases.py (the classic
+    records' cases)."""
+    from tests.bench_cases import configs
+    from tfcli.bench.hf_weights import MAPPERS, SEQ2SEQ_MAPPERS
+    from tfcli.bench.support import missing_features
+    from tfcli.errors import TfcliError
+    from tfcli.hf import RECORDS
+
+    buildable = set()
+    for model_type in RECORDS:
+        try:
+            spec = spec_from_hf_config({"model_type": model_type}, name=model_type).spec
+        except TfcliError:  # no class default for a required key (deepseek_v2's top-k)
+            continue
+        if not missing_features(spec):
+            buildable.add(model_type)
+    assert buildable <= set(MAPPERS) | set(SEQ2SEQ_MAPPERS)
+    configs_here = [make() for make in CONFIGS.values()]
+    configs_there = [config for config, _kind in configs().values()]
+    cases = {
+        spec_from_hf_config(config.to_dict(), name="case").spec.family
+        for config in configs_here + configs_there
+    }
+    assert buildable <= cases
+    assert {"gpt_oss", "llama4_text", "olmo2", "smollm3", "glm4_moe", "phimoe"} <= buildable
+
+
+@pytest.mark.parametrize("case", ["gpt_oss", "llama4_text", "olmo2", "exaone4", "cohere2"])
+def test_cache_bytes_match_the_estimate(case: str) -> None:
+    """After a prompt longer than the chunk / window and after each further token, the cached
+    tensors hold what ``tfcli kvcache`` predicts under its default "window" rule (a chunked
+    layer keeps at most its chunk, a sliding layer its window; sinks cache nothing)."""
+    from tfcli.memory import kv_cache_bytes
+
+    _hf, ours = pair(case)
+    cache = KVCache()
+    prompt = 6
+    with torch.no_grad():
+        ours(torch.randint(3, 300, (2, prompt)), cache=cache)
+        assert cache.nbytes() == kv_cache_bytes(ours.spec, prompt, batch=2, dtype="fp32")
+        for step in range(1, 4):
+            ours(torch.randint(3, 300, (2, 1)), cache=cache)
+            expected = kv_cache_bytes(ours.spec, prompt + step, batch=2, dtype="fp32")
+            assert cache.nbytes() == expected

@@ -57,6 +57,7 @@ MLP_LAYER_KINDS = ("dense", "moe", "none")
 ROUTER_SCORINGS = ("softmax", "sigmoid", "sparsemixer")
 LAYER_POSITIONS = ("rope", "none")
 QK_NORM_WEIGHTS = ("head", "all")
+QK_NORM_SCOPES = ("head", "all")
 SPARSE_ATTENTION = ("none", "longformer", "bigbird")
 DISENTANGLED_TERMS = ("c2p", "p2c")
 
@@ -126,6 +127,11 @@ class ModelSpec:
     """A learned sink logit per head joins every softmax (gpt-oss): one parameter per head."""
     attention_output_gate: bool = False
     """q_proj also emits a per-channel sigmoid gate for the attention output (Qwen3-Next)."""
+    qk_norm_scope: str = "head"
+    """What one q/k norm normalises: ``head``, each head's ``head_dim`` features on their own
+    (Qwen3, Gemma-3, Cohere's per-head LayerNorm((H, d))); ``all``, every head's queries (H x d)
+    and keys (KVH x d) as one vector each (OLMo-2, OLMoE: Olmo2RMSNorm(H d)). ``all`` needs
+    ``qk_norm_weights: all``; the weights are the same count either way."""
     qk_l2_norm: bool = False
     """A parameter-free RMS norm of every query and key head after RoPE, on RoPE layers only
     (Llama 4's Llama4TextL2Norm under use_qk_norm; eps norm_eps): no parameters."""
@@ -307,6 +313,13 @@ class ModelSpec:
     """A vocabulary projection on top (False for encoder-only models counted as AutoModel)."""
     lm_head_bias: bool = False
     final_logit_softcap: float | None = None
+    logit_scale: float = 1.0
+    """Multiplier of the logits (Cohere's logit_scale 0.0625; Granite's 1 / logits_scaling)."""
+    embedding_multiplier: float = 1.0
+    """Multiplier of the token embeddings (Granite's embedding_multiplier)."""
+    residual_multiplier: float = 1.0
+    """Multiplier of each sublayer's output before the residual add of a pre-LN block
+    (Granite's residual_multiplier: x + m f(norm(x)))."""
     uncounted: str | None = None
     """What a multimodal checkpoint holds that these counts leave out (its vision tower)."""
 
@@ -693,6 +706,9 @@ _POSITIVE_FLOATS = (
     "routed_scaling_factor",
     "swiglu_limit",
     "swiglu_alpha",
+    "logit_scale",
+    "embedding_multiplier",
+    "residual_multiplier",
 )
 """Float fields that must be finite and > 0 when set (finiteness is checked for every float)."""
 _TEXT_FIELDS = ("name", "family", "source", "uncounted")
@@ -705,6 +721,7 @@ _CHOICES = {
     "router_scoring": ROUTER_SCORINGS,
     "mixer": MIXERS,
     "qk_norm_weights": QK_NORM_WEIGHTS,
+    "qk_norm_scope": QK_NORM_SCOPES,
     "sparse_attention": SPARSE_ATTENTION,
 }
 
@@ -832,6 +849,10 @@ def validate(spec: ModelSpec) -> None:
         _fail(f"rotary_dim={spec.rotary_dim} exceeds head_dim={spec.resolved_head_dim}")
     if spec.parallel_residual and spec.norm_position != "pre":
         _fail("parallel_residual needs norm_position: pre")
+    if spec.qk_norm_scope == "all" and spec.qk_norm_weights != "all":
+        _fail("qk_norm_scope all (one norm over every head) needs qk_norm_weights: all")
+    if spec.residual_multiplier != 1.0 and (spec.norm_position != "pre" or spec.parallel_residual):
+        _fail("residual_multiplier is for sequential pre-LN blocks (Granite)")
 
 
 PER_LAYER_FIELDS = ("layer_types", "mlp_layer_types", "layer_positions")

@@ -310,6 +310,28 @@ def map_bert(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
     return out
 
 
+def map_deberta_v2(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
+    """DeBERTa-v2/v3 without disentangled attention (relative_attention false: the bench
+    refuses it otherwise): BERT's post-LN block with query_proj / key_proj / value_proj,
+    learned absolute positions, no token types."""
+    out: StateDict = {
+        "embed.weight": sd["embeddings.word_embeddings.weight"],
+        "positions.0.weight": sd["embeddings.position_embeddings.weight"],
+    }
+    _norm(out, "embed_norms.0", sd, "embeddings.LayerNorm")
+    for i in range(layers):
+        p, q = f"layers.{i}", f"encoder.layer.{i}"
+        for ours in "qkv":
+            theirs = {"q": "query", "k": "key", "v": "value"}[ours]
+            _linear(out, f"{p}.attention.{ours}", sd, f"{q}.attention.self.{theirs}_proj")
+        _linear(out, f"{p}.attention.o", sd, f"{q}.attention.output.dense")
+        _norm(out, f"{p}.norm1", sd, f"{q}.attention.output.LayerNorm")
+        _linear(out, f"{p}.mlp.up", sd, f"{q}.intermediate.dense")
+        _linear(out, f"{p}.mlp.down", sd, f"{q}.output.dense")
+        _norm(out, f"{p}.norm2", sd, f"{q}.output.LayerNorm")
+    return out
+
+
 def map_modernbert(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
     """ModernBERT: Wqkv stacks q, k, v by rows; Wi stacks the GeGLU input (activated: our
     gate) and the multiplier (our up); layer 0 has no attention norm."""
@@ -430,8 +452,9 @@ def _experts_2025(out: StateDict, ours: str, sd: StateDict, theirs: str, spec: M
 
 
 def map_decoder_2025(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
-    """gpt-oss, Llama 4 (text), OLMo / OLMo-2, SmolLM3, GLM-4.5 MoE, PhiMoE, ERNIE-4.5 MoE,
-    Qwen3-Next's attention layers: Llama's names with
+    """gpt-oss, Llama 4 (text), OLMo / OLMo-2 / OLMoE, SmolLM3, EXAONE-4, Cohere / Cohere-2,
+    Starcoder2, Granite / GraniteMoE, GLM-4.5 MoE, PhiMoE, ERNIE-4.5 MoE, Qwen3-Next's
+    attention layers: Llama's names with
 
     * gpt-oss ``self_attn.sinks`` (H,), ``mlp.router`` (with bias), biased stacked experts;
     * Llama 4's ``feed_forward`` (``router``, ``experts``, ``shared_expert``; dense layers its
@@ -441,7 +464,9 @@ def map_decoder_2025(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
     * OLMo's non-parametric norms (nothing to copy);
     * the routing correction bias: GLM-4.5's buffer ``gate.e_score_correction_bias``,
       ERNIE-4.5's parameter ``gate.moe_statics.e_score_correction_bias`` (1, E);
-    * Qwen3-Next's (1 + w) RMSNorms (stored as 1 + w, like Gemma's).
+    * Qwen3-Next's (1 + w) RMSNorms (stored as 1 + w, like Gemma's);
+    * GraniteMoE's ``block_sparse_moe``, Starcoder2's ``mlp.c_fc`` / ``mlp.c_proj``, Cohere's
+      single ``input_layernorm`` of its parallel block and per-head q/k norm weights (H, d).
     """
     out: StateDict = {"embed.weight": sd["model.embed_tokens.weight"]}
     plus_one = spec.family == "qwen3_next"
@@ -457,7 +482,9 @@ def map_decoder_2025(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
             norm(f"{p}.attention.k_norm", f"{attn}.k_norm")
         if spec.attention_sinks:
             out[f"{p}.attention.sinks"] = sd[f"{attn}.sinks"]
-        mlp = f"{q}.feed_forward" if spec.family == "llama4_text" else f"{q}.mlp"
+        mlp = {"llama4_text": f"{q}.feed_forward", "granitemoe": f"{q}.block_sparse_moe"}.get(
+            spec.family, f"{q}.mlp"
+        )
         if spec.moe_layer_flags[i]:
             router = f"{mlp}.router" if f"{mlp}.router.weight" in sd else f"{mlp}.gate"
             _linear(out, f"{p}.mlp.router", sd, router)
@@ -473,7 +500,12 @@ def map_decoder_2025(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
                 _linear(out, f"{p}.mlp.shared_gate", sd, f"{mlp}.shared_expert_gate")
         elif f"{mlp}.up_proj.weight" in sd:
             _llama_mlp(out, f"{p}.mlp", sd, mlp)
-        if spec.norm_position == "output":
+        elif f"{mlp}.c_fc.weight" in sd:  # Starcoder2's plain MLP
+            _linear(out, f"{p}.mlp.up", sd, f"{mlp}.c_fc")
+            _linear(out, f"{p}.mlp.down", sd, f"{mlp}.c_proj")
+        if spec.parallel_residual and affine:  # Cohere: one norm for both branches
+            norm(f"{p}.norm1", f"{q}.input_layernorm")
+        elif spec.norm_position == "output":
             norm(f"{p}.post_attention_norm", f"{q}.post_attention_layernorm")
             norm(f"{p}.post_mlp_norm", f"{q}.post_feedforward_layernorm")
         elif affine:
@@ -483,6 +515,8 @@ def map_decoder_2025(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
         norm("final_norms.0", "model.norm")
     if not spec.tie_word_embeddings:
         _linear(out, "lm_head", sd, "lm_head")
+    elif spec.lm_head_bias:  # ERNIE's use_bias: a bias on the tied head
+        out["lm_head_bias"] = sd["lm_head.bias"]
     return out
 
 
@@ -512,7 +546,14 @@ MAPPERS: dict[str, Callable[[ModelSpec, StateDict, int], StateDict]] = {
             "llama4_text",
             "olmo",
             "olmo2",
+            "olmoe",
             "smollm3",
+            "exaone4",
+            "cohere",
+            "cohere2",
+            "starcoder2",
+            "granite",
+            "granitemoe",
             "glm4_moe",
             "phimoe",
             "ernie4_5_moe",
@@ -529,6 +570,7 @@ MAPPERS: dict[str, Callable[[ModelSpec, StateDict, int], StateDict]] = {
     "bert": map_bert,
     "roberta": map_bert,
     "modernbert": map_modernbert,
+    "deberta-v2": map_deberta_v2,
 }
 """Single-stack families: (spec, state dict, depth) -> our state dict."""
 

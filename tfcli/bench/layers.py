@@ -47,6 +47,37 @@ class ParameterFreeNorm(nn.Module):
         return out.to(x.dtype)
 
 
+class HeadwiseNorm(nn.Module):
+    """A norm over each head's ``width`` features with a weight row per head, (heads, width):
+    Cohere's CohereLayerNorm((H, d)) on q (B, S, H, d) (LayerNorm in fp32: (x - mean) /
+    sqrt(var + eps) x w_head, no bias), or an RMSNorm alike. Input (B, heads, S, width)."""
+
+    def __init__(self, heads: int, width: int, eps: float, *, rms: bool) -> None:
+        super().__init__()
+        self.eps, self.rms = eps, rms
+        self.weight = nn.Parameter(torch.ones(heads, width))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x32 = x.float()
+        if not self.rms:
+            x32 = x32 - x32.mean(-1, keepdim=True)
+        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        weight = self.weight.float().unsqueeze(1)  # (heads, 1, width)
+        return (weight * x32).to(x.dtype)
+
+
+def make_qk_norm(spec: ModelSpec, heads: int) -> nn.Module:
+    """The q (``heads`` = H) or k (KVH) norm: over each head's d features with one shared
+    weight vector (``qk_norm_weights: head``), over all heads' H d features as one vector
+    (``qk_norm_scope: all``, OLMo-2), or per head with a weight row per head (Cohere)."""
+    d = spec.resolved_head_dim
+    if spec.qk_norm_scope == "all":
+        return make_norm(spec, heads * d)
+    if spec.qk_norm_weights == "all":
+        return HeadwiseNorm(heads, d, spec.norm_eps, rms=spec.norm_type == "rmsnorm")
+    return make_norm(spec, d)
+
+
 def make_norm(spec: ModelSpec, width: int | None = None) -> nn.Module:
     """The spec's norm over ``width`` (default hidden) features: LayerNorm or RMSNorm, with
     no parameters when ``norm_affine`` is off (OLMo)."""
@@ -104,8 +135,9 @@ class Experts(nn.Module):
     """``count`` expert MLPs of ``width``, each matrix stacked over experts (as transformers 5
     and grouped-GEMM kernels store them; one parameter per matrix also builds a 256-expert
     layer in milliseconds): gate and up (E, f, h), down (E, h, f), biases (E, f) / (E, h)
-    with ``mlp_bias`` or ``expert_bias`` (gpt-oss). With ``swiglu_limit`` the gated activation
-    is gpt-oss's clamped SwiGLU (``clamped_swiglu``)."""
+    with ``expert_bias`` (gpt-oss; ERNIE's use_bias leaves its stacked experts bias-free).
+    With ``swiglu_limit`` the gated activation is gpt-oss's clamped SwiGLU
+    (``clamped_swiglu``)."""
 
     def __init__(self, spec: ModelSpec, width: int, count: int) -> None:
         super().__init__()
@@ -115,7 +147,7 @@ class Experts(nn.Module):
         self.gate = self._stack(count, width, h) if spec.mlp_gated else None
         self.up = self._stack(count, width, h)
         self.down = self._stack(count, h, width)
-        bias = spec.mlp_bias or spec.expert_bias
+        bias = spec.expert_bias  # routed experts' biases (tfcli.shapes: not mlp_bias)
         zeros = lambda *shape: nn.Parameter(torch.zeros(*shape))  # noqa: E731
         self.gate_bias = zeros(count, width) if bias and spec.mlp_gated else None
         self.up_bias = zeros(count, width) if bias else None

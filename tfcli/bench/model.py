@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from tfcli.bench.attention import attention_core
 from tfcli.bench.cache import KVCache, LayerCache
-from tfcli.bench.layers import MLP, MoE, ParameterFreeNorm, make_norm
+from tfcli.bench.layers import MLP, MoE, ParameterFreeNorm, make_norm, make_qk_norm
 from tfcli.bench.positions import (
     RelativeBias,
     RotaryEmbedding,
@@ -66,8 +66,9 @@ class SelfAttention(nn.Module):
 
     The 2025 features, each from its transformers modelling file:
 
-    * q/k norms over all heads (``qk_norm_weights: all``, Olmo2Attention): one norm over the
-      whole q projection (H x D) and one over k (KVH x D), before the heads are split;
+    * q/k norms over all heads (``qk_norm_scope: all``, Olmo2Attention): one norm over the
+      whole q projection (H x D) and one over k (KVH x D), before the heads are split; per-head
+      weights normalised head by head (CohereAttention: ``qk_norm_weights: all`` alone);
     * ``qk_l2_norm`` (Llama4TextAttention): a parameter-free RMS norm per head after RoPE, on
       RoPE layers only;
     * attention temperature tuning on NoPE layers (Llama 4): q at position p times
@@ -100,10 +101,9 @@ class SelfAttention(nn.Module):
         self.k = nn.Linear(h, kv * d, bias=spec.attention_qkv_bias)
         self.v = nn.Linear(h, kv * d, bias=spec.attention_qkv_bias)
         self.o = nn.Linear(heads * d, h, bias=spec.attention_out_bias)
-        self.norm_all_heads = spec.qk_norm_weights == "all"
-        q_width, k_width = (heads * d, kv * d) if self.norm_all_heads else (d, d)
-        self.q_norm = make_norm(spec, q_width) if spec.qk_norm and not cross else None
-        self.k_norm = make_norm(spec, k_width) if spec.qk_norm and not cross else None
+        self.norm_all_heads = spec.qk_norm_scope == "all"
+        self.q_norm = make_qk_norm(spec, heads) if spec.qk_norm and not cross else None
+        self.k_norm = make_qk_norm(spec, kv) if spec.qk_norm and not cross else None
         self.rope = None if cross else rope
         self.cross = cross
         self.settings = settings
@@ -460,10 +460,11 @@ class Block(nn.Module):
             x = self._cross(x, positions, cross_bias, memory, cache, post=False)
             assert self.norm2 is not None
             return x + self.post_mlp_norm(self.mlp(self.norm2(x)))
-        x = x + attend(self.norm1(x))
+        m = spec.residual_multiplier  # Granite's; 1 elsewhere
+        x = x + attend(self.norm1(x)) * m if m != 1.0 else x + attend(self.norm1(x))
         x = self._cross(x, positions, cross_bias, memory, cache, post=False)
         assert self.norm2 is not None
-        return x + self.mlp(self.norm2(x))
+        return x + self.mlp(self.norm2(x)) * m if m != 1.0 else x + self.mlp(self.norm2(x))
 
     def _cross(
         self,
@@ -598,6 +599,8 @@ class Transformer(nn.Module):
         """Token (+ position, + type) embeddings and the embedding norm; (B, S, h)."""
         spec = self.spec
         x = self.embed(ids)
+        if spec.embedding_multiplier != 1.0:  # Granite
+            x = x * spec.embedding_multiplier
         if spec.scale_embeddings:
             x = x * torch.tensor(math.sqrt(spec.hidden_size), dtype=x.dtype)
         positions = torch.arange(offset, offset + ids.shape[1], device=ids.device)
@@ -676,6 +679,8 @@ class Transformer(nn.Module):
             out = x @ self.embed.weight.T
             if self.lm_head_bias is not None:
                 out = out + self.lm_head_bias
+        if spec.logit_scale != 1.0:  # Cohere's logit_scale, Granite's 1 / logits_scaling
+            out = out * spec.logit_scale
         if spec.final_logit_softcap is not None:
             cap = spec.final_logit_softcap
             out = torch.tanh(out / cap) * cap
