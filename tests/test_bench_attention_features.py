@@ -567,3 +567,35 @@ def test_cache_bytes_match_the_estimate(case: str) -> None:
             ours(torch.randint(3, 300, (2, 1)), cache=cache)
             expected = kv_cache_bytes(ours.spec, prompt + step, batch=2, dtype="fp32")
             assert cache.nbytes() == expected
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 4])
+def test_chunk_mask_attends_the_pairs_tfcli_counts(chunk: int) -> None:
+    """The chunked mask (checked against transformers above) attends exactly the pairs
+    ``tfcli flops`` counts for a chunked layer, in a prefill and in a decode step over the
+    trimmed cache (the last c keys)."""
+    from tfcli.bench.attention import attention_mask
+    from tfcli.flops import attended_pairs
+
+    for seq in range(1, 14):
+        mask = attention_mask(seq, seq, causal=True, window=None, chunk=chunk)
+        pairs = seq * (seq + 1) // 2 if mask is None else int(mask.sum())
+        assert pairs == attended_pairs(seq, causal=True, chunk=chunk)
+        kept = min(seq, chunk)  # the cache after ``seq`` tokens, then the new token
+        step = attention_mask(
+            1, kept + 1, causal=True, window=None, chunk=chunk, q_offset=seq, key_offset=seq - kept
+        )
+        visible = kept + 1 if step is None else int(step.sum())
+        assert visible == attended_pairs(1, causal=True, context=seq, chunk=chunk)
+
+
+def test_the_bench_knows_which_kernel_and_mask_a_layer_gets() -> None:
+    """Sinks run the naive core under either backend; a chunked layer hands SDPA a mask of
+    its chunk (its cache keeps c tokens), a NoPE full layer none."""
+    from tfcli.bench.work import executed_kernel, layer_chunk, layer_reach
+
+    _hf, ours = pair("gpt_oss")
+    assert executed_kernel(ours.spec, "sdpa", torch.device("cpu")) == "naive"
+    _hf, ours = pair("llama4_text")
+    assert [layer_chunk(ours.spec, i) for i in range(4)] == [4, None, 4, None]
+    assert [layer_reach(ours.spec, i) for i in range(4)] == [4, None, 4, None]

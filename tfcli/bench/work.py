@@ -98,11 +98,12 @@ def executed_kernel(spec: ModelSpec, backend: str, device: torch.device) -> str:
 
     Checked with torch.profiler on torch 2.13 CPU: the CPU flash kernel takes boolean and
     additive masks and grouped KV heads, but not d_qk != d_v (MLA), which falls back to
-    ``_scaled_dot_product_attention_math``; logit soft-capping (Gemma-2) is not expressible in
-    SDPA, so the built-in core runs its naive path whatever the backend.
+    ``_scaled_dot_product_attention_math``; logit soft-capping (Gemma-2) and attention sinks
+    (gpt-oss) are not expressible in SDPA, so the built-in core runs its naive path whatever
+    the backend.
     """
-    if backend == "naive" or spec.attn_logit_softcap is not None:
-        return "naive"
+    if backend == "naive" or spec.attn_logit_softcap is not None or spec.attention_sinks:
+        return "naive"  # attention sinks (gpt-oss) join the softmax: the naive path too
     if device.type == "cpu" and spec.qk_head_dim != spec.value_head_dim:
         return "math"
     return "flash"
@@ -114,6 +115,22 @@ def layer_window(spec: ModelSpec, index: int) -> int | None:
     if spec.architecture == "encoder":
         return None
     return spec.sliding_window if spec.layer_kinds[index] == "sliding" else None
+
+
+def layer_chunk(spec: ModelSpec, index: int) -> int | None:
+    """The attention chunk of main-stack layer ``index`` (Llama 4's chunked layers), else
+    None."""
+    if spec.architecture == "encoder":
+        return None
+    return spec.attention_chunk_size if spec.layer_kinds[index] == "chunked" else None
+
+
+def layer_reach(spec: ModelSpec, index: int) -> int | None:
+    """The most keys a query of layer ``index`` attends, its sliding window or its chunk
+    (None: unbounded). Either is an explicit boolean mask to SDPA (S^2 bytes, no block
+    skipping), and the built-in cache keeps that many tokens of the layer."""
+    window = layer_window(spec, index)
+    return window if window is not None else layer_chunk(spec, index)
 
 
 def explicit_mask(spec: ModelSpec, window: int | None) -> bool:
@@ -295,4 +312,7 @@ def block_mlp_flops(spec: ModelSpec, tokens: int, index: int = 0) -> int:
     """The MLP (or MoE: router, top-k experts, shared) of layer ``index`` on ``tokens`` rows."""
     if spec.architecture != "encoder" and spec.moe_layer_flags[index]:
         return sum(moe_flops(spec, tokens).values())
+    run = next(r for r in spec.main_stack_runs() if r.start <= index < r.stop)
+    if run.plan.mlp == "none":
+        return 0
     return mlp_flops(spec, tokens, spec.intermediate_size)
