@@ -599,3 +599,44 @@ def test_the_bench_knows_which_kernel_and_mask_a_layer_gets() -> None:
     _hf, ours = pair("llama4_text")
     assert [layer_chunk(ours.spec, i) for i in range(4)] == [4, None, 4, None]
     assert [layer_reach(ours.spec, i) for i in range(4)] == [4, None, 4, None]
+
+
+def test_a_layer_without_an_mlp_is_the_attention_sublayer_alone() -> None:
+    """``mlp_layer_types: none``: no published attention model has such a layer, so the
+    oracle is transformers' Llama with that layer's MLP silenced (down_proj zero): x + MLP(.)
+    is then x, what the MLP-less block computes (its norm2 and MLP weights are dropped)."""
+    from tfcli.bench.hf_weights import map_llama_family
+
+    config = transformers.LlamaConfig(
+        **SMALL,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
+    torch.manual_seed(0)
+    hf = transformers.AutoModelForCausalLM.from_config(config, attn_implementation="eager").eval()
+    _perturb(hf)
+    with torch.no_grad():
+        hf.model.layers[1].mlp.down_proj.weight.zero_()
+    spec = spec_from_hf_config(config.to_dict(), name="llama").spec
+    bare = spec.replace(mlp_layer_types=("dense", "none", "dense"))
+    ours = build_model(bare).eval()
+    sd = {k: v.detach() for k, v in hf.state_dict().items()}
+    mapped = {
+        name: tensor
+        for name, tensor in map_llama_family(spec, sd, 3).items()
+        if not name.startswith(("layers.1.mlp.", "layers.1.norm2."))
+    }
+    assert set(mapped) == set(ours.state_dict())
+    ours.load_state_dict(mapped)
+    assert ours.block(1).mlp is None
+    ids = torch.randint(3, 300, (2, 7))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(ids), hf(input_ids=ids).logits)
+        cache = KVCache()
+        steps = [ours(ids[:, :3], cache=cache)] + [
+            ours(ids[:, t : t + 1], cache=cache) for t in range(3, 7)
+        ]
+        torch.testing.assert_close(torch.cat(steps, dim=1), hf(input_ids=ids).logits)
