@@ -589,13 +589,48 @@ def test_chunk_mask_attends_the_pairs_tfcli_counts(chunk: int) -> None:
         assert visible == attended_pairs(1, causal=True, context=seq, chunk=chunk)
 
 
+@pytest.mark.parametrize("kv_heads", [4, 2, 1])
+@pytest.mark.parametrize(
+    ("window", "chunk", "q_offset", "key_offset", "s_q", "s_k"),
+    [
+        (None, None, 0, 0, 7, 7),  # prefill: is_causal with a dummy first query
+        (3, None, 0, 0, 7, 7),  # sliding window: a boolean mask with the sink column
+        (None, 3, 0, 0, 7, 7),  # chunked
+        (None, None, 4, 0, 3, 7),  # chunked prefill after a cache
+        (3, None, 9, 7, 2, 4),  # on a trimmed sliding cache
+    ],
+)
+def test_sinks_through_sdpa_equal_the_naive_core(
+    kv_heads: int,
+    window: int | None,
+    chunk: int | None,
+    q_offset: int,
+    key_offset: int,
+    s_q: int,
+    s_k: int,
+) -> None:
+    """The sink as an extra key through SDPA (``sdpa_with_sinks``) equals the naive core's
+    extra softmax column (checked against transformers' gpt-oss above)."""
+    from tfcli.bench.attention import attention_core
+
+    torch.manual_seed(3)
+    q = torch.randn(2, 4, s_q, 8)
+    k, v = torch.randn(2, kv_heads, s_k, 8), torch.randn(2, kv_heads, s_k, 8)
+    sinks = torch.randn(4)
+    kwargs = {"causal": True, "window": window, "chunk": chunk, "sinks": sinks}
+    kwargs |= {"q_offset": q_offset, "key_offset": key_offset, "scale": 0.3}
+    naive = attention_core(q, k, v, backend="naive", **kwargs)
+    sdpa = attention_core(q, k, v, backend="sdpa", **kwargs)
+    torch.testing.assert_close(sdpa, naive)
+
+
 def test_the_bench_knows_which_kernel_and_mask_a_layer_gets() -> None:
-    """Sinks run the naive core under either backend; a chunked layer hands SDPA a mask of
-    its chunk (its cache keeps c tokens), a NoPE full layer none."""
+    """Sinks keep the fused SDPA kernel (one extra key); a chunked layer hands SDPA a mask
+    of its chunk (its cache keeps c tokens), a NoPE full layer none."""
     from tfcli.bench.work import executed_kernel, layer_chunk, layer_reach
 
     _hf, ours = pair("gpt_oss")
-    assert executed_kernel(ours.spec, "sdpa", torch.device("cpu")) == "naive"
+    assert executed_kernel(ours.spec, "sdpa", torch.device("cpu")) == "flash"
     _hf, ours = pair("llama4_text")
     assert [layer_chunk(ours.spec, i) for i in range(4)] == [4, None, 4, None]
     assert [layer_reach(ours.spec, i) for i in range(4)] == [4, None, 4, None]

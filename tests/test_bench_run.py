@@ -206,7 +206,7 @@ def test_decode_mode(cache_dir: Path) -> None:
 
 
 def test_chunked_nope_and_sink_models_bench() -> None:
-    """gpt-oss (sinks: the naive core whatever the backend) and Llama 4 (chunked RoPE layers,
+    """gpt-oss (sinks: one extra key through SDPA) and Llama 4 (chunked RoPE layers,
     NoPE full layers, MoE) time end to end (in process, round calibration figures); a decode
     step of Llama 4 reads the last min(L + 1, c) tokens of a chunked layer and L + 1 of a
     full one."""
@@ -234,7 +234,10 @@ def test_chunked_nope_and_sink_models_bench() -> None:
     spec = spec_from_hf_config(gpt_oss.to_dict(), name="gpt_oss").spec
     settings = BenchSettings(spec, cpu, fp32, [32], layers=2, repeats=1, warmup=0)
     result = run_bench(settings, fake_calibration(), True)
-    assert {point.kernel for point in result.points} == {"naive"}
+    assert {point.backend: point.kernel for point in result.points} == {
+        "naive": "naive",
+        "sdpa": "flash",
+    }
     assert all(point.core is not None and point.core.median > 0 for point in result.points)
     spec = spec_from_hf_config(llama4.to_dict(), name="llama4").spec
     settings = BenchSettings(

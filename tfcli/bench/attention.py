@@ -89,7 +89,8 @@ def naive_attention(
 
     ``sinks`` (H,): gpt-oss's attention sinks, one learned logit per head that joins every
     row's softmax as an extra column and is dropped afterwards (transformers
-    gpt_oss eager_attention_forward): p_ij = exp(s_ij) / (exp(sink_h) + sum_j exp(s_ij)).
+    gpt_oss eager_attention_forward): p_ij = exp(s_ij) / (exp(sink_h) + sum_j exp(s_ij)),
+    i.e. softmax(s)_ij x sigmoid(lse_i - sink_h), done in place on the probabilities.
 
     The G query heads sharing a KV head are folded into the rows of one matmul per KV head:
     q (B, KVH, G x S_q, D) @ k^T (B, KVH, D, S_k). A broadcast (B, KVH, G, S_q, D) @
@@ -112,12 +113,14 @@ def naive_attention(
         scores = scores.div_(softcap).tanh_().mul_(softcap)
     if mask is not None:
         scores = scores.masked_fill_(~mask, float("-inf"))
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32)  # a second S x S
     if sinks is not None:
-        sink = sinks.to(scores.dtype).view(1, h, 1, 1).expand(b, h, s_q, 1)
-        probs = torch.softmax(torch.cat((scores, sink), dim=-1), dim=-1, dtype=torch.float32)
-        probs = probs[..., :-1].to(q.dtype)  # (B, H, S_q, S_k): the sink column dropped
-    else:
-        probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)  # a second S x S
+        # the sink's share without a third S x S: each row's log-sum-exp from its largest
+        # score m and largest probability exp(m - lse); then p x Z / (Z + e^sink)
+        top = scores.amax(dim=-1, keepdim=True).float()  # (B, H, S_q, 1)
+        lse = top - probs.amax(dim=-1, keepdim=True).log()
+        probs.mul_(torch.sigmoid(lse - sinks.float().view(1, h, 1, 1)))
+    probs = probs.to(q.dtype)
     out = torch.matmul(probs.view(b, kvh, g * s_q, -1), v)  # (B, KVH, G S_q, Dv)
     return out.view(b, h, s_q, v.shape[-1])
 
@@ -173,6 +176,61 @@ def sdpa_attention(
         )
 
 
+def sdpa_with_sinks(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    sinks: Tensor,
+    *,
+    scale: float,
+    square_causal: bool,
+    mask: Tensor | None,
+    kernel: str | None = None,
+) -> Tensor:
+    """Attention sinks (gpt-oss) through SDPA, without materialising the scores.
+
+    The sink of head h is one extra key every query sees with logit sink_h and a zero value
+    (transformers gpt_oss eager_attention_forward: softmax over [scores, sink], sink column
+    dropped). With GQA the sink cannot live in the shared key, so it lives in the query: one
+    extra dim, q' = [q, sink_h / scale], k' = [k, 0], and a sink key [0, ..., 0, 1] in front
+    of the keys, so that scale x q' . k_sink = sink_h; values get a zero row (and a zero dim,
+    so q, k and v keep one head width, which the CPU flash kernel needs). A square causal
+    call adds one dummy query in front, so that ``is_causal`` (top-left aligned) lets real
+    query i see the sink and keys 0..i; its row is dropped. Extra memory: copies of q, k, v
+    one dim wider, O(S D).
+    """
+    b, h, s_q, d = q.shape
+    kvh, dv = k.shape[1], v.shape[-1]
+    width = max(d, dv) + 1
+    sink_dim = (sinks.to(q.dtype) / scale).view(1, h, 1, 1).expand(b, h, s_q, 1)
+    q2 = torch.cat((F.pad(q, (0, width - 1 - d)), sink_dim), dim=-1)  # (B, H, S_q, W)
+    k2 = F.pad(k, (0, width - d))  # (B, KVH, S_k, W): zero in the sink dim
+    sink_key = k2.new_zeros(b, kvh, 1, width)
+    sink_key[..., -1] = 1.0
+    k2 = torch.cat((sink_key, k2), dim=2)  # (B, KVH, 1 + S_k, W)
+    v2 = F.pad(v, (0, width - dv))
+    v2 = torch.cat((v2.new_zeros(b, kvh, 1, width), v2), dim=2)  # (B, KVH, 1 + S_k, W)
+    attn_mask: Tensor | None = None
+    if square_causal:
+        q2 = torch.cat((q2.new_zeros(b, h, 1, width), q2), dim=2)  # a dummy first query
+    elif mask is not None:
+        sees_sink = torch.ones(s_q, 1, dtype=torch.bool, device=mask.device)
+        attn_mask = torch.cat((sees_sink, mask), dim=-1)  # (S_q, 1 + S_k)
+    with sdpa_kernel_context(kernel, q.device):
+        out = F.scaled_dot_product_attention(
+            q2,
+            k2,
+            v2,
+            attn_mask=attn_mask,
+            is_causal=square_causal,
+            scale=scale,
+            enable_gqa=h != kvh,
+        )
+    if square_causal:
+        out = out[:, :, 1:]
+    return out[..., :dv]
+
+
 def uses_grouped_decode(s_q: int, device: torch.device) -> bool:
     """True when the core runs the grouped matmul kernel for a decode step: one query per
     sequence on the CPU (see the module docstring)."""
@@ -198,9 +256,9 @@ def attention_core(
 ) -> Tensor:
     """softmax(Q K^T scale + bias) V under a causal / sliding / chunked / bidirectional mask.
 
-    Soft-capping (Gemma-2) and attention sinks (gpt-oss) are not expressible in SDPA: with
-    ``softcap`` or ``sinks`` set, the naive path runs whatever the backend; so does a
-    one-query step on the CPU (``uses_grouped_decode``).
+    Soft-capping (Gemma-2) is not expressible in SDPA: with ``softcap`` set, the naive path
+    runs whatever the backend; so does a one-query step on the CPU (``uses_grouped_decode``).
+    Attention sinks (gpt-oss) go through SDPA as an extra key (``sdpa_with_sinks``).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown attention backend {backend!r}; use {', '.join(BACKENDS)}")
@@ -210,7 +268,7 @@ def attention_core(
     naive = (
         backend == "naive"
         or softcap is not None
-        or sinks is not None
+        or (sinks is not None and bias is not None)
         or uses_grouped_decode(q.shape[2], q.device)
     )
     square_causal = (
@@ -221,6 +279,10 @@ def attention_core(
         and key_offset == 0
         and q.shape[2] > 1
     ) and q.shape[2] == k.shape[2]
+    if sinks is not None and not naive and square_causal:
+        return sdpa_with_sinks(
+            q, k, v, sinks, scale=scale, square_causal=square_causal, mask=None, kernel=sdpa_kernel
+        )
     if square_causal and not naive and bias is None:
         # SDPA gets is_causal: building the (S, S) boolean mask would cost S^2 bytes for
         # nothing (256 MiB at 16K), which the O(S) memory figure must not include.
@@ -240,6 +302,10 @@ def attention_core(
     if naive:
         return naive_attention(
             q, k, v, scale=scale, mask=mask, bias=bias, softcap=softcap, sinks=sinks
+        )
+    if sinks is not None:
+        return sdpa_with_sinks(
+            q, k, v, sinks, scale=scale, square_causal=False, mask=mask, kernel=sdpa_kernel
         )
     return sdpa_attention(
         q, k, v, scale=scale, causal=square_causal, mask=mask, bias=bias, kernel=sdpa_kernel

@@ -98,12 +98,12 @@ def executed_kernel(spec: ModelSpec, backend: str, device: torch.device) -> str:
 
     Checked with torch.profiler on torch 2.13 CPU: the CPU flash kernel takes boolean and
     additive masks and grouped KV heads, but not d_qk != d_v (MLA), which falls back to
-    ``_scaled_dot_product_attention_math``; logit soft-capping (Gemma-2) and attention sinks
-    (gpt-oss) are not expressible in SDPA, so the built-in core runs its naive path whatever
-    the backend.
+    ``_scaled_dot_product_attention_math``; logit soft-capping (Gemma-2) is not expressible in
+    SDPA, so the built-in core runs its naive path whatever the backend. Attention sinks
+    (gpt-oss) go through SDPA as one extra key (``attention.sdpa_with_sinks``).
     """
-    if backend == "naive" or spec.attn_logit_softcap is not None or spec.attention_sinks:
-        return "naive"  # attention sinks (gpt-oss) join the softmax: the naive path too
+    if backend == "naive" or spec.attn_logit_softcap is not None:
+        return "naive"
     if device.type == "cpu" and spec.qk_head_dim != spec.value_head_dim:
         return "math"
     return "flash"
