@@ -675,3 +675,28 @@ def test_a_layer_without_an_mlp_is_the_attention_sublayer_alone() -> None:
             ours(ids[:, t : t + 1], cache=cache) for t in range(3, 7)
         ]
         torch.testing.assert_close(torch.cat(steps, dim=1), hf(input_ids=ids).logits)
+
+
+def test_sink_memory_matches_the_estimate() -> None:
+    """The allocator's peak of one sinks-through-SDPA core call equals ``estimate_peak_bytes``
+    within 10% (the copies one dim wider are the difference from a plain call)."""
+    from tfcli.bench.allocations import peak_bytes
+    from tfcli.bench.attention import attention_core
+    from tfcli.bench.work import estimate_peak_bytes
+    from tfcli.loaders import load_model
+
+    spec = load_model("gpt-oss-20b").spec.replace(
+        hidden_size=512, num_heads=8, num_kv_heads=2, head_dim=64
+    )
+    seq, cpu = 1024, torch.device("cpu")
+    q = torch.randn(1, 8, seq, 64)
+    k, v = torch.randn(1, 2, seq, 64), torch.randn(1, 2, seq, 64)
+    sinks = torch.randn(8)
+    measured = peak_bytes(
+        lambda: attention_core(q, k, v, backend="sdpa", causal=True, sinks=sinks), cpu
+    )
+    if measured is None:
+        pytest.skip("the profiler cannot record memory here")
+    threads = torch.get_num_threads()
+    estimated = estimate_peak_bytes(spec, 1, seq, "sdpa", "fp32", cpu_threads=threads)
+    assert measured == pytest.approx(estimated, rel=0.1)
