@@ -125,6 +125,14 @@ CONFIGS: dict[str, Callable[[], Any]] = {
         num_attention_heads=4,
         num_key_value_heads=2,
     ),
+    "olmo_mha_deep": lambda: transformers.OlmoConfig(
+        **SMALL,
+        hidden_size=48,
+        intermediate_size=80,
+        num_hidden_layers=3,
+        num_attention_heads=6,
+        tie_word_embeddings=True,
+    ),
     "smollm3": lambda: transformers.SmolLM3Config(
         **SMALL,
         hidden_size=64,

@@ -42,14 +42,15 @@ from tfcli.bench.positions import (
     yarn_mscale,
 )
 from tfcli.bench.support import check_buildable
+from tfcli.plan import LayerPlan
 from tfcli.spec import ModelSpec
 
 
-def layer_mlp(spec: ModelSpec, index: int) -> str:
-    """``LayerPlan.mlp`` (dense, moe, none) of layer ``index`` of the main stack, O(runs)."""
+def main_plan(spec: ModelSpec, index: int) -> LayerPlan:
+    """The ``LayerPlan`` of layer ``index`` of the main stack (tfcli.plan decides), O(runs)."""
     for run in spec.main_stack_runs():
         if run.start <= index < run.stop:
-            return run.plan.mlp
+            return run.plan
     raise IndexError(f"layer {index} is beyond the {spec.num_layers} layers of {spec.name}")
 
 
@@ -397,7 +398,7 @@ class Block(nn.Module):
             )
             self.cross_norm = make_norm(spec)
         moe = stack == "decoder" and spec.moe_layer_flags[index]
-        no_mlp = main and layer_mlp(spec, index) == "none"
+        no_mlp = main and main_plan(spec, index).mlp == "none"
         self.mlp: nn.Module | None = (
             None if no_mlp else MoE(spec) if moe else MLP(spec, spec.intermediate_size)
         )
@@ -577,9 +578,8 @@ class Transformer(nn.Module):
 
     def _rope_for(self, index: int, stack: str) -> RotaryEmbedding | None:
         main = stack == "decoder" or self.spec.architecture == "encoder"
-        positions = self.spec.layer_positions
-        if main and positions is not None and positions[index] == "none":
-            return None  # NoPE (Llama 4's no_rope_layers, SmolLM3)
+        if main and main_plan(self.spec, index).rope == "none":
+            return None  # NoPE (Llama 4's no_rope_layers, SmolLM3), or no RoPE at all
         if main and self.local_rope is not None and self.spec.layer_kinds[index] == "sliding":
             return self.local_rope
         return self.rope
