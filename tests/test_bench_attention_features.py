@@ -708,3 +708,16 @@ def test_sink_memory_matches_the_estimate() -> None:
     threads = torch.get_num_threads()
     estimated = estimate_peak_bytes(spec, 1, seq, "sdpa", "fp32", cpu_threads=threads)
     assert measured == pytest.approx(estimated, rel=0.1)
+
+
+def test_tensor_parallel_refuses_per_head_parameters_it_does_not_split() -> None:
+    """--dist tp shards q/k/v by columns; OLMo-2's all-head q/k norms would stay whole: refused
+    with one line (FSDP, which shards every parameter, is allowed)."""
+    from tfcli.bench.dist import _check_spec
+    from tfcli.errors import BenchError
+    from tfcli.loaders import load_model
+
+    spec = load_model("olmo-2-7b").spec
+    with pytest.raises(BenchError, match="does not shard"):
+        _check_spec(spec, "tp", 2)
+    _check_spec(spec, "fsdp", 2)
