@@ -205,6 +205,50 @@ def test_decode_mode(cache_dir: Path) -> None:
         assert d["layers"] == 1 and not d["whole_model"]
 
 
+def test_chunked_nope_and_sink_models_bench() -> None:
+    """gpt-oss (sinks: one extra key through SDPA) and Llama 4 (chunked RoPE layers,
+    NoPE full layers, MoE) time end to end (in process, round calibration figures); a decode
+    step of Llama 4 reads the last min(L + 1, c) tokens of a chunked layer and L + 1 of a
+    full one."""
+    import transformers
+
+    from tfcli.bench.run import run_bench
+    from tfcli.loaders import spec_from_hf_config
+
+    small = {"vocab_size": 300, "hidden_size": 64, "num_attention_heads": 4, "head_dim": 16}
+    small |= {"num_key_value_heads": 2, "num_local_experts": 4, "pad_token_id": None}
+    gpt_oss = transformers.GptOssConfig(
+        **small, intermediate_size=48, num_hidden_layers=2, sliding_window=16
+    )
+    llama4 = transformers.Llama4TextConfig(
+        **small,
+        intermediate_size=48,
+        intermediate_size_mlp=80,
+        num_hidden_layers=4,
+        num_experts_per_tok=1,
+        interleave_moe_layer_step=2,
+        no_rope_layer_interval=2,
+        attention_chunk_size=32,
+    )
+    cpu, fp32 = torch.device("cpu"), torch.float32
+    spec = spec_from_hf_config(gpt_oss.to_dict(), name="gpt_oss").spec
+    settings = BenchSettings(spec, cpu, fp32, [32], layers=2, repeats=1, warmup=0)
+    result = run_bench(settings, fake_calibration(), True)
+    assert {point.backend: point.kernel for point in result.points} == {
+        "naive": "naive",
+        "sdpa": "flash",
+    }
+    assert all(point.core is not None and point.core.median > 0 for point in result.points)
+    spec = spec_from_hf_config(llama4.to_dict(), name="llama4").spec
+    settings = BenchSettings(
+        spec, cpu, fp32, [], layers=4, mode="decode", contexts=[40], repeats=1, warmup=0
+    )
+    (step,) = run_bench(settings, fake_calibration(), True).decode
+    per_token = 2 * 2 * 16 * 4  # K and V, 2 KV heads x 16, fp32, one layer
+    assert step.kv_bytes == per_token * (2 * min(41, 32) + 2 * 41)
+    assert step.step is not None and step.step.median > 0
+
+
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [

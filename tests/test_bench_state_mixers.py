@@ -37,9 +37,10 @@ T = transformers
 QWEN3_NEXT_CHUNK = 64  # torch_chunk_gated_delta_rule's chunk_size (tfcli: linear_chunk_size)
 
 
-def _qwen3_next(width: int, layers: int, kh: int, vh: int, dk: int, dv: int) -> Any:
-    # Only DeltaNet layers: the gated full-attention layers wait for the attention output
-    # gate in the bench (support.py refuses it). Layer 0 keeps a dense MLP (mlp_only_layers).
+def _qwen3_next(
+    width: int, layers: int, kh: int, vh: int, dk: int, dv: int, types: list[str] | None = None
+) -> Any:
+    # Layer 0 keeps a dense MLP (mlp_only_layers); ``types`` mixes in gated full attention.
     return T.Qwen3NextConfig(
         vocab_size=97,
         hidden_size=width,
@@ -58,7 +59,7 @@ def _qwen3_next(width: int, layers: int, kh: int, vh: int, dk: int, dv: int) -> 
         moe_intermediate_size=16,
         shared_expert_intermediate_size=24,
         mlp_only_layers=[0],
-        layer_types=["linear_attention"] * layers,
+        layer_types=types or ["linear_attention"] * layers,
     )
 
 
@@ -92,6 +93,9 @@ def _granite(width: int, heads: int, groups: int, chunk: int, types: list[str]) 
 CONFIGS: dict[str, Callable[[], Any]] = {
     "qwen3_next-a": lambda: _qwen3_next(32, 2, 2, 4, 8, 6),
     "qwen3_next-b": lambda: _qwen3_next(24, 3, 1, 2, 4, 8),
+    "qwen3_next-hybrid": lambda: _qwen3_next(
+        32, 3, 2, 4, 8, 6, ["linear_attention", "full_attention", "linear_attention"]
+    ),
     "mamba-a": lambda: T.MambaConfig(vocab_size=97, hidden_size=32, num_hidden_layers=2),
     "mamba-b": lambda: T.MambaConfig(
         vocab_size=97,
@@ -344,20 +348,6 @@ def test_cached_step_flops_equal_tfcli_decode_flops(case: str) -> None:
                 layer_types=["linear_attention", "full_attention"],
             ),
             "lightning layers",
-        ),
-        (
-            lambda: T.Qwen3NextConfig(
-                vocab_size=97,
-                hidden_size=32,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                num_key_value_heads=2,
-                head_dim=8,
-                num_experts=4,
-                num_experts_per_tok=2,
-                layer_types=["linear_attention", "full_attention"],
-            ),
-            "an attention output gate",
         ),
     ],
 )

@@ -54,9 +54,10 @@ MiniMax lightning attention, Mamba-1 and Mamba-2 state-space layers, RWKV-4 time
 LAYER_KINDS = ATTENTION_KINDS + MIXER_KINDS
 MIXERS = ("attention", *MIXER_KINDS)
 MLP_LAYER_KINDS = ("dense", "moe", "none")
-ROUTER_SCORINGS = ("softmax", "sigmoid")
+ROUTER_SCORINGS = ("softmax", "sigmoid", "sparsemixer")
 LAYER_POSITIONS = ("rope", "none")
 QK_NORM_WEIGHTS = ("head", "all")
+QK_NORM_SCOPES = ("head", "all")
 SPARSE_ATTENTION = ("none", "longformer", "bigbird")
 DISENTANGLED_TERMS = ("c2p", "p2c")
 
@@ -126,6 +127,20 @@ class ModelSpec:
     """A learned sink logit per head joins every softmax (gpt-oss): one parameter per head."""
     attention_output_gate: bool = False
     """q_proj also emits a per-channel sigmoid gate for the attention output (Qwen3-Next)."""
+    qk_norm_scope: str = "head"
+    """What one q/k norm normalises: ``head``, each head's ``head_dim`` features on their own
+    (Qwen3, Gemma-3, Cohere's per-head LayerNorm((H, d))); ``all``, every head's queries (H x d)
+    and keys (KVH x d) as one vector each (OLMo-2, OLMoE: Olmo2RMSNorm(H d)). ``all`` needs
+    ``qk_norm_weights: all``; the weights are the same count either way."""
+    qk_l2_norm: bool = False
+    """A parameter-free RMS norm of every query and key head after RoPE, on RoPE layers only
+    (Llama 4's Llama4TextL2Norm under use_qk_norm; eps norm_eps): no parameters."""
+    attention_temperature_floor: int | None = None
+    """Llama 4's attention temperature tuning of NoPE layers (attn_temperature_tuning with
+    floor_scale): the query at position p is multiplied by
+    1 + attention_temperature_scale x log(1 + floor((p + 1) / floor)); None: off."""
+    attention_temperature_scale: float = 0.1
+    """Llama 4's attn_scale of the temperature tuning (transformers default 0.1)."""
     qk_norm_weights: str = "head"
     """``head``: one ``head_dim`` weight vector shared by the heads (Qwen3); ``all``: every head
     its own (OLMo-2, Cohere: ``heads x head_dim`` for q and ``kv_heads x head_dim`` for k)."""
@@ -228,10 +243,24 @@ class ModelSpec:
     moe_dense_reference: bool = False
     """transformers' implementation runs every expert on every token and zeroes the unrouted
     ones (Llama 4): counted so under the full (eager, FlopCounterMode) convention only."""
+    swiglu_limit: float | None = None
+    """gpt-oss's clamped SwiGLU in the routed experts (GptOssExperts._apply_gate, swiglu_limit
+    7.0): gate clamped to at most the limit, up to [-limit, limit], then
+    (up + 1) x gate x sigmoid(swiglu_alpha x gate); None: the plain gated activation."""
+    swiglu_alpha: float = 1.702
+    """The sigmoid slope of gpt-oss's clamped SwiGLU (swiglu_alpha)."""
+    router_jitter_eps: float = 0.01
+    """PhiMoE's sparsemixer threshold (router_jitter_noise): an expert competes for a slot only
+    when (best - its logit) / max(|its logit|, best) <= 2 eps."""
+    router_scales_input: bool = False
+    """Llama 4 multiplies each routed expert's input by its router score (Llama4TextMoe.forward)
+    instead of its output; no parameters."""
     router_correction_bias: bool = False
     """A routing correction bias stored as a parameter (ERNIE-4.5 moe_statics; DeepSeek's is a
     buffer and not counted)."""
     router_scoring: str = "softmax"
+    """softmax or sigmoid of the router logits; sparsemixer: PhiMoE's top-2 by masked softmaxes
+    (``router_jitter_eps``)."""
     norm_topk_prob: bool = True
     routed_scaling_factor: float = 1.0
     num_expert_groups: int = 1
@@ -284,6 +313,13 @@ class ModelSpec:
     """A vocabulary projection on top (False for encoder-only models counted as AutoModel)."""
     lm_head_bias: bool = False
     final_logit_softcap: float | None = None
+    logit_scale: float = 1.0
+    """Multiplier of the logits (Cohere's logit_scale 0.0625; Granite's 1 / logits_scaling)."""
+    embedding_multiplier: float = 1.0
+    """Multiplier of the token embeddings (Granite's embedding_multiplier)."""
+    residual_multiplier: float = 1.0
+    """Multiplier of each sublayer's output before the residual add of a pre-LN block
+    (Granite's residual_multiplier: x + m f(norm(x)))."""
     uncounted: str | None = None
     """What a multimodal checkpoint holds that these counts leave out (its vision tower)."""
 
@@ -625,6 +661,7 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
     "shared_expert_intermediate_size": (1, MAX_WIDTH),
     "rotary_dim": (1, MAX_WIDTH),
     "attention_chunk_size": (1, MAX_POSITIONS),
+    "attention_temperature_floor": (1, MAX_POSITIONS),
     "sparse_block_size": (1, MAX_POSITIONS),
     "sparse_random_blocks": (1, MAX_COUNT),
     "global_tokens": (0, MAX_POSITIONS),
@@ -667,6 +704,11 @@ _POSITIVE_FLOATS = (
     "attn_logit_softcap",
     "final_logit_softcap",
     "routed_scaling_factor",
+    "swiglu_limit",
+    "swiglu_alpha",
+    "logit_scale",
+    "embedding_multiplier",
+    "residual_multiplier",
 )
 """Float fields that must be finite and > 0 when set (finiteness is checked for every float)."""
 _TEXT_FIELDS = ("name", "family", "source", "uncounted")
@@ -679,6 +721,7 @@ _CHOICES = {
     "router_scoring": ROUTER_SCORINGS,
     "mixer": MIXERS,
     "qk_norm_weights": QK_NORM_WEIGHTS,
+    "qk_norm_scope": QK_NORM_SCOPES,
     "sparse_attention": SPARSE_ATTENTION,
 }
 
@@ -806,6 +849,10 @@ def validate(spec: ModelSpec) -> None:
         _fail(f"rotary_dim={spec.rotary_dim} exceeds head_dim={spec.resolved_head_dim}")
     if spec.parallel_residual and spec.norm_position != "pre":
         _fail("parallel_residual needs norm_position: pre")
+    if spec.qk_norm_scope == "all" and spec.qk_norm_weights != "all":
+        _fail("qk_norm_scope all (one norm over every head) needs qk_norm_weights: all")
+    if spec.residual_multiplier != 1.0 and (spec.norm_position != "pre" or spec.parallel_residual):
+        _fail("residual_multiplier is for sequential pre-LN blocks (Granite)")
 
 
 PER_LAYER_FIELDS = ("layer_types", "mlp_layer_types", "layer_positions")

@@ -40,18 +40,23 @@ def attention_mask(
     q_offset: int = 0,
     key_offset: int = 0,
     device: torch.device | None = None,
+    chunk: int | None = None,
 ) -> Tensor | None:
     """Boolean (S_q, S_k) mask, True where a query may attend: causal ``j <= i`` and, with a
     window ``w``, ``i - j < w`` (positions absolute); bidirectional with a window (ModernBERT's
-    local layers) ``|i - j| <= w // 2``. None when everything is visible, e.g. a decode step
-    whose one query sees every cached key: the kernels then run unmasked."""
+    local layers) ``|i - j| <= w // 2``; with a ``chunk`` c (Llama 4's chunked layers,
+    transformers' chunked_overlay) also ``i // c == j // c``. None when everything is
+    visible, e.g. a decode step whose one query sees every cached key: the kernels then run
+    unmasked."""
     last_key = key_offset + s_k - 1
     causal_hides = causal and last_key > q_offset  # the first query cannot see the last key
     window_hides = window is not None and (q_offset + s_q - 1) - key_offset >= window
     if window is not None and not causal:
         reach = max(q_offset + s_q - 1 - key_offset, last_key - q_offset)
         window_hides = reach > window // 2
-    if not causal_hides and not window_hides:
+    # the first key and the last query in one chunk: every visible pair shares that chunk
+    chunk_hides = chunk is not None and key_offset // chunk != (q_offset + s_q - 1) // chunk
+    if not causal_hides and not window_hides and not chunk_hides:
         return None
     rows = torch.arange(s_q, device=device).unsqueeze(1) + q_offset  # (S_q, 1)
     cols = torch.arange(s_k, device=device).unsqueeze(0) + key_offset  # (1, S_k)
@@ -62,6 +67,10 @@ def attention_mask(
         allowed &= rows - cols < window
     elif window is not None:
         allowed &= (rows - cols).abs() <= window // 2
+    if chunk is not None:
+        allowed &= torch.div(rows, chunk, rounding_mode="floor") == torch.div(
+            cols, chunk, rounding_mode="floor"
+        )
     return allowed
 
 
@@ -74,8 +83,14 @@ def naive_attention(
     mask: Tensor | None,
     bias: Tensor | None = None,
     softcap: float | None = None,
+    sinks: Tensor | None = None,
 ) -> Tensor:
     """Explicit attention with the scores materialised; GQA by a grouped view, no K/V copy.
+
+    ``sinks`` (H,): gpt-oss's attention sinks, one learned logit per head that joins every
+    row's softmax as an extra column and is dropped afterwards (transformers
+    gpt_oss eager_attention_forward): p_ij = exp(s_ij) / (exp(sink_h) + sum_j exp(s_ij)),
+    i.e. softmax(s)_ij x sigmoid(lse_i - sink_h), done in place on the probabilities.
 
     The G query heads sharing a KV head are folded into the rows of one matmul per KV head:
     q (B, KVH, G x S_q, D) @ k^T (B, KVH, D, S_k). A broadcast (B, KVH, G, S_q, D) @
@@ -98,7 +113,14 @@ def naive_attention(
         scores = scores.div_(softcap).tanh_().mul_(softcap)
     if mask is not None:
         scores = scores.masked_fill_(~mask, float("-inf"))
-    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)  # a second S x S
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32)  # a second S x S
+    if sinks is not None:
+        # the sink's share without a third S x S: each row's log-sum-exp from its largest
+        # score m and largest probability exp(m - lse); then p x Z / (Z + e^sink)
+        top = scores.amax(dim=-1, keepdim=True).float()  # (B, H, S_q, 1)
+        lse = top - probs.amax(dim=-1, keepdim=True).log()
+        probs.mul_(torch.sigmoid(lse - sinks.float().view(1, h, 1, 1)))
+    probs = probs.to(q.dtype)
     out = torch.matmul(probs.view(b, kvh, g * s_q, -1), v)  # (B, KVH, G S_q, Dv)
     return out.view(b, h, s_q, v.shape[-1])
 
@@ -154,6 +176,61 @@ def sdpa_attention(
         )
 
 
+def sdpa_with_sinks(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    sinks: Tensor,
+    *,
+    scale: float,
+    square_causal: bool,
+    mask: Tensor | None,
+    kernel: str | None = None,
+) -> Tensor:
+    """Attention sinks (gpt-oss) through SDPA, without materialising the scores.
+
+    The sink of head h is one extra key every query sees with logit sink_h and a zero value
+    (transformers gpt_oss eager_attention_forward: softmax over [scores, sink], sink column
+    dropped). With GQA the sink cannot live in the shared key, so it lives in the query: one
+    extra dim, q' = [q, sink_h / scale], k' = [k, 0], and a sink key [0, ..., 0, 1] in front
+    of the keys, so that scale x q' . k_sink = sink_h; values get a zero row (and a zero dim,
+    so q, k and v keep one head width, which the CPU flash kernel needs). A square causal
+    call adds one dummy query in front, so that ``is_causal`` (top-left aligned) lets real
+    query i see the sink and keys 0..i; its row is dropped. Extra memory: copies of q, k, v
+    one dim wider, O(S D).
+    """
+    b, h, s_q, d = q.shape
+    kvh, dv = k.shape[1], v.shape[-1]
+    width = max(d, dv) + 1
+    sink_dim = (sinks.to(q.dtype) / scale).view(1, h, 1, 1).expand(b, h, s_q, 1)
+    q2 = torch.cat((F.pad(q, (0, width - 1 - d)), sink_dim), dim=-1)  # (B, H, S_q, W)
+    k2 = F.pad(k, (0, width - d))  # (B, KVH, S_k, W): zero in the sink dim
+    sink_key = k2.new_zeros(b, kvh, 1, width)
+    sink_key[..., -1] = 1.0
+    k2 = torch.cat((sink_key, k2), dim=2)  # (B, KVH, 1 + S_k, W)
+    v2 = F.pad(v, (0, width - dv))
+    v2 = torch.cat((v2.new_zeros(b, kvh, 1, width), v2), dim=2)  # (B, KVH, 1 + S_k, W)
+    attn_mask: Tensor | None = None
+    if square_causal:
+        q2 = torch.cat((q2.new_zeros(b, h, 1, width), q2), dim=2)  # a dummy first query
+    elif mask is not None:
+        sees_sink = torch.ones(s_q, 1, dtype=torch.bool, device=mask.device)
+        attn_mask = torch.cat((sees_sink, mask), dim=-1)  # (S_q, 1 + S_k)
+    with sdpa_kernel_context(kernel, q.device):
+        out = F.scaled_dot_product_attention(
+            q2,
+            k2,
+            v2,
+            attn_mask=attn_mask,
+            is_causal=square_causal,
+            scale=scale,
+            enable_gqa=h != kvh,
+        )
+    if square_causal:
+        out = out[:, :, 1:]
+    return out[..., :dv]
+
+
 def uses_grouped_decode(s_q: int, device: torch.device) -> bool:
     """True when the core runs the grouped matmul kernel for a decode step: one query per
     sequence on the CPU (see the module docstring)."""
@@ -174,21 +251,38 @@ def attention_core(
     q_offset: int = 0,
     key_offset: int = 0,
     sdpa_kernel: str | None = None,
+    chunk: int | None = None,
+    sinks: Tensor | None = None,
 ) -> Tensor:
-    """softmax(Q K^T scale + bias) V under a causal / sliding / bidirectional mask.
+    """softmax(Q K^T scale + bias) V under a causal / sliding / chunked / bidirectional mask.
 
     Soft-capping (Gemma-2) is not expressible in SDPA: with ``softcap`` set, the naive path
     runs whatever the backend; so does a one-query step on the CPU (``uses_grouped_decode``).
+    Attention sinks (gpt-oss) go through SDPA as an extra key (``sdpa_with_sinks``).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown attention backend {backend!r}; use {', '.join(BACKENDS)}")
     if sdpa_kernel is not None and sdpa_kernel not in SDPA_KERNELS:
         raise ValueError(f"unknown SDPA kernel {sdpa_kernel!r}; use {', '.join(SDPA_KERNELS)}")
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    naive = backend == "naive" or softcap is not None or uses_grouped_decode(q.shape[2], q.device)
+    naive = (
+        backend == "naive"
+        or softcap is not None
+        or (sinks is not None and bias is not None)
+        or uses_grouped_decode(q.shape[2], q.device)
+    )
     square_causal = (
-        causal and window is None and q_offset == 0 and key_offset == 0 and q.shape[2] > 1
+        causal
+        and window is None
+        and chunk is None
+        and q_offset == 0
+        and key_offset == 0
+        and q.shape[2] > 1
     ) and q.shape[2] == k.shape[2]
+    if sinks is not None and not naive and square_causal:
+        return sdpa_with_sinks(
+            q, k, v, sinks, scale=scale, square_causal=square_causal, mask=None, kernel=sdpa_kernel
+        )
     if square_causal and not naive and bias is None:
         # SDPA gets is_causal: building the (S, S) boolean mask would cost S^2 bytes for
         # nothing (256 MiB at 16K), which the O(S) memory figure must not include.
@@ -203,9 +297,16 @@ def attention_core(
         q_offset=q_offset,
         key_offset=key_offset,
         device=q.device,
+        chunk=chunk,
     )
     if naive:
-        return naive_attention(q, k, v, scale=scale, mask=mask, bias=bias, softcap=softcap)
+        return naive_attention(
+            q, k, v, scale=scale, mask=mask, bias=bias, softcap=softcap, sinks=sinks
+        )
+    if sinks is not None:
+        return sdpa_with_sinks(
+            q, k, v, sinks, scale=scale, square_causal=False, mask=mask, kernel=sdpa_kernel
+        )
     return sdpa_attention(
         q, k, v, scale=scale, causal=square_causal, mask=mask, bias=bias, kernel=sdpa_kernel
     )

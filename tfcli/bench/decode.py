@@ -38,7 +38,7 @@ from tfcli.bench.model import Transformer
 from tfcli.bench.opcount import count_ops
 from tfcli.bench.settings import BenchSettings, fit_problem
 from tfcli.bench.timing import Probe, Samples, time_call
-from tfcli.bench.work import layer_window
+from tfcli.bench.work import layer_reach
 from tfcli.flops import (
     attention_core_flops,
     attention_projection_flops,
@@ -97,8 +97,9 @@ class DecodeResult:
 
 
 def cached_tokens(spec: ModelSpec, index: int, context: int) -> int:
-    """Keys the new token attends in layer ``index``: context + 1, at most the window."""
-    window = layer_window(spec, index)
+    """Keys the new token attends in layer ``index``: context + 1, at most the window (or
+    chunk: the cache keeps the last c tokens, the chunk mask picks among them)."""
+    window = layer_reach(spec, index)
     return context + 1 if window is None else min(context + 1, window)
 
 
@@ -245,7 +246,7 @@ def build_static_cache(model: Transformer, settings: BenchSettings, context: int
     device, dtype = settings.device, settings.dtype
     cache = KVCache(length=context)
     for i in range(len(model.layers)):
-        window = layer_window(spec, i)
+        window = layer_reach(spec, i)
         first, second = (
             torch.randn(*shape, device=device, dtype=dtype)
             for shape in cache_shapes(spec, batch, context + 1)

@@ -141,6 +141,11 @@ def _init() -> tuple[int, int, torch.device, str]:
 def _check_spec(spec: ModelSpec, mode: str, world: int) -> None:
     if spec.architecture != "decoder" or spec.is_moe or spec.is_mla:
         raise BenchError("--dist runs dense decoder-only models (standard attention) so far")
+    if mode == "tp" and (spec.attention_sinks or (spec.qk_norm and spec.qk_norm_weights == "all")):
+        # per-head parameters the column-parallel projections would have to split with them
+        raise BenchError(
+            "--dist tp does not shard attention sinks or q/k norms over all heads yet (fsdp does)"
+        )
     if mode == "tp" and (spec.num_heads % world or spec.kv_heads % world):
         raise BenchError(
             f"tp={world} must divide the {spec.num_heads} heads and {spec.kv_heads} KV heads "

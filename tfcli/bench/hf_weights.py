@@ -310,6 +310,28 @@ def map_bert(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
     return out
 
 
+def map_deberta_v2(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
+    """DeBERTa-v2/v3 without disentangled attention (relative_attention false: the bench
+    refuses it otherwise): BERT's post-LN block with query_proj / key_proj / value_proj,
+    learned absolute positions, no token types."""
+    out: StateDict = {
+        "embed.weight": sd["embeddings.word_embeddings.weight"],
+        "positions.0.weight": sd["embeddings.position_embeddings.weight"],
+    }
+    _norm(out, "embed_norms.0", sd, "embeddings.LayerNorm")
+    for i in range(layers):
+        p, q = f"layers.{i}", f"encoder.layer.{i}"
+        for ours in "qkv":
+            theirs = {"q": "query", "k": "key", "v": "value"}[ours]
+            _linear(out, f"{p}.attention.{ours}", sd, f"{q}.attention.self.{theirs}_proj")
+        _linear(out, f"{p}.attention.o", sd, f"{q}.attention.output.dense")
+        _norm(out, f"{p}.norm1", sd, f"{q}.attention.output.LayerNorm")
+        _linear(out, f"{p}.mlp.up", sd, f"{q}.intermediate.dense")
+        _linear(out, f"{p}.mlp.down", sd, f"{q}.output.dense")
+        _norm(out, f"{p}.norm2", sd, f"{q}.output.LayerNorm")
+    return out
+
+
 def map_modernbert(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
     """ModernBERT: Wqkv stacks q, k, v by rows; Wi stacks the GeGLU input (activated: our
     gate) and the multiplier (our up); layer 0 has no attention norm."""
@@ -553,6 +575,101 @@ def map_rwkv(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
     return out
 
 
+def _experts_2025(out: StateDict, ours: str, sd: StateDict, theirs: str, spec: ModelSpec) -> None:
+    """Stacked experts of the 2025 layouts into ours (gate, up (E, f, h), down (E, h, f)):
+
+    * gpt-oss (GptOssExperts): gate_up_proj (E, h, 2f) transposed with gate and up
+      interleaved column by column (gate = [..., ::2], up = [..., 1::2]), its bias (E, 2f)
+      the same way; down_proj (E, f, h) transposed, down_proj_bias (E, h);
+    * Llama 4 (Llama4TextExperts): gate_up_proj (E, h, 2f) transposed, [gate | up] halves;
+      down_proj (E, f, h) transposed;
+    * the others (transformers-5 ``_experts``): gate_up_proj (E, 2f, h) = [gate; up].
+    """
+    if spec.family == "gpt_oss":
+        fused = sd[f"{theirs}.gate_up_proj"]  # (E, h, 2f)
+        out[f"{ours}.gate"] = fused[..., ::2].transpose(1, 2)
+        out[f"{ours}.up"] = fused[..., 1::2].transpose(1, 2)
+        bias = sd[f"{theirs}.gate_up_proj_bias"]  # (E, 2f)
+        out[f"{ours}.gate_bias"], out[f"{ours}.up_bias"] = bias[..., ::2], bias[..., 1::2]
+        out[f"{ours}.down"] = sd[f"{theirs}.down_proj"].transpose(1, 2)
+        out[f"{ours}.down_bias"] = sd[f"{theirs}.down_proj_bias"]
+    elif spec.family == "llama4_text":
+        gate, up = sd[f"{theirs}.gate_up_proj"].chunk(2, dim=-1)  # (E, h, f) each
+        out[f"{ours}.gate"], out[f"{ours}.up"] = gate.transpose(1, 2), up.transpose(1, 2)
+        out[f"{ours}.down"] = sd[f"{theirs}.down_proj"].transpose(1, 2)
+    else:
+        _experts(out, ours, sd, theirs)
+
+
+def map_decoder_2025(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
+    """gpt-oss, Llama 4 (text), OLMo / OLMo-2 / OLMoE, SmolLM3, EXAONE-4, Cohere / Cohere-2,
+    Starcoder2, Granite / GraniteMoE, GLM-4.5 MoE, PhiMoE, ERNIE-4.5 MoE, Qwen3-Next's
+    attention layers: Llama's names with
+
+    * gpt-oss ``self_attn.sinks`` (H,), ``mlp.router`` (with bias), biased stacked experts;
+    * Llama 4's ``feed_forward`` (``router``, ``experts``, ``shared_expert``; dense layers its
+      gate/up/down);
+    * OLMo-2's ``post_attention_layernorm`` / ``post_feedforward_layernorm`` on the sublayer
+      outputs (no input norms) and q/k norms over all heads;
+    * OLMo's non-parametric norms (nothing to copy);
+    * the routing correction bias: GLM-4.5's buffer ``gate.e_score_correction_bias``,
+      ERNIE-4.5's parameter ``gate.moe_statics.e_score_correction_bias`` (1, E);
+    * Qwen3-Next's (1 + w) RMSNorms (stored as 1 + w, like Gemma's);
+    * GraniteMoE's ``block_sparse_moe``, Starcoder2's ``mlp.c_fc`` / ``mlp.c_proj``, Cohere's
+      single ``input_layernorm`` of its parallel block and per-head q/k norm weights (H, d).
+    """
+    out: StateDict = {"embed.weight": sd["model.embed_tokens.weight"]}
+    plus_one = spec.family == "qwen3_next"
+    norm = lambda ours, theirs: _norm(out, ours, sd, theirs, plus_one=plus_one)  # noqa: E731
+    affine = spec.norm_affine
+    for i in range(layers):
+        p, q = f"layers.{i}", f"model.layers.{i}"
+        attn = f"{q}.self_attn"
+        for ours, theirs in (("q", "q_proj"), ("k", "k_proj"), ("v", "v_proj"), ("o", "o_proj")):
+            _linear(out, f"{p}.attention.{ours}", sd, f"{attn}.{theirs}")
+        if spec.qk_norm:
+            norm(f"{p}.attention.q_norm", f"{attn}.q_norm")
+            norm(f"{p}.attention.k_norm", f"{attn}.k_norm")
+        if spec.attention_sinks:
+            out[f"{p}.attention.sinks"] = sd[f"{attn}.sinks"]
+        mlp = {"llama4_text": f"{q}.feed_forward", "granitemoe": f"{q}.block_sparse_moe"}.get(
+            spec.family, f"{q}.mlp"
+        )
+        if spec.moe_layer_flags[i]:
+            router = f"{mlp}.router" if f"{mlp}.router.weight" in sd else f"{mlp}.gate"
+            _linear(out, f"{p}.mlp.router", sd, router)
+            experts = int(spec.num_experts or 0)
+            bias = sd.get(f"{router}.e_score_correction_bias", torch.zeros(experts))
+            bias = sd.get(f"{router}.moe_statics.e_score_correction_bias", bias)
+            out[f"{p}.mlp.correction_bias"] = bias.reshape(experts)
+            _experts_2025(out, f"{p}.mlp.experts", sd, f"{mlp}.experts", spec)
+            for shared in ("shared_expert", "shared_experts"):
+                if f"{mlp}.{shared}.up_proj.weight" in sd:
+                    _llama_mlp(out, f"{p}.mlp.shared", sd, f"{mlp}.{shared}")
+            if spec.shared_expert_gate:
+                _linear(out, f"{p}.mlp.shared_gate", sd, f"{mlp}.shared_expert_gate")
+        elif f"{mlp}.up_proj.weight" in sd:
+            _llama_mlp(out, f"{p}.mlp", sd, mlp)
+        elif f"{mlp}.c_fc.weight" in sd:  # Starcoder2's plain MLP
+            _linear(out, f"{p}.mlp.up", sd, f"{mlp}.c_fc")
+            _linear(out, f"{p}.mlp.down", sd, f"{mlp}.c_proj")
+        if spec.parallel_residual and affine:  # Cohere: one norm for both branches
+            norm(f"{p}.norm1", f"{q}.input_layernorm")
+        elif spec.norm_position == "output":
+            norm(f"{p}.post_attention_norm", f"{q}.post_attention_layernorm")
+            norm(f"{p}.post_mlp_norm", f"{q}.post_feedforward_layernorm")
+        elif affine:
+            norm(f"{p}.norm1", f"{q}.input_layernorm")
+            norm(f"{p}.norm2", f"{q}.post_attention_layernorm")
+    if affine:
+        norm("final_norms.0", "model.norm")
+    if not spec.tie_word_embeddings:
+        _linear(out, "lm_head", sd, "lm_head")
+    elif spec.lm_head_bias:  # ERNIE's use_bias: a bias on the tied head
+        out["lm_head_bias"] = sd["lm_head.bias"]
+    return out
+
+
 MAPPERS: dict[str, Callable[[ModelSpec, StateDict, int], StateDict]] = {
     **{
         family: map_llama_family
@@ -572,6 +689,26 @@ MAPPERS: dict[str, Callable[[ModelSpec, StateDict, int], StateDict]] = {
             "deepseek_v3",
         )
     },
+    **{
+        family: map_decoder_2025
+        for family in (
+            "gpt_oss",
+            "llama4_text",
+            "olmo",
+            "olmo2",
+            "olmoe",
+            "smollm3",
+            "exaone4",
+            "cohere",
+            "cohere2",
+            "starcoder2",
+            "granite",
+            "granitemoe",
+            "glm4_moe",
+            "phimoe",
+            "ernie4_5_moe",
+        )
+    },
     "gpt2": map_gpt2,
     "gptj": map_gptj,
     "opt": map_opt,
@@ -589,6 +726,7 @@ MAPPERS: dict[str, Callable[[ModelSpec, StateDict, int], StateDict]] = {
     "granitemoehybrid": map_granitemoehybrid,
     "qwen3_next": map_qwen3_next,
     "rwkv": map_rwkv,
+    "deberta-v2": map_deberta_v2,
 }
 """Single-stack families: (spec, state dict, depth) -> our state dict."""
 

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from tfcli.bench.attention import attention_core
 from tfcli.bench.cache import KVCache, LayerCache
-from tfcli.bench.layers import MLP, MoE, make_norm
+from tfcli.bench.layers import MLP, MoE, ParameterFreeNorm, make_norm, make_qk_norm
 from tfcli.bench.positions import (
     RelativeBias,
     RotaryEmbedding,
@@ -46,7 +46,16 @@ from tfcli.bench.positions import (
 )
 from tfcli.bench.state_mixers import STATE_MIXER_CLASSES, Mamba2Mixer, RWKVChannelMix
 from tfcli.bench.support import check_buildable
+from tfcli.plan import LayerPlan
 from tfcli.spec import ModelSpec
+
+
+def main_plan(spec: ModelSpec, index: int) -> LayerPlan:
+    """The ``LayerPlan`` of layer ``index`` of the main stack (tfcli.plan decides), O(runs)."""
+    for run in spec.main_stack_runs():
+        if run.start <= index < run.stop:
+            return run.plan
+    raise IndexError(f"layer {index} is beyond the {spec.num_layers} layers of {spec.name}")
 
 
 class AttentionSettings:
@@ -58,7 +67,22 @@ class AttentionSettings:
 
 
 class SelfAttention(nn.Module):
-    """MHA / GQA / MQA with optional q/k norms, RoPE, ALiBi or relative bias, sliding window."""
+    """MHA / GQA / MQA with optional q/k norms, RoPE, ALiBi or relative bias, sliding window.
+
+    The 2025 features, each from its transformers modelling file:
+
+    * q/k norms over all heads (``qk_norm_scope: all``, Olmo2Attention): one norm over the
+      whole q projection (H x D) and one over k (KVH x D), before the heads are split; per-head
+      weights normalised head by head (CohereAttention: ``qk_norm_weights: all`` alone);
+    * ``qk_l2_norm`` (Llama4TextAttention): a parameter-free RMS norm per head after RoPE, on
+      RoPE layers only;
+    * attention temperature tuning on NoPE layers (Llama 4): q at position p times
+      1 + scale x log(1 + floor((p + 1) / floor));
+    * a chunk (Llama 4's chunked layers): queries attend the earlier keys of their own chunk;
+    * attention sinks (GptOssAttention): one learned logit per head in every softmax;
+    * an output gate (Qwen3NextAttention): q_proj emits [q_h, g_h] per head (2 D each) and the
+      attention output is multiplied by sigmoid(g) before o_proj.
+    """
 
     def __init__(
         self,
@@ -70,21 +94,36 @@ class SelfAttention(nn.Module):
         rope: RotaryEmbedding | None,
         settings: AttentionSettings,
         cross: bool = False,
+        chunk: int | None = None,
     ) -> None:
         super().__init__()
         h, heads, kv, d = spec.hidden_size, spec.num_heads, spec.kv_heads, spec.resolved_head_dim
         self.spec, self.index, self.causal, self.window = spec, index, causal, window
+        self.chunk = None if cross else chunk
         self.heads, self.kv_heads, self.head_dim = heads, kv, d
-        self.q = nn.Linear(h, heads * d, bias=spec.attention_qkv_bias)
+        self.gated = spec.attention_output_gate and not cross
+        self.q = nn.Linear(h, heads * d * (2 if self.gated else 1), bias=spec.attention_qkv_bias)
         self.k = nn.Linear(h, kv * d, bias=spec.attention_qkv_bias)
         self.v = nn.Linear(h, kv * d, bias=spec.attention_qkv_bias)
         self.o = nn.Linear(heads * d, h, bias=spec.attention_out_bias)
-        self.q_norm = make_norm(spec, d) if spec.qk_norm and not cross else None
-        self.k_norm = make_norm(spec, d) if spec.qk_norm and not cross else None
+        self.norm_all_heads = spec.qk_norm_scope == "all"
+        self.q_norm = make_qk_norm(spec, heads) if spec.qk_norm and not cross else None
+        self.k_norm = make_qk_norm(spec, kv) if spec.qk_norm and not cross else None
         self.rope = None if cross else rope
         self.cross = cross
         self.settings = settings
         self.scale = spec.attention_scale
+        self.sinks = (
+            nn.Parameter(torch.zeros(heads)) if spec.attention_sinks and not cross else None
+        )
+        self.l2_norm = (
+            ParameterFreeNorm(d, spec.norm_eps, rms=True)
+            if spec.qk_l2_norm and self.rope is not None
+            else None
+        )
+        floor = spec.attention_temperature_floor
+        self.temperature_floor = floor if rope is None and not cross else None
+        self._gate: Tensor | None = None  # the output gate of the last project_qkv
 
     def split_heads(self, x: Tensor, heads: int) -> Tensor:
         b, s, _ = x.shape
@@ -93,17 +132,36 @@ class SelfAttention(nn.Module):
     def project_qkv(
         self, x: Tensor, positions: Tensor, memory: Tensor | None = None
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """q (B, H, S, D), k and v (B, KVH, S_k, D); keys from ``memory`` for cross-attention."""
+        """q (B, H, S, D), k and v (B, KVH, S_k, D); keys from ``memory`` for cross-attention.
+        With an output gate, the gate (B, S, H x D) waits in ``_gate`` for ``project_out``."""
         source = x if memory is None else memory
-        q = self.split_heads(self.q(x), self.heads)
-        k = self.split_heads(self.k(source), self.kv_heads)
+        q_all, k_all = self.q(x), self.k(source)  # (B, S, H D [x 2]), (B, S, KVH D)
+        if self.gated:
+            b, s, _ = x.shape
+            q_all, gate = q_all.view(b, s, self.heads, 2 * self.head_dim).chunk(2, dim=-1)
+            q_all, self._gate = q_all.reshape(b, s, -1), gate.reshape(b, s, -1)
+        if self.norm_all_heads and self.q_norm is not None and self.k_norm is not None:
+            q_all, k_all = self.q_norm(q_all), self.k_norm(k_all)  # over H D and KVH D
+        q = self.split_heads(q_all, self.heads)
+        k = self.split_heads(k_all, self.kv_heads)
         v = self.split_heads(self.v(source), self.kv_heads)
-        if self.q_norm is not None and self.k_norm is not None:
+        if not self.norm_all_heads and self.q_norm is not None and self.k_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         if self.rope is not None:
             cos, sin = self.rope.cos_sin(positions, q.dtype)  # (S, rotary_dim)
             q, k = self.rope.rotate(q, cos, sin), self.rope.rotate(k, cos, sin)
+        if self.l2_norm is not None:
+            q, k = self.l2_norm(q), self.l2_norm(k)
+        if self.temperature_floor is not None:
+            q = q * self.temperature(positions).to(q.dtype)
         return q, k, v
+
+    def temperature(self, positions: Tensor) -> Tensor:
+        """Llama 4's NoPE query scale (Llama4TextAttention, attn_temperature_tuning), (S, 1):
+        1 + attn_scale x log1p(floor((p + 1) / floor_scale)) at absolute positions p."""
+        assert self.temperature_floor is not None
+        steps = torch.floor((positions.float() + 1.0) / self.temperature_floor)
+        return (torch.log1p(steps) * self.spec.attention_temperature_scale + 1.0).unsqueeze(-1)
 
     def core(
         self,
@@ -129,11 +187,17 @@ class SelfAttention(nn.Module):
             q_offset=q_offset,
             key_offset=key_offset,
             sdpa_kernel=self.settings.sdpa_kernel,
+            chunk=self.chunk,
+            sinks=self.sinks,
         )
 
     def project_out(self, o: Tensor) -> Tensor:
         b, _, s, _ = o.shape
-        return self.o(o.transpose(1, 2).reshape(b, s, self.heads * self.head_dim))  # (B, S, h)
+        out = o.transpose(1, 2).reshape(b, s, self.heads * self.head_dim)  # (B, S, H D)
+        if self.gated and self._gate is not None:
+            out = out * torch.sigmoid(self._gate)
+            self._gate = None
+        return self.o(out)  # (B, S, h)
 
     def forward(
         self,
@@ -160,7 +224,8 @@ class SelfAttention(nn.Module):
             bias = bias[..., -k.shape[2] :]  # a sliding cache kept only the last keys
         out = self.core(q, k, v, q_offset=offset, key_offset=key_offset, bias=bias)
         if cache is not None:
-            cache.trim(seq_dim=2, window=self.window)
+            # a chunked layer keeps its last c keys: the next query's chunk lies within them
+            cache.trim(seq_dim=2, window=self.window or self.chunk)
         return self.project_out(out)
 
 
@@ -320,10 +385,10 @@ class Block(nn.Module):
         main = stack == "decoder" or spec.architecture == "encoder"
         kind = spec.layer_kinds[index] if main else "full"
         window = spec.sliding_window if kind == "sliding" else None
+        chunk = spec.attention_chunk_size if kind == "chunked" else None
         # a state mixer (Gated DeltaNet, Mamba, RWKV: tfcli.bench.state_mixers) takes the
         # attention's place; such blocks have ``.mixer`` and no ``.attention``
         self.mixer: nn.Module | None = None
-        mlp_kind = _main_mlp_kinds(spec)[index] if main else "dense"
         if kind in STATE_MIXER_CLASSES:
             self.mixer = STATE_MIXER_CLASSES[kind](spec)
         elif spec.is_mla:
@@ -333,7 +398,7 @@ class Block(nn.Module):
             )
         else:
             self.attention = SelfAttention(
-                spec, index, causal=causal, window=window, rope=rope, settings=settings
+                spec, index, causal=causal, window=window, rope=rope, settings=settings, chunk=chunk
             )
         # Falcon-H1: a Mamba-2 mixer beside the attention, on the same normed input
         self.ssm = Mamba2Mixer(spec) if main and spec.parallel_ssm and self.mixer is None else None
@@ -344,19 +409,28 @@ class Block(nn.Module):
             )
             self.cross_norm = make_norm(spec)
         moe = stack == "decoder" and spec.moe_layer_flags[index]
-        self.mlp: nn.Module | None = MoE(spec) if moe else MLP(spec, spec.intermediate_size)
-        if kind == "rwkv" and not moe:
+        no_mlp = main and main_plan(spec, index).mlp == "none"  # pure Mamba, MLP-less layers
+        self.mlp: nn.Module | None = (
+            None if no_mlp else MoE(spec) if moe else MLP(spec, spec.intermediate_size)
+        )
+        if kind == "rwkv" and not moe and not no_mlp:
             self.mlp = RWKVChannelMix(spec)  # RWKV's channel mixing is its MLP
-        if mlp_kind == "none":
-            self.mlp = None  # pure Mamba blocks: x + mixer(norm(x))
         # ModernBERT's layer 0 has no attention norm (the embedding norm serves)
         first_bare = index == 0 and main and not spec.first_layer_attention_norm
-        self.norm1 = nn.Identity() if first_bare else make_norm(spec)
+        output_norms = spec.norm_position == "output"  # OLMo-2: no input norms at all
+        self.norm1 = nn.Identity() if first_bare or output_norms else make_norm(spec)
         shared_parallel = spec.parallel_residual and spec.parallel_norms == 1
-        self.norm2 = None if shared_parallel or self.mlp is None else make_norm(spec)
-        if spec.norm_position == "sandwich":
+        self.norm2: nn.Module | None = (
+            None
+            if shared_parallel or no_mlp
+            else nn.Identity()
+            if output_norms
+            else make_norm(spec)
+        )
+        if spec.norm_position in ("sandwich", "output"):
             self.post_attention_norm = make_norm(spec)
-            self.post_mlp_norm = make_norm(spec)
+            if not no_mlp:
+                self.post_mlp_norm = make_norm(spec)
 
     def forward(
         self,
@@ -381,7 +455,6 @@ class Block(nn.Module):
             if isinstance(self.mlp, RWKVChannelMix):
                 return x + self.mlp(self.norm2(x), state)
             return x + self.mlp(self.norm2(x))
-        assert self.mlp is not None
         layer_cache = decoder_cache.layer(self.index) if decoder_cache is not None else None
         attend = lambda y: self.attention(  # noqa: E731
             y, positions, bias=bias, cache=layer_cache, offset=offset
@@ -390,6 +463,14 @@ class Block(nn.Module):
             ssm, attention = self.ssm, attend
             state = decoder_cache.state(self.index) if decoder_cache is not None else None
             attend = lambda y: attention(y) + ssm(y, state)  # noqa: E731
+        if self.mlp is None:  # a layer without an MLP: the attention sublayer only
+            if spec.norm_position in ("sandwich", "output"):
+                x = x + self.post_attention_norm(attend(self.norm1(x)))
+            elif spec.norm_position == "post":
+                x = self.norm1(x + attend(x))
+            else:
+                x = x + attend(self.norm1(x))
+            return self._cross(x, positions, cross_bias, memory, cache, post=False)
         if spec.parallel_residual:
             h1 = self.norm1(x)
             h2 = h1 if self.norm2 is None else self.norm2(x)
@@ -401,15 +482,16 @@ class Block(nn.Module):
             x = self._cross(x, positions, cross_bias, memory, cache, post=True)
             assert self.norm2 is not None
             return self.norm2(x + self.mlp(x))
-        if spec.norm_position == "sandwich":
+        if spec.norm_position in ("sandwich", "output"):  # output: norm1, norm2 are identities
             x = x + self.post_attention_norm(attend(self.norm1(x)))
             x = self._cross(x, positions, cross_bias, memory, cache, post=False)
             assert self.norm2 is not None
             return x + self.post_mlp_norm(self.mlp(self.norm2(x)))
-        x = x + attend(self.norm1(x))
+        m = spec.residual_multiplier  # Granite's; 1 elsewhere
+        x = x + attend(self.norm1(x)) * m if m != 1.0 else x + attend(self.norm1(x))
         x = self._cross(x, positions, cross_bias, memory, cache, post=False)
         assert self.norm2 is not None
-        return x + self.mlp(self.norm2(x))
+        return x + self.mlp(self.norm2(x)) * m if m != 1.0 else x + self.mlp(self.norm2(x))
 
     def _cross(
         self,
@@ -440,11 +522,6 @@ class Block(nn.Module):
         if layer_cache.first is None:
             layer_cache.first = attn.split_heads(attn.k(memory), attn.kv_heads)
             layer_cache.second = attn.split_heads(attn.v(memory), attn.kv_heads)
-
-
-def _main_mlp_kinds(spec: ModelSpec) -> tuple[str, ...]:
-    """``LayerPlan.mlp`` (dense, moe, none) of each layer of the main stack."""
-    return tuple(run.plan.mlp for run in spec.main_stack_runs() for _ in range(run.count))
 
 
 class Transformer(nn.Module):
@@ -527,6 +604,8 @@ class Transformer(nn.Module):
 
     def _rope_for(self, index: int, stack: str) -> RotaryEmbedding | None:
         main = stack == "decoder" or self.spec.architecture == "encoder"
+        if main and main_plan(self.spec, index).rope == "none":
+            return None  # NoPE (Llama 4's no_rope_layers, SmolLM3), or no RoPE at all
         if main and self.local_rope is not None and self.spec.layer_kinds[index] == "sliding":
             return self.local_rope
         return self.rope
@@ -546,6 +625,8 @@ class Transformer(nn.Module):
         """Token (+ position, + type) embeddings and the embedding norm; (B, S, h)."""
         spec = self.spec
         x = self.embed(ids)
+        if spec.embedding_multiplier != 1.0:  # Granite
+            x = x * spec.embedding_multiplier
         if spec.scale_embeddings:
             x = x * torch.tensor(math.sqrt(spec.hidden_size), dtype=x.dtype)
         positions = torch.arange(offset, offset + ids.shape[1], device=ids.device)
@@ -624,6 +705,8 @@ class Transformer(nn.Module):
             out = x @ self.embed.weight.T
             if self.lm_head_bias is not None:
                 out = out + self.lm_head_bias
+        if spec.logit_scale != 1.0:  # Cohere's logit_scale, Granite's 1 / logits_scaling
+            out = out * spec.logit_scale
         if spec.final_logit_softcap is not None:
             cap = spec.final_logit_softcap
             out = torch.tanh(out / cap) * cap

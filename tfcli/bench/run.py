@@ -48,7 +48,8 @@ from tfcli.bench.work import (
     executed_kernel,
     executed_pairs,
     explicit_mask,
-    layer_window,
+    layer_chunk,
+    layer_reach,
     model_bytes,
     point_footprint_bytes,
     predict_core_seconds,
@@ -192,7 +193,8 @@ def plan_point(settings: BenchSettings, cal: Calibration, seq: int, backend: str
     threads = torch.get_num_threads() if settings.device.type == "cpu" else None
     tokens = batch * seq
     for index in range(layers):
-        window = layer_window(spec, index)
+        chunk = layer_chunk(spec, index)
+        window = layer_reach(spec, index)  # a chunk's mask costs what a window's does
         peak = estimate_peak_bytes(
             spec, batch, seq, backend, dtype, kernel=kernel, cpu_threads=threads, window=window
         )
@@ -201,7 +203,8 @@ def plan_point(settings: BenchSettings, cal: Calibration, seq: int, backend: str
             spec, batch, seq, backend, dtype, blocks=settings.time_blocks, window=window
         )
         result.footprint_bytes = max(result.footprint_bytes, footprint)
-        pairs_convention = attended_pairs(seq, causal=causal, window=window)
+        sliding = None if chunk is not None else window
+        pairs_convention = attended_pairs(seq, causal=causal, window=sliding, chunk=chunk)
         masked = explicit_mask(spec, window)
         pairs = executed_pairs(
             seq, kernel=kernel, causal=causal, masked=masked, device=settings.device
@@ -525,7 +528,7 @@ def _causal_saving(
     result.causal_saving = unmasked.median / longest.core.median
     device = settings.device
     kernel = executed_kernel(spec, "sdpa", device)
-    masks = [explicit_mask(spec, layer_window(spec, i)) for i in range(longest.layers)]
+    masks = [explicit_mask(spec, layer_reach(spec, i)) for i in range(longest.layers)]
 
     def pairs(causal: bool) -> int:
         return sum(

@@ -24,24 +24,10 @@ def missing_features(spec: ModelSpec) -> list[str]:
     missing: list[str] = []
     kinds = {run.plan.mixer for run in spec.layer_runs}
     missing += sorted(f"{k} layers" for k in kinds - set(BUILT_MIXERS))
-    patterns = {run.plan.pattern for run in spec.layer_runs}
-    attention = any(run.plan.mixer in ATTENTION_MIXERS for run in spec.layer_runs)
     checks = {
-        "chunked attention": "chunked" in patterns,
         "sparse encoder attention": spec.sparse_attention != "none",
         "disentangled positions": spec.position_type == "disentangled",
-        "attention sinks": spec.attention_sinks,
-        "an attention output gate": spec.attention_output_gate and attention,
-        "per-head q/k norms over all heads": spec.qk_norm and spec.qk_norm_weights == "all",
-        "NoPE layers": spec.layer_positions is not None and "none" in spec.layer_positions,
-        "output norms": spec.norm_position == "output",
-        "non-parametric norms": not spec.norm_affine,
-        "expert biases": spec.expert_bias,
-        "a routing correction-bias parameter": spec.router_correction_bias,
         "the DeepSeek-V3.2 indexer": spec.index_num_heads is not None,
-        "attention layers without an MLP": any(
-            run.plan.mlp == "none" and run.plan.mixer in ATTENTION_MIXERS for run in spec.layer_runs
-        ),
     }
     missing += [name for name, present in checks.items() if present]
     return missing

@@ -81,6 +81,8 @@ def gpt_oss(spec: ModelSpec) -> HFDict:
         "intermediate_size": spec.expert_width,
         "num_local_experts": spec.num_experts,
         "num_experts_per_tok": spec.num_experts_per_token,
+        "swiglu_limit": spec.swiglu_limit,
+        "swiglu_alpha": spec.swiglu_alpha,
         **_sliding(spec),
     }
 
@@ -97,6 +99,10 @@ def llama4_text(spec: ModelSpec) -> HFDict:
         "no_rope_layers": _positions(spec),
         "attention_chunk_size": spec.attention_chunk_size,
         "layer_types": kinds(spec),
+        "use_qk_norm": spec.qk_l2_norm,
+        "attn_temperature_tuning": spec.attention_temperature_floor is not None,
+        "floor_scale": spec.attention_temperature_floor or 8192,
+        "attn_scale": spec.attention_temperature_scale,
     }
 
 
@@ -144,6 +150,7 @@ def phimoe(spec: ModelSpec) -> HFDict:
         "num_local_experts": spec.num_experts,
         "num_experts_per_tok": spec.num_experts_per_token,
         "lm_head_bias": spec.lm_head_bias,
+        "router_jitter_noise": spec.router_jitter_eps,
         "sliding_window": spec.sliding_window,
     }
 

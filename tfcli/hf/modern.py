@@ -34,6 +34,15 @@ from tfcli.hf.types import (
 
 # ---- Llama relatives ---------------------------------------------------------------------------
 
+
+def _granite(r: Reader) -> None:
+    """Granite's four multipliers (GraniteModel / GraniteAttention / GraniteForCausalLM)."""
+    r.take("attention_scale", "attention_multiplier", 1.0, "positive")
+    r.take("embedding_multiplier", "embedding_multiplier", 1.0, "positive")
+    r.take("residual_multiplier", "residual_multiplier", 1.0, "positive")
+    r.put("logit_scale", 1.0 / r.get("logits_scaling", 1.0, "positive"), "logits_scaling")
+
+
 GRANITE = llama_like(
     "granite",
     "GraniteConfig",
@@ -47,8 +56,11 @@ GRANITE = llama_like(
         positions=2048,
         tied=False,
     ),
+    _granite,
 )
-"""GraniteConfig: Llama's structure; its multipliers scale activations, not shapes."""
+"""GraniteConfig: Llama's structure; its multipliers scale activations, not shapes: the
+softmax scale is attention_multiplier, embeddings times embedding_multiplier, sublayer outputs
+times residual_multiplier, logits divided by logits_scaling."""
 
 OLMO = llama_like(
     "olmo",
@@ -65,10 +77,11 @@ OLMO = llama_like(
         mlp_bias=None,
         with_head_dim=False,
     ),
+    put(norm_eps=1e-5),  # OlmoLayerNorm's eps is fixed: the config has no eps key
     structure={"norm_type": "layernorm", "norm_affine": False, "norm_eps": 1e-5},
 )
-"""OlmoConfig: non-parametric LayerNorm (no weight, no bias) before attention and MLP and at
-the end; otherwise Llama's structure."""
+"""OlmoConfig: non-parametric LayerNorm (no weight, no bias, eps 1e-5 fixed in OlmoLayerNorm)
+before attention and MLP and at the end; otherwise Llama's structure."""
 
 OLMO2 = llama_like(
     "olmo2",
@@ -86,7 +99,12 @@ OLMO2 = llama_like(
         mlp_bias=None,
         with_head_dim=False,
     ),
-    structure={"norm_position": "output", "qk_norm": True, "qk_norm_weights": "all"},
+    structure={
+        "norm_position": "output",
+        "qk_norm": True,
+        "qk_norm_weights": "all",
+        "qk_norm_scope": "all",
+    },
 )
 """Olmo2Config: RMSNorm on each sublayer's output before the residual add (no input norms),
 q_norm over all heads' queries (H d) and k_norm over all keys (KVH d)."""
@@ -141,6 +159,8 @@ layers (sliding_window_pattern), RoPE on sliding layers only when a window is se
 def _cohere(r: Reader) -> None:
     r.put("norm_type", "layernorm")
     r.put("norm_bias", False)
+    r.put("rope_interleaved", True)  # CohereRotaryEmbedding repeat_interleave, rotate_half pairs
+    r.take("logit_scale", "logit_scale", 0.0625, "positive")
     r.put("parallel_residual", True)
     r.put("parallel_norms", 1)
 
@@ -250,7 +270,7 @@ OLMOE = llama_like(
     ),
     moe_hook(("num_experts",), 64, ("num_experts_per_tok",), 8),
     _olmoe,
-    structure={"qk_norm": True, "qk_norm_weights": "all"},
+    structure={"qk_norm": True, "qk_norm_weights": "all", "qk_norm_scope": "all"},
 )
 """OlmoeConfig: every layer routes to 8 of 64 experts of intermediate_size; q/k RMSNorm over
 all heads (H d, KVH d)."""
@@ -271,14 +291,18 @@ GRANITEMOE = llama_like(
     ),
     moe_hook(("num_local_experts",), 8, ("num_experts_per_tok",), 2),
     _olmoe,
+    _granite,
 )
-"""GraniteMoeConfig: every layer is a MoE of num_local_experts experts of intermediate_size."""
+"""GraniteMoeConfig: every layer is a MoE of num_local_experts experts of intermediate_size
+(softmax over the top-k logits); Granite's multipliers."""
 
 
 def _phimoe(r: Reader) -> None:
     r.put("moe_intermediate_size", r.fields["intermediate_size"], "intermediate_size")
     r.put("norm_type", "layernorm")
     r.put("norm_bias", True)
+    r.put("router_scoring", "sparsemixer")
+    r.take("router_jitter_eps", "router_jitter_noise", 0.01, "float")
 
 
 PHIMOE = llama_like(
@@ -305,7 +329,7 @@ PHIMOE = llama_like(
     theta=1e6,
     window=None,
 )
-"""PhimoeConfig (Phi-3.5-MoE): Mixtral's routing with LayerNorm (weight and bias), biases on
+"""PhimoeConfig (Phi-3.5-MoE): sparsemixer top-2 routing, LayerNorm (weight and bias), biases on
 q/k/v/o with attention_bias and on the LM head with lm_head_bias."""
 
 
@@ -357,13 +381,14 @@ def _ernie_moe(r: Reader) -> None:
     r.take("moe_intermediate_size", "moe_intermediate_size", 1536, "count")
     r.take("num_shared_experts", "moe_num_shared_experts", 2, "natural")
     r.put("router_correction_bias", True)
+    r.put("rope_interleaved", True)  # apply_rotary_pos_emb: cos/sin repeat_interleave'd
     layers = r.fields["num_layers"]
     start = r.get("moe_layer_start_index", 1, "natural")
     end = r.get("moe_layer_end_index", -1, "int")
     end = layers - 1 if end == -1 else end
     step = r.get("moe_layer_interval", 1, "count")
     kinds = tuple(
-        "moe" if start <= i <= end and (i - start) % step == 0 else "dense" for i in range(layers)
+        "moe" if start <= i <= end and (i + 1) % step == 0 else "dense" for i in range(layers)
     )
     r.put(
         "mlp_layer_types",
@@ -394,9 +419,10 @@ ERNIE4_5_MOE = llama_like(
     _ernie_moe,
     theta=500000.0,
 )
-"""Ernie4_5_MoeConfig: MoE layers from moe_layer_start_index every moe_layer_interval up to
-moe_layer_end_index; moe_num_shared_experts shared experts; the routing correction bias is a
-parameter here (moe_statics); use_bias puts biases on every linear and the LM head."""
+"""Ernie4_5_MoeConfig: MoE layers i with moe_layer_start_index <= i <= moe_layer_end_index
+and (i + 1) % moe_layer_interval == 0 (Ernie4_5_MoeDecoderLayer); moe_num_shared_experts
+shared experts; the routing correction bias is a parameter here (moe_statics); use_bias puts
+biases on every linear but the stacked experts, and on the LM head; interleaved RoPE."""
 
 
 def _gpt_oss(r: Reader) -> None:
@@ -406,6 +432,8 @@ def _gpt_oss(r: Reader) -> None:
     r.put("router_bias", True)
     r.put("expert_bias", True)
     r.put("attention_sinks", True)
+    r.take("swiglu_limit", "swiglu_limit", 7.0, "?positive")
+    r.take("swiglu_alpha", "swiglu_alpha", 1.702, "positive")
     r.put("norm_topk_prob", True)
     if r.fields.get("sliding_window") and "layer_types" not in r.fields:
         pattern_layer_types(r, lambda i: "sliding" if (i + 1) % 2 else "full", ("layer_types",))
@@ -456,6 +484,13 @@ def _llama4(r: Reader) -> None:
     r.put("norm_topk_prob", False)
     r.put("router_scoring", "sigmoid")
     r.put("moe_dense_reference", True)
+    r.put("router_scales_input", True)
+    r.put("rope_interleaved", True)  # apply_rotary_emb: view_as_complex over adjacent pairs
+    r.take("qk_l2_norm", "use_qk_norm", True, "bool")
+    if r.get("attn_temperature_tuning", True):  # a bool in the class; truthy is enough
+        floor = r.get("floor_scale", 8192, "count")
+        r.put("attention_temperature_floor", floor, "attn_temperature_tuning", "floor_scale")
+    r.take("attention_temperature_scale", "attn_scale", 0.1, "positive")
     moe_layers = r.get("moe_layers", None, "?list")
     if moe_layers is None:
         step = r.get("interleave_moe_layer_step", 1, "count")
