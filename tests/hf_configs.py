@@ -1259,6 +1259,10 @@ PUBLISHED_CONFIGS.update(
             "mamba_proj_bias": False,
             "position_embedding_type": "nope",
             "max_position_embeddings": 131072,
+            "attention_multiplier": 0.0078125,
+            "embedding_multiplier": 12,
+            "logits_scaling": 8,
+            "residual_multiplier": 0.246,
             "layer_types": [
                 "mamba",
                 "mamba",

@@ -82,10 +82,10 @@ def _granite(width: int, heads: int, groups: int, chunk: int, types: list[str]) 
         mamba_n_groups=groups,
         mamba_chunk_size=chunk,
         layer_types=types,
-        embedding_multiplier=1.0,
-        residual_multiplier=1.0,
-        logits_scaling=1.0,
-        attention_multiplier=(width // 4) ** -0.5,
+        embedding_multiplier=3.0,
+        residual_multiplier=0.5,
+        logits_scaling=4.0,
+        attention_multiplier=0.3,
         position_embedding_type="rope",
     )
 

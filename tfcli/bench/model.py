@@ -446,15 +446,15 @@ class Block(nn.Module):
         spec = self.spec
         decoder_cache = cache if self.stack == "decoder" else None
         if self.mixer is not None:
-            mixer = self.mixer
+            mixer, m = self.mixer, spec.residual_multiplier  # Granite-4.0-H's; 1 elsewhere
             state = decoder_cache.state(self.index) if decoder_cache is not None else None
-            x = x + mixer(self.norm1(x), state)
+            x = x + mixer(self.norm1(x), state) * m
             if self.mlp is None:
                 return x
             assert self.norm2 is not None
             if isinstance(self.mlp, RWKVChannelMix):
                 return x + self.mlp(self.norm2(x), state)
-            return x + self.mlp(self.norm2(x))
+            return x + self.mlp(self.norm2(x)) * m
         layer_cache = decoder_cache.layer(self.index) if decoder_cache is not None else None
         attend = lambda y: self.attention(  # noqa: E731
             y, positions, bias=bias, cache=layer_cache, offset=offset

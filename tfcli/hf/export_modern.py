@@ -244,6 +244,10 @@ def granitemoehybrid(spec: ModelSpec) -> HFDict:
         "mamba_expand": (spec.ssm_inner_size or 0) // spec.hidden_size,
         "layer_types": ["attention" if k == "full" else "mamba" for k in spec.layer_kinds],
         "position_embedding_type": "rope" if spec.position_type == "rope" else None,
+        "embedding_multiplier": spec.embedding_multiplier,
+        "residual_multiplier": spec.residual_multiplier,
+        "attention_multiplier": spec.attention_scale,
+        "logits_scaling": 1.0 / spec.logit_scale,
     }
 
 

@@ -35,7 +35,7 @@ from tfcli.hf.types import (
 # ---- Llama relatives ---------------------------------------------------------------------------
 
 
-def _granite(r: Reader) -> None:
+def granite_multipliers(r: Reader) -> None:
     """Granite's four multipliers (GraniteModel / GraniteAttention / GraniteForCausalLM)."""
     r.take("attention_scale", "attention_multiplier", 1.0, "positive")
     r.take("embedding_multiplier", "embedding_multiplier", 1.0, "positive")
@@ -56,7 +56,7 @@ GRANITE = llama_like(
         positions=2048,
         tied=False,
     ),
-    _granite,
+    granite_multipliers,
 )
 """GraniteConfig: Llama's structure; its multipliers scale activations, not shapes: the
 softmax scale is attention_multiplier, embeddings times embedding_multiplier, sublayer outputs
@@ -291,7 +291,7 @@ GRANITEMOE = llama_like(
     ),
     moe_hook(("num_local_experts",), 8, ("num_experts_per_tok",), 2),
     _olmoe,
-    _granite,
+    granite_multipliers,
 )
 """GraniteMoeConfig: every layer is a MoE of num_local_experts experts of intermediate_size
 (softmax over the top-k logits); Granite's multipliers."""

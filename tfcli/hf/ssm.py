@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+from tfcli.hf.modern import granite_multipliers as _granite
 from tfcli.hf.reader import Reader
 from tfcli.hf.records import (
     Record,
@@ -287,6 +288,7 @@ with mamba_rms_norm; multipliers scale activations, not shapes."""
 
 
 def _granite_hybrid(r: Reader) -> None:
+    _granite(r)  # the same four multipliers as Granite (GraniteMoeHybridModel)
     _mamba2_keys(r, expand=2, d_ssm_key=None)
     r.put("ssm_gated_norm", True)
     shared = r.get("shared_intermediate_size", 1024, "count")
