@@ -65,7 +65,7 @@ ALLOCATION_ERRORS = (RuntimeError, MemoryError)
 FIT_FROM = 1024
 """Exponents are fitted over lengths >= this (windowed kinds: >= 2 x window), when two
 lengths qualify; otherwise over every length."""
-STATE_CLASSES = {"linear": "GatedDeltaNet", "mamba2": "Mamba2Mixer", "mamba1": "MambaMixer"}
+STATE_CLASSES = {"linear": "GatedDeltaNet", "mamba2": "Mamba2Mixer", "mamba1": "Mamba1Mixer"}
 """The ``tfcli.bench.state_mixers`` class of each state kind: ``Cls(spec)``, forward
 (B, S, h) -> (B, S, h)."""
 NOISE_NOTE = (
