@@ -31,6 +31,7 @@ from tfcli.errors import UsageError  # noqa: E402
 from tfcli.loaders import load_model  # noqa: E402
 
 ATTENTION_KINDS = ("full", "sliding", "chunked")
+KINDS = (*ATTENTION_KINDS, "linear", "mamba2")
 TINY = ["--set", "hidden_size=64", "--set", "num_heads=4", "--set", "num_kv_heads=2"]
 
 
@@ -83,8 +84,8 @@ def seed_calibration(cache: Path, head_dim: int) -> None:
 
 @pytest.fixture(scope="module")
 def doc(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The three attention kinds at width 64 over 2 tiny lengths, 1 repeat, no warm-up, one
-    thread (a shared machine delays 2-thread calls far more)."""
+    """Five kinds at width 64 over 2 tiny lengths, 1 repeat, no warm-up, one thread (a
+    shared machine delays 2-thread calls far more)."""
     cache = tmp_path_factory.mktemp("cache")
     seed_calibration(cache, head_dim=16)
     run = run_cli(
@@ -92,7 +93,7 @@ def doc(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "llama-3.2-1b",
         *TINY,
         "--mixers",
-        "full,sliding:64,chunked:32",
+        "full,sliding:64,chunked:32,linear,mamba2",
         "--seq",
         "64,128",
         "--threads",
@@ -112,16 +113,21 @@ def doc(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def test_json_has_every_kind_and_finite_numbers(doc: dict[str, Any]) -> None:
     assert doc["mode"] == "mixers"
-    assert set(doc["kinds"]) == set(ATTENTION_KINDS)
+    assert list(doc["kinds"]) == list(KINDS)
     assert doc["kinds"]["sliding"]["window"] == 64
+    assert doc["kinds"]["linear"]["layer_type"] == "gated_deltanet"
     assert {(p["kind"], p["seq"]) for p in doc["points"]} == {
-        (k, s) for k in ATTENTION_KINDS for s in (64, 128)
+        (k, s) for k in KINDS for s in (64, 128)
     }
     for point in doc["points"]:
         assert point["skipped"] is None
         assert point["mixer_seconds_median"] > 0 and point["predicted_mixer_seconds"] > 0
-        assert point["core_seconds_median"] > 0 and point["executed_core_flops"] > 0
         assert point["measured_peak_bytes"] is None or point["measured_peak_bytes"] > 0
+        if point["kind"] in ATTENTION_KINDS:
+            assert point["core_seconds_median"] > 0 and point["executed_core_flops"] > 0
+        else:  # the whole mixer is the scaling series; its scan is in the estimate
+            assert "core_seconds_median" not in point and point["estimated_scan_flops"] > 0
+    assert any("has no gated_deltanet layers" in note for note in doc["notes"])
     summary = doc["summary"]
     for key in (
         "attention_exponent",
@@ -132,9 +138,10 @@ def test_json_has_every_kind_and_finite_numbers(doc: dict[str, Any]) -> None:
         "overtakes_full",
         "overtakes_full_predicted",
     ):
-        assert set(summary[key]) == set(ATTENTION_KINDS), key
-    for kind in ATTENTION_KINDS:
+        assert set(summary[key]) == set(KINDS), key
+    for kind in KINDS:
         assert math.isfinite(summary["attention_exponent"][kind])
+    assert summary["exponent_of"] == {k: "core" if k in ATTENTION_KINDS else "mixer" for k in KINDS}
     assert summary["overtakes_full"]["full"]["status"] == "n/a"
     assert "noisy" in summary["noise_note"]
     assert all(math.isfinite(n) for n in numbers(doc))
@@ -236,3 +243,48 @@ def test_crossover_and_fit_lengths() -> None:
     assert crossover([1, 2], [2.0, 2.0], [1.0, 1.0]) == Crossover("never")
     assert fit_lengths(MixerKind("sliding", 1024), [1024, 2048, 4096, 8192]) == [2048, 4096, 8192]
     assert fit_lengths(MixerKind("full"), [512, 1024, 2048]) == [1024, 2048]
+
+
+def test_ctrl_c_keeps_what_was_measured() -> None:
+    """A KeyboardInterrupt during the sweep stops it; the points measured so far remain."""
+    from tfcli.bench.calibrate import Calibration
+    from tfcli.bench.mixers import run_mixers, summarize_mixers
+    from tfcli.bench.settings import BenchSettings
+
+    spec = load_model("llama-3.2-1b").spec.replace(hidden_size=64, num_heads=4, num_kv_heads=2)
+    settings = BenchSettings(
+        spec=spec,
+        device=torch.device("cpu"),
+        dtype=torch.float32,
+        seqs=[32, 64],
+        repeats=1,
+        warmup=0,
+    )
+    figures = Calibration(
+        device="cpu",
+        dtype="float32",
+        threads=1,
+        head_dim=16,
+        matmul_flops_per_s=1e11,
+        read_bytes_per_s=1e10,
+        sdpa_efficiency=0.8,
+        sdpa_masked_efficiency=0.7,
+        first_touch_bytes_per_s=1e9,
+        softmax_elements_per_s=1e8,
+        gemv_bytes_per_s=1e10,
+        decode_kv_bytes_per_s=1e10,
+        probe_flops_per_s=1e11,
+    )
+    calls: list[str] = []
+
+    def interrupt_on_third(label: str) -> None:
+        calls.append(label)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    kinds = parse_mixers("full,sliding:16")
+    result = run_mixers(settings, kinds, figures, False, on_step=interrupt_on_third)
+    assert result.interrupted
+    assert [(p.kind, p.seq) for p in result.points] == [("full", 32), ("sliding", 32)]
+    assert all(p.mixer is not None for p in result.points)
+    assert set(summarize_mixers(result).kinds) == {"full", "sliding"}

@@ -107,9 +107,11 @@ class AttentionMixer(nn.Module):
 def state_class(kind: MixerKind) -> type[nn.Module]:
     """The state mixer class of ``kind`` from ``tfcli.bench.state_mixers``; a one-line
     BenchError while that module (another branch's work) does not have it."""
+    import importlib
+
     name = STATE_CLASSES[kind.name]
     try:
-        from tfcli.bench import state_mixers  # type: ignore[attr-defined,unused-ignore]
+        state_mixers: object = importlib.import_module("tfcli.bench.state_mixers")
     except ImportError:
         state_mixers = None
     found = getattr(state_mixers, name, None)
@@ -481,11 +483,14 @@ def crossover(lengths: list[int], kind_times: list[float], full_times: list[floa
 
 PREDICTED_CROSSOVER_LIMIT = 2**22
 """The predicted crossover is searched up to this length (4M tokens)."""
+PREDICTED_CROSSOVER_FROM = 16
 
 
 def predicted_crossover(result: MixerResult, kind: MixerKind, full: MixerKind) -> Crossover:
     """The FLOP model's crossover (predicted mixer times without the operator term, which is
-    only counted at the lengths timed), searched over every length up to the limit."""
+    only counted at the lengths timed), with ``crossover``'s meaning: over the powers of two
+    from 16 to the limit, the last length where the kind is not cheaper, then the exact
+    length by bisection up to the next power."""
     s = result.settings
 
     def ratio(seq: int) -> float:
@@ -495,13 +500,18 @@ def predicted_crossover(result: MixerResult, kind: MixerKind, full: MixerKind) -
 
         return seconds(kind) / seconds(full)
 
-    if ratio(1) < 1:
+    grid = []
+    seq = PREDICTED_CROSSOVER_FROM
+    while seq <= PREDICTED_CROSSOVER_LIMIT:
+        grid.append(seq)
+        seq *= 2
+    ratios = [ratio(n) for n in grid]
+    if ratios[-1] >= 1:
+        return Crossover("never")
+    last = max((i for i, r in enumerate(ratios) if r >= 1), default=None)
+    if last is None:
         return Crossover("always")
-    low, high = 1, 2
-    while ratio(high) >= 1:
-        low, high = high, 2 * high
-        if high > PREDICTED_CROSSOVER_LIMIT:
-            return Crossover("never")
+    low, high = grid[last], grid[last + 1]
     while high - low > max(1, low // 1000):  # 0.1% is enough
         mid = (low + high) // 2
         low, high = (mid, high) if ratio(mid) >= 1 else (low, mid)

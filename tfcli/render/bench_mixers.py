@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from tfcli.errors import BenchError
 from tfcli.render.bench import (
     PLOT_HINT,
+    THREADS_HINT,
     _age,
     _bytes,
     _fmt,
@@ -215,9 +216,15 @@ def print_mixers(result: MixerResult, summary: MixerSummary) -> None:
         print_warning(
             f"the noise probe ran at {_pct(fraction)} of its calibrated rate: other work shared "
             "the device, measured times are inflated by about that much"
+            + (THREADS_HINT if result.settings.device.type == "cpu" and cal_threads(result) else "")
         )
     if result.interrupted:
         print_interrupted("interrupted: the figures above are what was measured before Ctrl-C")
+
+
+def cal_threads(result: MixerResult) -> bool:
+    """True when the calibration ran on more than one thread (the --threads 1 hint helps)."""
+    return result.calibration.threads > 1
 
 
 # ---- JSON --------------------------------------------------------------------------------------
@@ -351,8 +358,9 @@ def write_mixers_plot(
             medians.append(p.mixer.median)
             below.append(max(0.0, p.mixer.median - q1))
             above.append(max(0.0, q3 - p.mixer.median))
-        k = summary.kinds[kind.name].exponent
-        label = f"{kind.label} (k={k:.2f})" if k is not None else kind.label
+        fitted = summary.kinds[kind.name]
+        k = fitted.exponent
+        label = f"{kind.label} (k={k:.2f}, {fitted.exponent_of})" if k is not None else kind.label
         bars = ax.errorbar(xs, medians, yerr=[below, above], fmt="o-", capsize=3, label=label)
         ax.plot(
             xs,
@@ -368,7 +376,7 @@ def write_mixers_plot(
     cal = result.calibration
     ax.set_title(
         f"{result.settings.spec.name} mixers, {cal.dtype} on {cal.device}\n"
-        "points: measured median (bars: IQR); dashed: predicted",
+        "points: measured mixer median (bars: IQR); dashed: predicted; k: fitted exponent",
         fontsize=10,
     )
     fig.text(0.01, 0.01, "noise: " + summary.noise_note, fontsize=6, wrap=True)
