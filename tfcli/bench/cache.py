@@ -5,7 +5,9 @@
   the next query attends, itself included; see ``tfcli.memory``);
 * MLA layers keep the compressed latent (B, S, kv_lora_rank) and the RoPE key
   (B, S, qk_rope_head_dim), and decompress them on every step;
-* cross-attention layers keep the encoder's K and V once.
+* cross-attention layers keep the encoder's K and V once;
+* state-mixer layers keep a ``MixerState`` (conv columns and a recurrent state) that does not
+  grow with the tokens: ``state_nbytes()``, apart from ``nbytes()``.
 
 ``nbytes()`` sums the bytes of every cached tensor: the figure ``tfcli kvcache`` predicts.
 """
@@ -16,6 +18,8 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
+
+from tfcli.bench.state_mixers import MixerState
 
 
 @dataclass
@@ -55,8 +59,17 @@ class KVCache:
 
     self_attention: dict[int, LayerCache] = field(default_factory=dict)
     cross_attention: dict[int, LayerCache] = field(default_factory=dict)
+    states: dict[int, MixerState] = field(default_factory=dict)
+    """Per-sequence states of the state-mixer layers (Gated DeltaNet, Mamba, RWKV)."""
     length: int = 0
     """Tokens already processed (the absolute position of the next token)."""
+
+    def state(self, index: int) -> MixerState:
+        return self.states.setdefault(index, MixerState())
+
+    def state_nbytes(self) -> int:
+        """Bytes of the state mixers' fixed-size states (not counted by ``nbytes``)."""
+        return sum(state.nbytes() for state in self.states.values())
 
     def layer(self, index: int) -> LayerCache:
         return self.self_attention.setdefault(index, LayerCache())

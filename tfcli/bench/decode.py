@@ -239,7 +239,8 @@ class StaticLayerCache(LayerCache):
 
 def build_static_cache(model: Transformer, settings: BenchSettings, context: int) -> KVCache:
     """Random K/V (or MLA latents) for ``context`` tokens plus one slot in every built layer,
-    and encoder K/V of DECODE_ENCODER_SEQ tokens for cross-attention layers."""
+    encoder K/V of DECODE_ENCODER_SEQ tokens for cross-attention layers, and the conv and
+    recurrent state of a parallel Mamba-2 (Falcon-H1), so every step is a recurrent step."""
     spec, batch = settings.spec, settings.batch
     device, dtype = settings.device, settings.dtype
     cache = KVCache(length=context)
@@ -252,6 +253,13 @@ def build_static_cache(model: Transformer, settings: BenchSettings, context: int
         cache.self_attention[i] = StaticLayerCache(
             buffers=(first, second), slot=context, window=window
         )
+        ssm = model.block(i).ssm
+        if ssm is not None:  # Falcon-H1: one token through the Mamba-2 leaves its state
+            with torch.no_grad():
+                ssm(
+                    torch.randn(batch, 1, spec.hidden_size, device=device, dtype=dtype),
+                    cache.state(i),
+                )
         if model.block(i).cross_attention is not None:
             shape = (batch, spec.kv_heads, DECODE_ENCODER_SEQ, spec.resolved_head_dim)
             cache.cross_attention[i] = LayerCache(

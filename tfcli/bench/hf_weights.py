@@ -403,6 +403,156 @@ def map_bart(spec: ModelSpec, sd: StateDict, layers: int, encoder_layers: int) -
     return out
 
 
+# ---- state-mixer families: the mixer's tensors keep transformers' names -----------------------
+
+
+def _mixer(out: StateDict, ours: str, sd: StateDict, theirs: str) -> None:
+    """Every tensor under ``theirs.`` (a Mamba / DeltaNet / RWKV mixer) to ``ours.``: the
+    modules of tfcli.bench.state_mixers use transformers' parameter names."""
+    prefix = f"{theirs}."
+    for key, tensor in sd.items():
+        if key.startswith(prefix):
+            out[f"{ours}.{key[len(prefix) :]}"] = tensor
+
+
+def _hybrid_layer(
+    out: StateDict, spec: ModelSpec, i: int, sd: StateDict, q: str, mixers: dict[str, str]
+) -> None:
+    """The token mixer of hybrid layer ``i``: attention (q/k/v/o) or the state mixer found
+    under ``q.<mixers[kind]>``."""
+    p, kind = f"layers.{i}", spec.layer_kinds[i]
+    if kind in mixers:
+        _mixer(out, f"{p}.mixer", sd, f"{q}.{mixers[kind]}")
+        return
+    attn = f"{q}.self_attn"
+    for ours, theirs in (("q", "q_proj"), ("k", "k_proj"), ("v", "v_proj"), ("o", "o_proj")):
+        _linear(out, f"{p}.attention.{ours}", sd, f"{attn}.{theirs}")
+    if spec.qk_norm:
+        plus_one = spec.family == "qwen3_next"
+        _norm(out, f"{p}.attention.q_norm", sd, f"{attn}.q_norm", plus_one=plus_one)
+        _norm(out, f"{p}.attention.k_norm", sd, f"{attn}.k_norm", plus_one=plus_one)
+
+
+def map_mamba(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
+    """Mamba-1 / Mamba-2 (MambaForCausalLM, Mamba2ForCausalLM): backbone.layers.i.norm and
+    .mixer, backbone.norm_f; no MLP."""
+    out: StateDict = {"embed.weight": sd["backbone.embeddings.weight"]}
+    for i in range(layers):
+        q = f"backbone.layers.{i}"
+        _mixer(out, f"layers.{i}.mixer", sd, f"{q}.mixer")
+        _norm(out, f"layers.{i}.norm1", sd, f"{q}.norm")
+    _norm(out, "final_norms.0", sd, "backbone.norm_f")
+    if not spec.tie_word_embeddings:
+        out["lm_head.weight"] = sd["lm_head.weight"]
+    return out
+
+
+def _router_moe(out: StateDict, p: str, sd: StateDict, theirs: str, router: str) -> None:
+    """A routed MoE with stacked experts; the router weight at ``theirs.router``."""
+    out[f"{p}.mlp.router.weight"] = sd[f"{theirs}.{router}.weight"]
+    out[f"{p}.mlp.correction_bias"] = torch.zeros(sd[f"{theirs}.{router}.weight"].shape[0])
+    _experts(out, f"{p}.mlp.experts", sd, f"{theirs}.experts")
+
+
+def map_jamba(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
+    """Jamba: attention or JambaMambaMixer (``mamba``), feed_forward a gated MLP or a MoE
+    (router + stacked experts); input_layernorm and pre_ff_layernorm; final_layernorm."""
+    out: StateDict = {"embed.weight": sd["model.embed_tokens.weight"]}
+    for i in range(layers):
+        p, q = f"layers.{i}", f"model.layers.{i}"
+        _hybrid_layer(out, spec, i, sd, q, {"mamba": "mamba"})
+        if spec.moe_layer_flags[i]:
+            _router_moe(out, p, sd, f"{q}.feed_forward", "router")
+        else:
+            _llama_mlp(out, f"{p}.mlp", sd, f"{q}.feed_forward")
+        _norm(out, f"{p}.norm1", sd, f"{q}.input_layernorm")
+        _norm(out, f"{p}.norm2", sd, f"{q}.pre_ff_layernorm")
+    _norm(out, "final_norms.0", sd, "model.final_layernorm")
+    if not spec.tie_word_embeddings:
+        out["lm_head.weight"] = sd["lm_head.weight"]
+    return out
+
+
+def map_falcon_h1(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
+    """Falcon-H1: every layer has self_attn and its parallel Mamba-2 (``mamba``, our
+    ``ssm``), a gated feed_forward, input_layernorm and pre_ff_layernorm; final_layernorm."""
+    out: StateDict = {"embed.weight": sd["model.embed_tokens.weight"]}
+    for i in range(layers):
+        p, q = f"layers.{i}", f"model.layers.{i}"
+        _hybrid_layer(out, spec, i, sd, q, {})
+        _mixer(out, f"{p}.ssm", sd, f"{q}.mamba")
+        _llama_mlp(out, f"{p}.mlp", sd, f"{q}.feed_forward")
+        _norm(out, f"{p}.norm1", sd, f"{q}.input_layernorm")
+        _norm(out, f"{p}.norm2", sd, f"{q}.pre_ff_layernorm")
+    _norm(out, "final_norms.0", sd, "model.final_layernorm")
+    if not spec.tie_word_embeddings:
+        out["lm_head.weight"] = sd["lm_head.weight"]
+    return out
+
+
+def map_granitemoehybrid(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
+    """Granite-4.0-H: attention or Mamba-2 (``mamba``); block_sparse_moe (router + stacked
+    experts) beside shared_mlp, whose input_linear stacks [gate; up] by rows."""
+    out: StateDict = {"embed.weight": sd["model.embed_tokens.weight"]}
+    for i in range(layers):
+        p, q = f"layers.{i}", f"model.layers.{i}"
+        _hybrid_layer(out, spec, i, sd, q, {"mamba2": "mamba"})
+        shared = f"{p}.mlp.shared" if spec.moe_layer_flags[i] else f"{p}.mlp"
+        if spec.moe_layer_flags[i]:
+            _router_moe(out, p, sd, f"{q}.block_sparse_moe", "router")
+        width = sd[f"{q}.shared_mlp.output_linear.weight"].shape[1]
+        _split_rows(
+            out, [f"{shared}.gate", f"{shared}.up"], sd, f"{q}.shared_mlp.input_linear", [width] * 2
+        )
+        _linear(out, f"{shared}.down", sd, f"{q}.shared_mlp.output_linear")
+        _norm(out, f"{p}.norm1", sd, f"{q}.input_layernorm")
+        _norm(out, f"{p}.norm2", sd, f"{q}.post_attention_layernorm")
+    _norm(out, "final_norms.0", sd, "model.norm")
+    if not spec.tie_word_embeddings:
+        out["lm_head.weight"] = sd["lm_head.weight"]
+    return out
+
+
+def map_qwen3_next(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
+    """Qwen3-Next: Gated DeltaNet (``linear_attn``) or gated attention; Qwen-MoE MLPs; its
+    decoder norms multiply by ``1 + w`` (stored ``1 + w`` here; the DeltaNet's gated norm is
+    a plain ``w``)."""
+    out: StateDict = {"embed.weight": sd["model.embed_tokens.weight"]}
+    for i in range(layers):
+        p, q = f"layers.{i}", f"model.layers.{i}"
+        _hybrid_layer(out, spec, i, sd, q, {"gated_deltanet": "linear_attn"})
+        mlp = f"{q}.mlp"
+        if spec.moe_layer_flags[i]:
+            _router_moe(out, p, sd, mlp, "gate")
+            _llama_mlp(out, f"{p}.mlp.shared", sd, f"{mlp}.shared_expert")
+            _linear(out, f"{p}.mlp.shared_gate", sd, f"{mlp}.shared_expert_gate")
+        else:
+            _llama_mlp(out, f"{p}.mlp", sd, mlp)
+        _norm(out, f"{p}.norm1", sd, f"{q}.input_layernorm", plus_one=True)
+        _norm(out, f"{p}.norm2", sd, f"{q}.post_attention_layernorm", plus_one=True)
+    _norm(out, "final_norms.0", sd, "model.norm", plus_one=True)
+    if not spec.tie_word_embeddings:
+        out["lm_head.weight"] = sd["lm_head.weight"]
+    return out
+
+
+def map_rwkv(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
+    """RWKV-4: block 0's pre_ln is the embedding norm; ln1 / attention (time mixing), ln2 /
+    feed_forward (channel mixing, our MLP); ln_out; the head."""
+    out: StateDict = {"embed.weight": sd["rwkv.embeddings.weight"]}
+    _norm(out, "embed_norms.0", sd, "rwkv.blocks.0.pre_ln")
+    for i in range(layers):
+        p, q = f"layers.{i}", f"rwkv.blocks.{i}"
+        _mixer(out, f"{p}.mixer", sd, f"{q}.attention")
+        _mixer(out, f"{p}.mlp", sd, f"{q}.feed_forward")
+        _norm(out, f"{p}.norm1", sd, f"{q}.ln1")
+        _norm(out, f"{p}.norm2", sd, f"{q}.ln2")
+    _norm(out, "final_norms.0", sd, "rwkv.ln_out")
+    if not spec.tie_word_embeddings:
+        out["lm_head.weight"] = sd["head.weight"]
+    return out
+
+
 MAPPERS: dict[str, Callable[[ModelSpec, StateDict, int], StateDict]] = {
     **{
         family: map_llama_family
@@ -432,6 +582,13 @@ MAPPERS: dict[str, Callable[[ModelSpec, StateDict, int], StateDict]] = {
     "bert": map_bert,
     "roberta": map_bert,
     "modernbert": map_modernbert,
+    "mamba": map_mamba,
+    "mamba2": map_mamba,
+    "jamba": map_jamba,
+    "falcon_h1": map_falcon_h1,
+    "granitemoehybrid": map_granitemoehybrid,
+    "qwen3_next": map_qwen3_next,
+    "rwkv": map_rwkv,
 }
 """Single-stack families: (spec, state dict, depth) -> our state dict."""
 

@@ -12,6 +12,9 @@ one layer of a 70B model and extrapolates). Interface used by the bench:
   key_offset=0, bias=None)`` and ``.project_out(o)`` run the parts separately; ``.causal``
   and ``.window`` are plain attributes the core reads on every call. MLA has the same three
   plus ``latent(x, positions) -> (q, c, k_rot)`` and ``expand(c, k_rot) -> (k, v)``;
+* blocks of state-mixer layers (Gated DeltaNet, Mamba, RWKV; ``tfcli.bench.state_mixers``)
+  have ``.mixer(x, state)`` instead of ``.attention`` (``.mlp`` None for pure Mamba blocks);
+  Falcon-H1's attention blocks add ``.ssm``, a Mamba-2 on the same normed input;
 * ``model.position_bias(stack, s_q, s_k, q_offset, device)``: the ALiBi / T5 bias the core
   needs for those position types (None otherwise);
 * ``model.set_backend("naive" | "sdpa", sdpa_kernel=None)`` (kernel: flash, efficient, math,
@@ -19,7 +22,7 @@ one layer of a 70B model and extrapolates). Interface used by the bench:
 * ``model(input_ids, cache=None)`` returns logits (decoders, encoder-decoders given
   ``decoder_input_ids``) or the last hidden state (encoders); a ``KVCache`` makes it
   incremental (prefill, then one-token steps), its tensors being what ``tfcli kvcache``
-  counts.
+  counts (state mixers keep their ``MixerState`` in ``cache.states``).
 
 Shapes: B batch, S sequence, h hidden, H query heads, KVH key/value heads, D head dim."""
 
@@ -41,6 +44,7 @@ from tfcli.bench.positions import (
     sinusoidal_embedding,
     yarn_mscale,
 )
+from tfcli.bench.state_mixers import STATE_MIXER_CLASSES, Mamba2Mixer, RWKVChannelMix
 from tfcli.bench.support import check_buildable
 from tfcli.spec import ModelSpec
 
@@ -316,7 +320,13 @@ class Block(nn.Module):
         main = stack == "decoder" or spec.architecture == "encoder"
         kind = spec.layer_kinds[index] if main else "full"
         window = spec.sliding_window if kind == "sliding" else None
-        if spec.is_mla:
+        # a state mixer (Gated DeltaNet, Mamba, RWKV: tfcli.bench.state_mixers) takes the
+        # attention's place; such blocks have ``.mixer`` and no ``.attention``
+        self.mixer: nn.Module | None = None
+        mlp_kind = _main_mlp_kinds(spec)[index] if main else "dense"
+        if kind in STATE_MIXER_CLASSES:
+            self.mixer = STATE_MIXER_CLASSES[kind](spec)
+        elif spec.is_mla:
             assert rope is not None
             self.attention: SelfAttention | LatentAttention = LatentAttention(
                 spec, index, causal=causal, window=window, rope=rope, settings=settings
@@ -325,6 +335,8 @@ class Block(nn.Module):
             self.attention = SelfAttention(
                 spec, index, causal=causal, window=window, rope=rope, settings=settings
             )
+        # Falcon-H1: a Mamba-2 mixer beside the attention, on the same normed input
+        self.ssm = Mamba2Mixer(spec) if main and spec.parallel_ssm and self.mixer is None else None
         self.cross_attention = None
         if stack == "decoder" and spec.architecture == "encoder-decoder":
             self.cross_attention = SelfAttention(
@@ -332,12 +344,16 @@ class Block(nn.Module):
             )
             self.cross_norm = make_norm(spec)
         moe = stack == "decoder" and spec.moe_layer_flags[index]
-        self.mlp: nn.Module = MoE(spec) if moe else MLP(spec, spec.intermediate_size)
+        self.mlp: nn.Module | None = MoE(spec) if moe else MLP(spec, spec.intermediate_size)
+        if kind == "rwkv" and not moe:
+            self.mlp = RWKVChannelMix(spec)  # RWKV's channel mixing is its MLP
+        if mlp_kind == "none":
+            self.mlp = None  # pure Mamba blocks: x + mixer(norm(x))
         # ModernBERT's layer 0 has no attention norm (the embedding norm serves)
         first_bare = index == 0 and main and not spec.first_layer_attention_norm
         self.norm1 = nn.Identity() if first_bare else make_norm(spec)
         shared_parallel = spec.parallel_residual and spec.parallel_norms == 1
-        self.norm2 = None if shared_parallel else make_norm(spec)
+        self.norm2 = None if shared_parallel or self.mlp is None else make_norm(spec)
         if spec.norm_position == "sandwich":
             self.post_attention_norm = make_norm(spec)
             self.post_mlp_norm = make_norm(spec)
@@ -354,12 +370,26 @@ class Block(nn.Module):
         offset: int = 0,
     ) -> Tensor:
         spec = self.spec
-        layer_cache = (
-            cache.layer(self.index) if cache is not None and self.stack == "decoder" else None
-        )
+        decoder_cache = cache if self.stack == "decoder" else None
+        if self.mixer is not None:
+            mixer = self.mixer
+            state = decoder_cache.state(self.index) if decoder_cache is not None else None
+            x = x + mixer(self.norm1(x), state)
+            if self.mlp is None:
+                return x
+            assert self.norm2 is not None
+            if isinstance(self.mlp, RWKVChannelMix):
+                return x + self.mlp(self.norm2(x), state)
+            return x + self.mlp(self.norm2(x))
+        assert self.mlp is not None
+        layer_cache = decoder_cache.layer(self.index) if decoder_cache is not None else None
         attend = lambda y: self.attention(  # noqa: E731
             y, positions, bias=bias, cache=layer_cache, offset=offset
         )
+        if self.ssm is not None:
+            ssm, attention = self.ssm, attend
+            state = decoder_cache.state(self.index) if decoder_cache is not None else None
+            attend = lambda y: attention(y) + ssm(y, state)  # noqa: E731
         if spec.parallel_residual:
             h1 = self.norm1(x)
             h2 = h1 if self.norm2 is None else self.norm2(x)
@@ -410,6 +440,11 @@ class Block(nn.Module):
         if layer_cache.first is None:
             layer_cache.first = attn.split_heads(attn.k(memory), attn.kv_heads)
             layer_cache.second = attn.split_heads(attn.v(memory), attn.kv_heads)
+
+
+def _main_mlp_kinds(spec: ModelSpec) -> tuple[str, ...]:
+    """``LayerPlan.mlp`` (dense, moe, none) of each layer of the main stack."""
+    return tuple(run.plan.mlp for run in spec.main_stack_runs() for _ in range(run.count))
 
 
 class Transformer(nn.Module):

@@ -1,18 +1,22 @@
-"""Token mixers with a fixed per-sequence state: Gated DeltaNet, Mamba-2, Mamba-1, RWKV-4.
+"""Token mixers with a fixed per-sequence state: Gated DeltaNet, Mamba-2, Mamba-1, RWKV-4,
+MiniMax lightning attention.
 
 Each mixer is ``Cls(spec)`` with ``forward(x, state=None) -> y``, x and y (B, S, h). Without a
 state the whole sequence is processed from an empty history; with a ``MixerState`` the call
 continues from it and leaves the state after the last token there (prefill, then one-token
 steps: the cache path). The state tensors follow transformers' cache convention
 (``tfcli.memory.state_shapes``): the conv state keeps the last ``K`` input columns of every
-convolved channel in the model dtype, recurrent states are fp32.
+convolved channel in the model dtype, recurrent states are fp32 (RWKV's shifted tokens and
+lightning's K^T V stay in the model dtype).
 
 The scans are O(S) in work and memory: Gated DeltaNet and Mamba-2 process chunks of
 ``linear_chunk_size`` / ``ssm_chunk_size`` tokens with matmuls inside a chunk and a recurrence
 over chunks (the chunked forms of transformers' torch fallbacks
 ``torch_chunk_gated_delta_rule`` and ``mamba2_chunk_scan``); a single token takes the
-recurrent step. Mamba-1 and RWKV-4 are elementwise recurrences over tokens
-(``mamba_selective_scan``'s sequential loop, ``rwkv_linear_attention_cpu``).
+recurrent step; lightning attention runs blocks of ``linear_chunk_size`` tokens. Mamba-1 and
+RWKV-4 are elementwise recurrences over tokens (``mamba_selective_scan``'s sequential loop,
+``rwkv_linear_attention_cpu``). The matmuls are the ones ``tfcli.flops`` counts for the
+reference implementations (tests/test_bench_state_mixers.py checks it with FlopCounterMode).
 
 Parameter names equal transformers' inside each mixer (``in_proj``, ``conv1d``, ``A_log``...):
 the weight mapping copies them one to one.
@@ -58,17 +62,24 @@ class MixerState:
 def causal_conv(x: Tensor, conv: nn.Conv1d, state: MixerState | None) -> Tensor:
     """Depthwise causal convolution of x (B, C, S) over its history -> (B, C, S).
 
-    y_t = bias + sum_j w_j x_{t-K+1+j}, zeros before the first token (transformers'
-    ``causal_conv1d_fn``: conv1d with K-1 zeros of left padding, cut to S) or the K stored
-    columns of ``state`` (``causal_conv1d_update``). The state keeps the last K columns.
+    y_t = bias + sum_j w_j x_{t-K+1+j}. From an empty history: conv1d with K-1 zeros of
+    padding on both sides, cut to the first S outputs (transformers' ``causal_conv1d_fn``; the
+    S + K - 1 outputs are what ``tfcli.flops`` counts); after a stored history: the last K-1
+    stored columns and x, S outputs (``causal_conv1d_update`` convolves all K stored columns
+    and drops its first output; ``tfcli.flops`` counts the one column kept). The state keeps
+    the last K input columns (zeros before the first token).
     """
-    k = conv.kernel_size[0]
+    k, s = conv.kernel_size[0], x.shape[-1]
     history = None if state is None else state.conv
-    full = F.pad(x, (k - 1, 0)) if history is None else torch.cat((history, x), dim=-1)
+    if history is None:
+        out = F.conv1d(x, conv.weight, conv.bias, padding=k - 1, groups=x.shape[1])[..., :s]
+        history = x.new_zeros(*x.shape[:2], k)
+    else:
+        full = torch.cat((history[..., 1:], x), dim=-1)  # (B, C, K - 1 + S)
+        out = F.conv1d(full, conv.weight, conv.bias, groups=x.shape[1])
     if state is not None:
-        state.conv = F.pad(full, (max(0, k - full.shape[-1]), 0))[..., -k:].contiguous()
-    out = F.conv1d(full, conv.weight, conv.bias, groups=x.shape[1])  # (B, C, >= S)
-    return out[..., -x.shape[-1] :]
+        state.conv = torch.cat((history, x), dim=-1)[..., -k:].contiguous()
+    return out
 
 
 def depthwise_conv(channels: int, kernel: int, bias: bool) -> nn.Conv1d:
@@ -242,43 +253,48 @@ def mamba2_chunk_scan(
 
     x (B, S, H, P), dt (B, S, H) after softplus, a (H) negative, bmat / cmat (B, S, H, N)
     (groups repeated over heads), state (B, H, P, N), all fp32. Per token
-    h_t = exp(dt_t a) h_{t-1} + dt_t x_t B_t^T, y_t = h_t C_t. Inside a chunk (log decays
-    A_t = dt_t a, cumulative c_t): y = (C B^T * exp(c_l - c_s) [s <= l]) (dt x)
-    + exp(c_l) C h_0; the chunk's state h = exp(c_L) h_0 + sum_s exp(c_L - c_s) dt_s x_s B_s^T.
+    h_t = exp(dt_t a) h_{t-1} + dt_t x_t B_t^T, y_t = h_t C_t. With log decays A_t = dt_t a
+    and their running sum c_t inside each chunk: the diagonal block
+    y = (C B^T * exp(c_l - c_s) [s <= l]) (dt x); each chunk's own state
+    sum_s exp(c_L - c_s) dt_s x_s B_s^T; the state entering chunk z, a decayed sum over the
+    earlier chunks' states (and the initial one, an (n+1)^2 einsum as the reference does);
+    its read-out exp(c_l) C h_z. The same einsums as the reference, so FlopCounterMode sees
+    ``tfcli.flops.mamba2_scan_flops``.
     """
     b, s, heads, p = x.shape
     pad = (chunk - s % chunk) % chunk
     n = (s + pad) // chunk
     x = x * dt.unsqueeze(-1)
-    log_a = dt * a  # (B, S, H)
     x, bmat, cmat = (
         F.pad(t, (0, 0, 0, 0, 0, pad)).reshape(b, n, chunk, heads, -1) for t in (x, bmat, cmat)
     )
-    log_a = F.pad(log_a, (0, 0, 0, pad)).reshape(b, n, chunk, heads).permute(0, 3, 1, 2)
+    log_a = F.pad(dt * a, (0, 0, 0, pad)).reshape(b, n, chunk, heads).permute(0, 3, 1, 2)
     cum = log_a.cumsum(dim=-1)  # (B, H, n, L)
     lower = torch.ones(chunk, chunk, dtype=torch.bool, device=x.device).tril()
     decay = (cum.unsqueeze(-1) - cum.unsqueeze(-2)).masked_fill(~lower, float("-inf")).exp()
-    scores = torch.einsum("bclhn,bcshn->bhcls", cmat, bmat) * decay  # (B, H, n, L, L)
-    y = torch.einsum("bhcls,bcshp->bclhp", scores, x)
-    to_end = (cum[..., -1:] - cum).exp()  # (B, H, n, L)
-    chunk_states = torch.einsum("bclhn,bhcl,bclhp->bchpn", bmat, to_end, x)
-    total = cum[..., -1].exp()  # (B, H, n)
-    starts = []
-    for i in range(n):
-        starts.append(state)
-        state = state * total[:, :, i, None, None] + chunk_states[:, i]
-    start = torch.stack(starts, dim=1)  # (B, n, H, P, N): the state entering each chunk
-    y = y + torch.einsum("bclhn,bchpn,bhcl->bclhp", cmat, start, cum.exp())
-    return y.reshape(b, n * chunk, heads, p)[:, :s], state
+    scores = torch.einsum("bclhn,bcshn->bclsh", cmat, bmat) * decay.permute(0, 2, 3, 4, 1)
+    y = torch.einsum("bclsh,bcshp->bclhp", scores, x)  # (B, n, L, H, P)
+    b_decay = bmat * (cum[..., -1:] - cum).exp().permute(0, 2, 3, 1).unsqueeze(-1)
+    states = torch.einsum("bclhn,bclhp->bchpn", b_decay, x)  # each chunk's own state
+    states = torch.cat((state.unsqueeze(1), states), dim=1)  # (B, n + 1, H, P, N)
+    ends = F.pad(cum[..., -1], (1, 0)).cumsum(dim=-1)  # (B, H, n + 1): log decay to chunk ends
+    keep = torch.ones(n + 1, n + 1, dtype=torch.bool, device=x.device).tril()
+    between = (ends.unsqueeze(-1) - ends.unsqueeze(-2)).masked_fill(~keep, float("-inf")).exp()
+    entering = torch.einsum("bhzc,bchpn->bzhpn", between, states)  # (B, n + 1, H, P, N)
+    read = torch.einsum("bclhn,bchpn->bclhp", cmat, entering[:, :-1])
+    y = y + read * cum.exp().permute(0, 2, 3, 1).unsqueeze(-1)
+    return y.reshape(b, n * chunk, heads, p)[:, :s], entering[:, -1]
 
 
 class Mamba2Mixer(nn.Module):
-    """Mamba-2 (transformers Mamba2Mixer; the Mamba-2 mixers of Falcon-H1 and Granite-4.0-H).
+    """Mamba-2 (transformers Mamba2Mixer; the Mamba-2 mixers of Falcon-H1 and Granite-4.0-H;
+    Falcon-H1's mup multipliers are not in the spec: they act as 1, the class defaults).
 
     in_proj (h -> d gate + (d + 2 G N) conv channels + H dt); causal depthwise conv (K, bias
     with ssm_conv_bias) + SiLU over [x, B, C]; dt = softplus(dt + dt_bias), A = -exp(A_log);
     the SSD scan per head (B, C shared by the H/G heads of a group); + D x; a gated RMSNorm
-    w * norm_G(y * silu(gate)) (``ssm_gated_norm``; else y * silu(gate)); out_proj (d -> h).
+    w * norm_G(y * silu(gate)) (``ssm_gated_norm``; Falcon-H1: w * norm_G(y) * silu(gate);
+    else y * silu(gate)); out_proj (d -> h).
     """
 
     def __init__(self, spec: ModelSpec) -> None:
@@ -297,9 +313,14 @@ class Mamba2Mixer(nn.Module):
         self.dt_bias = nn.Parameter(torch.ones(self.heads))
         self.A_log = nn.Parameter(torch.log(torch.arange(1, self.heads + 1, dtype=torch.float32)))
         self.D = nn.Parameter(torch.ones(self.heads))
+        # Falcon-H1's mixer (the spec's parallel_ssm) normalises before the gate
+        # (FalconH1RMSNormGated, mamba_norm_before_gate's default); Mamba-2 gates first
         self.norm = (
             GatedRMSNorm(
-                self.inner, spec.norm_eps, group=self.inner // self.groups, gate_first=True
+                self.inner,
+                spec.norm_eps,
+                group=self.inner // self.groups,
+                gate_first=not spec.parallel_ssm,
             )
             if spec.ssm_gated_norm
             else None
@@ -343,21 +364,30 @@ class Mamba2Mixer(nn.Module):
 # ---- Mamba-1 ----------------------------------------------------------------------------------
 
 
+SCAN_BLOCK = 256
+"""Tokens whose discretised A and B x are materialised at once by ``selective_scan``."""
+
+
 def selective_scan(
     x: Tensor, dt: Tensor, a: Tensor, bmat: Tensor, cmat: Tensor, state: Tensor
 ) -> tuple[Tensor, Tensor]:
     """Mamba-1's selective scan, token by token (Gu & Dao 2023, Algorithm 2; transformers'
-    ``mamba_selective_scan`` sequential path): O(S) work, O(1) state.
+    ``mamba_selective_scan`` sequential path): O(S) work, and memory O(SCAN_BLOCK) tokens of
+    (d, N) at a time rather than the whole sequence.
 
     x, dt (B, d, S) with dt after softplus, a (d, N) negative, bmat / cmat (B, S, N), state
     (B, d, N) fp32. h_t = exp(dt_t a) h_{t-1} + dt_t B_t x_t, y_t = h_t C_t -> y (B, d, S).
     """
-    decay = torch.exp(a[None, :, None, :] * dt[..., None])  # (B, d, S, N)
-    inputs = dt[..., None] * bmat[:, None, :, :].float() * x[..., None].float()
     outputs = []
-    for t in range(x.shape[-1]):
-        state = decay[:, :, t] * state + inputs[:, :, t]
-        outputs.append(torch.matmul(state.to(x.dtype), cmat[:, t, :, None].to(x.dtype))[..., 0])
+    for lo in range(0, x.shape[-1], SCAN_BLOCK):
+        hi = min(lo + SCAN_BLOCK, x.shape[-1])
+        step = dt[..., lo:hi, None]  # (B, d, T, 1)
+        decay = torch.exp(a[None, :, None, :] * step)  # (B, d, T, N)
+        inputs = step * bmat[:, None, lo:hi, :].float() * x[..., lo:hi, None].float()
+        for t in range(hi - lo):
+            state = decay[:, :, t] * state + inputs[:, :, t]
+            c = cmat[:, lo + t, :, None].to(x.dtype)  # (B, N, 1)
+            outputs.append(torch.matmul(state.to(x.dtype), c)[..., 0])
     return torch.stack(outputs, dim=-1), state
 
 
@@ -494,6 +524,84 @@ class RWKVChannelMix(nn.Module):
             state.shift_mlp = x[:, -1]
         value = self.value(torch.square(torch.relu(self.key(key))))
         return torch.sigmoid(self.receptance(receptance)) * value
+
+
+# ---- MiniMax lightning attention -------------------------------------------------------------
+
+
+def lightning_slopes(heads: int, index: int, layers: int) -> Tensor:
+    """Per-head decay rates (H, 1, 1) of lightning layer ``index`` of ``layers`` (transformers'
+    MiniMaxLightningAttention.get_slope_rate: ALiBi's slopes (2^(-8/H))^(j+1), scaled by
+    1 - index / (layers - 1 + 1e-5) + 1e-5)."""
+    base = 1 / (2 ** (8 / heads))
+    factor = 1 - index / (layers - 1 + 1e-5) + 1e-5
+    return (base ** (torch.arange(heads) + 1) * factor)[:, None, None]
+
+
+class LightningAttention(nn.Module):
+    """MiniMax lightning attention (transformers MiniMaxLightningAttention; Qin et al. 2024,
+    Lightning Attention-2): linear attention with a per-head exponential decay lambda.
+
+    q, k, v = act(qkv_proj(x)) per head (no softmax, no positions); per token
+    S_t = lambda S_{t-1} + k_t^T v_t, o_t = q_t S_t. Prefill runs blocks of b tokens: inside a
+    block (Q K^T * lambda^(i-j) [j <= i]) V, plus (Q * lambda^(i+1)) S from the earlier blocks;
+    S <- lambda^b S + (K * lambda^(b-1-j))^T V. Once a state exists every token takes the
+    recurrent step (as transformers does with a cache). Then an RMSNorm over H d (eps 1e-6,
+    MiniMaxRMSNorm's default), times sigmoid(output_gate(x)), out_proj. The state (B, H, d, d)
+    stays in the model dtype. ``index`` is the layer's position (its decay depends on it).
+    """
+
+    slope: Tensor  # (H, 1, 1) buffer
+
+    def __init__(self, spec: ModelSpec, index: int = 0) -> None:
+        super().__init__()
+        from tfcli.bench.layers import RMSNorm
+
+        h, self.heads, self.d = spec.hidden_size, spec.num_heads, spec.resolved_head_dim
+        inner = self.heads * self.d
+        self.block = int(spec.linear_chunk_size or 256)
+        self.act = spec.activation
+        self.qkv_proj = nn.Linear(h, 3 * inner, bias=False)
+        self.norm = RMSNorm(inner, 1e-6)
+        self.output_gate = nn.Linear(h, inner, bias=False)
+        self.out_proj = nn.Linear(inner, h, bias=False)
+        self.register_buffer(
+            "slope", lightning_slopes(self.heads, index, spec.num_layers), persistent=False
+        )
+
+    def forward(self, x: Tensor, state: MixerState | None = None) -> Tensor:
+        b, s, _ = x.shape
+        qkv = activation(self.act, self.qkv_proj(x)).view(b, s, self.heads, 3 * self.d)
+        q, k, v = (t.transpose(1, 2) for t in qkv.split(self.d, dim=-1))  # (B, H, S, d)
+        kv = None if state is None else state.recurrent
+        outputs = []
+        if kv is None:
+            kv = v.new_zeros(b, self.heads, self.d, self.d)
+            slope = self.slope.to(v.dtype)
+            for lo in range(0, s, self.block):
+                n = min(self.block, s - lo)
+                qb, kb, vb = q[:, :, lo : lo + n], k[:, :, lo : lo + n], v[:, :, lo : lo + n]
+                pos = torch.arange(1, n + 1, device=x.device, dtype=v.dtype)[:, None]  # (n, 1)
+                offsets = pos - pos.T  # i - j
+                diagonal = torch.exp(
+                    torch.where(offsets >= 0, -slope * offsets, float("-inf"))
+                )  # (H, n, n)
+                intra = ((qb @ kb.transpose(-1, -2)) * diagonal) @ vb
+                inter = (qb * torch.exp(-slope * pos)) @ kv
+                outputs.append(inter + intra)
+                to_end = torch.exp(-slope * (n - pos))  # (H, n, 1)
+                kv = kv * torch.exp(-slope * n) + (kb * to_end).transpose(-1, -2) @ vb
+        else:
+            ratio = torch.exp(-self.slope).to(v.dtype)
+            for t in range(s):
+                kt, vt = k[:, :, t : t + 1], v[:, :, t : t + 1]
+                kv = ratio * kv + kt.transpose(-1, -2) @ vt
+                outputs.append(q[:, :, t : t + 1] @ kv)
+        if state is not None:
+            state.recurrent = kv
+        out = torch.cat(outputs, dim=-2).transpose(1, 2).reshape(b, s, self.heads * self.d)
+        out = torch.sigmoid(self.output_gate(x)) * self.norm(out)
+        return self.out_proj(out)
 
 
 STATE_MIXER_CLASSES: dict[str, type[nn.Module]] = {

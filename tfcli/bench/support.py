@@ -9,9 +9,14 @@ torch is not imported here.
 from __future__ import annotations
 
 from tfcli.errors import BenchError
+from tfcli.plan import ATTENTION_MIXERS, STATE_MIXERS
 from tfcli.spec import ModelSpec
 
-BUILT_MIXERS = ("attention", "mla")
+BUILT_MIXERS = (*ATTENTION_MIXERS, *(m for m in STATE_MIXERS if m != "lightning"))
+"""``LayerPlan.mixer`` values the built-in model builds (state mixers: tfcli.bench.state_mixers).
+Lightning layers are not built into the model: tfcli.bench.state_mixers.LightningAttention
+equals transformers' layer, but MiniMax's blocks take the residual after the input norm and
+scale it by alpha/beta factors that the spec does not carry."""
 
 
 def missing_features(spec: ModelSpec) -> list[str]:
@@ -20,13 +25,13 @@ def missing_features(spec: ModelSpec) -> list[str]:
     kinds = {run.plan.mixer for run in spec.layer_runs}
     missing += sorted(f"{k} layers" for k in kinds - set(BUILT_MIXERS))
     patterns = {run.plan.pattern for run in spec.layer_runs}
+    attention = any(run.plan.mixer in ATTENTION_MIXERS for run in spec.layer_runs)
     checks = {
         "chunked attention": "chunked" in patterns,
         "sparse encoder attention": spec.sparse_attention != "none",
         "disentangled positions": spec.position_type == "disentangled",
-        "a parallel Mamba-2 mixer": spec.parallel_ssm,
         "attention sinks": spec.attention_sinks,
-        "an attention output gate": spec.attention_output_gate,
+        "an attention output gate": spec.attention_output_gate and attention,
         "per-head q/k norms over all heads": spec.qk_norm and spec.qk_norm_weights == "all",
         "NoPE layers": spec.layer_positions is not None and "none" in spec.layer_positions,
         "output norms": spec.norm_position == "output",
@@ -34,7 +39,9 @@ def missing_features(spec: ModelSpec) -> list[str]:
         "expert biases": spec.expert_bias,
         "a routing correction-bias parameter": spec.router_correction_bias,
         "the DeepSeek-V3.2 indexer": spec.index_num_heads is not None,
-        "layers without an MLP": any(run.plan.mlp == "none" for run in spec.layer_runs),
+        "attention layers without an MLP": any(
+            run.plan.mlp == "none" and run.plan.mixer in ATTENTION_MIXERS for run in spec.layer_runs
+        ),
     }
     missing += [name for name, present in checks.items() if present]
     return missing
@@ -49,4 +56,18 @@ def check_buildable(spec: ModelSpec) -> None:
             f"time {spec.name}",
             hint="tfcli params / flops / kvcache cover it (flops --attention full: as "
             "transformers executes it); tfcli params --verify counts it with transformers",
+        )
+
+
+def check_timeable(spec: ModelSpec, layers: int) -> None:
+    """Raise ``BenchError`` when one of the first ``layers`` layers has no attention: the
+    attention timing of ``tfcli bench`` (and ``--dist``) times attention cores and blocks
+    with attention; the built-in model builds the state mixers, the timing does not yet."""
+    kinds = sorted({k for k in spec.layer_kinds[:layers] if k in STATE_MIXERS})
+    if kinds:
+        raise BenchError(
+            f"tfcli bench times attention layers; the first {layers} layer(s) of {spec.name} "
+            f"include {', '.join(kinds)} layers",
+            hint="tfcli flops / kvcache cover them; the built-in model builds them "
+            "(tfcli.bench.model.build_model)",
         )

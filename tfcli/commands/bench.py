@@ -149,6 +149,9 @@ def bench(
         model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()), as_type=as_type
     ).spec
     depth = parse_layers(layers, spec.num_layers)
+    from tfcli.bench.support import check_timeable
+
+    check_timeable(spec, depth)
     if dist is not None:
         _bench_dist(spec, dist, seqs, batch, depth, dtype, threads, json_output)
         return

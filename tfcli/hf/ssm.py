@@ -217,6 +217,7 @@ JAMBA = Record(
         norm_type="rmsnorm",
         norm_position="pre",
         position_type="none",
+        norm_topk_prob=False,
     ),
     hooks=(
         kv_heads_default_to_heads,
@@ -228,7 +229,8 @@ JAMBA = Record(
 )
 """JambaConfig (Jamba-v0.1, Jamba-1.5-Mini/Large): attention every attn_layer_period layers
 (at attn_layer_offset), Mamba-1 (with dt/B/C RMSNorms) elsewhere; MoE every
-expert_layer_period layers (at expert_layer_offset); no positional encoding."""
+expert_layer_period layers (at expert_layer_offset), its top-k softmax weights left
+unnormalised (JambaTopKRouter); no positional encoding."""
 
 
 def _mamba2_keys(
