@@ -231,8 +231,11 @@ def test_kind_specs_keep_the_width_and_say_their_defaults() -> None:
     linear, note = kind_spec(spec, MixerKind("linear"))
     assert linear.layer_kinds == ("gated_deltanet",) and note is not None
     assert linear.linear_num_key_heads * linear.linear_key_head_dim == spec.hidden_size  # type: ignore[operator]
-    native, note = kind_spec(load_model("qwen3-next-80b-a3b").spec, MixerKind("linear"))
+    qwen3_next = load_model("qwen3-next-80b-a3b").spec
+    native, note = kind_spec(qwen3_next, MixerKind("linear"))
     assert native.linear_num_value_heads == 32 and note is None  # Qwen3-Next's own widths
+    full, note = kind_spec(qwen3_next, MixerKind("full"))  # its gate is not built: said so
+    assert not full.attention_output_gate and note is not None and "gate" in note
 
 
 def test_crossover_and_fit_lengths() -> None:

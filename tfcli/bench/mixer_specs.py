@@ -183,12 +183,20 @@ def kind_spec(spec: ModelSpec, kind: MixerKind) -> tuple[ModelSpec, str | None]:
     """(one-layer spec of ``kind`` at ``spec``'s width, a note saying which widths were
     chosen when the model has no layer of that kind, else None)."""
     layer_type = SPEC_KIND[kind.name]
-    if kind.name == "full":
-        return _one_layer(spec, "full"), None
-    if kind.name == "sliding":
-        return _one_layer(spec, "sliding", sliding_window=kind.window), None
-    if kind.name == "chunked":
-        return _one_layer(spec, "chunked", attention_chunk_size=kind.window), None
+    if kind.is_attention:
+        changes: dict[str, object] = {}
+        note = None
+        if spec.attention_output_gate:  # Qwen3-Next: the built-in attention has no gate yet
+            changes["attention_output_gate"] = False
+            note = (
+                f"{kind.label}: built without {spec.name}'s attention output gate (the "
+                "built-in attention has none yet): q_proj half as wide, no sigmoid gate"
+            )
+        if kind.name == "sliding":
+            changes["sliding_window"] = kind.window
+        if kind.name == "chunked":
+            changes["attention_chunk_size"] = kind.window
+        return _one_layer(spec, layer_type, **changes), note
     if _has_kind(spec, layer_type):
         return _one_layer(spec, layer_type), None
     chosen = _DEFAULTS[kind.name](spec)
