@@ -248,8 +248,9 @@ def test_crossover_and_fit_lengths() -> None:
     assert fit_lengths(MixerKind("full"), [512, 1024, 2048]) == [1024, 2048]
 
 
-def test_ctrl_c_keeps_what_was_measured() -> None:
-    """A KeyboardInterrupt during the sweep stops it; the points measured so far remain."""
+def test_ctrl_c_keeps_what_was_measured(tmp_path: Path) -> None:
+    """A KeyboardInterrupt during the sweep stops it; the points measured so far remain, and
+    the plot of them is written."""
     from tfcli.bench.calibrate import Calibration
     from tfcli.bench.mixers import run_mixers, summarize_mixers
     from tfcli.bench.settings import BenchSettings
@@ -290,4 +291,10 @@ def test_ctrl_c_keeps_what_was_measured() -> None:
     assert result.interrupted
     assert [(p.kind, p.seq) for p in result.points] == [("full", 32), ("sliding", 32)]
     assert all(p.mixer is not None for p in result.points)
-    assert set(summarize_mixers(result).kinds) == {"full", "sliding"}
+    summary = summarize_mixers(result)
+    assert set(summary.kinds) == {"full", "sliding"}
+    pytest.importorskip("matplotlib")
+    from tfcli.render.bench_mixers import write_mixers_plot
+
+    write_mixers_plot(result, summary, tmp_path / "mixers.svg", "svg")
+    assert "<svg" in (tmp_path / "mixers.svg").read_text()[:2000]
