@@ -185,13 +185,19 @@ def kind_spec(spec: ModelSpec, kind: MixerKind) -> tuple[ModelSpec, str | None]:
     layer_type = SPEC_KIND[kind.name]
     if kind.is_attention:
         changes: dict[str, object] = {}
-        note = None
+        left_out = []
         if spec.attention_output_gate:  # Qwen3-Next: the built-in attention has no gate yet
             changes["attention_output_gate"] = False
-            note = (
-                f"{kind.label}: built without {spec.name}'s attention output gate (the "
-                "built-in attention has none yet): q_proj half as wide, no sigmoid gate"
-            )
+            left_out.append("attention output gate (q_proj half as wide, no sigmoid gate)")
+        if spec.position_type in ("alibi", "relative"):
+            left_out.append(f"{spec.position_type} position bias")
+        if spec.attn_logit_softcap is not None:
+            left_out.append("logit soft-capping (SDPA cannot express it)")
+        if not spec.is_causal:
+            left_out.append("bidirectional mask (every kind is timed causal)")
+        note = None
+        if left_out:
+            note = f"{kind.label}: timed without {spec.name}'s " + "; ".join(left_out)
         if kind.name == "sliding":
             changes["sliding_window"] = kind.window
         if kind.name == "chunked":
