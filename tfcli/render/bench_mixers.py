@@ -42,7 +42,7 @@ NOISY_PROBE_FRACTION = 0.75
 
 def _header(result: MixerResult, summary: MixerSummary) -> None:
     s, cal = result.settings, result.calibration
-    labels = ", ".join(k.label for k in result.kinds)
+    labels = ",".join(k.label for k in result.kinds)
     stdout_console.print(
         f"[bold]tfcli bench {s.spec.name} --mixers {labels}[/bold]: one layer's mixer of each "
         f"kind at hidden {s.spec.hidden_size:,}, on {cal.device} ({cal.dtype}, {cal.threads} "
