@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -22,6 +22,10 @@ from tfcli.commands.options import (
     parse_lengths,
 )
 from tfcli.errors import BenchError, UsageError, shorten
+
+if TYPE_CHECKING:  # torch-side types, imported inside the command only
+    from tfcli.bench.mixer_specs import MixerKind
+    from tfcli.bench.settings import BenchSettings
 
 DEFAULT_MODEL = "llama-3.2-1b"
 """A small shipped spec: a bare ``tfcli bench`` finishes in about a minute on 2 CPU cores."""
@@ -95,6 +99,14 @@ def bench(
             help="tp=N or fsdp=N: run sharded under torchrun (gloo on CPU, NCCL on CUDA).",
         ),
     ] = None,
+    mixers: Annotated[
+        str | None,
+        typer.Option(
+            "--mixers",
+            help="Time one layer's mixer of each kind over the lengths instead: "
+            "full,sliding:W,chunked:C,linear (Gated DeltaNet),mamba2,mamba1.",
+        ),
+    ] = None,
     set_: SetOpt = None,
     specs_dir: SpecsDirOpt = None,
     as_type: AsTypeOpt = None,
@@ -121,6 +133,15 @@ def bench(
     seqs = list(parse_lengths("--seq", seq))
     contexts = list(parse_lengths("--context", context))
     plot_format = check_plot_path(plot) if plot is not None else None
+    kinds = None
+    if mixers is not None:
+        from tfcli.bench.mixer_specs import parse_mixers
+
+        kinds = parse_mixers(mixers)
+        if dist is not None:
+            raise UsageError("--mixers and --dist do not combine: give one of them")
+        if mode != "prefill":
+            raise UsageError("--mixers times prefill (one pass over each length), not decode")
 
     from tfcli.loaders import load_model
 
@@ -130,7 +151,8 @@ def bench(
     depth = parse_layers(layers, spec.num_layers)
     from tfcli.bench.support import check_timeable
 
-    check_timeable(spec, depth)
+    if kinds is None:  # --mixers builds its own one-layer mixers of each kind
+        check_timeable(spec, depth)
     if dist is not None:
         _bench_dist(spec, dist, seqs, batch, depth, dtype, threads, json_output)
         return
@@ -143,7 +165,8 @@ def bench(
     from tfcli.bench.calibrate import calibrate
     from tfcli.bench.support import check_buildable
 
-    check_buildable(spec)
+    if kinds is None:
+        check_buildable(spec)
     from tfcli.bench.run import BenchSettings, run_bench, summarize
     from tfcli.render.bench import (
         bench_progress,
@@ -188,6 +211,9 @@ def bench(
         sdpa_kernel=sdpa_kernel,
         time_blocks=blocks,
     )
+    if kinds is not None:
+        _bench_mixers(settings, kinds, plot, plot_format, recalibrate, json_output)
+        return
     causal_step = int("sdpa" in backends and causal and spec.is_causal)
     steps = len(contexts) if mode == "decode" else len(seqs) * len(backends) + causal_step
     with bench_progress(steps + 1, quiet=json_output) as advance:
@@ -211,6 +237,48 @@ def bench(
         print_bench(result, summary)
     if plot is not None and plot_format is not None:  # after the results: loses nothing
         write_plot(result, plot, plot_format)
+    if result.interrupted:
+        raise typer.Exit(130)
+
+
+def _bench_mixers(
+    settings: BenchSettings,
+    kinds: tuple[MixerKind, ...],
+    plot: Path | None,
+    plot_format: str | None,
+    recalibrate: bool,
+    json_output: bool,
+) -> None:
+    """``--mixers``: one layer of each kind over the lengths (``tfcli.bench.mixers``)."""
+    from tfcli.bench.calibrate import calibrate
+    from tfcli.bench.mixers import run_mixers, summarize_mixers
+    from tfcli.render.bench import bench_progress
+    from tfcli.render.bench_mixers import print_mixers, print_mixers_json, write_mixers_plot
+    from tfcli.render.common import print_warning
+
+    steps = len(settings.seqs) * len(kinds)
+    with bench_progress(steps + 1, quiet=json_output) as advance:
+        advance("calibrating device")
+        calibration, cached = calibrate(
+            settings.device,
+            settings.dtype,
+            settings.spec.qk_head_dim,
+            recalibrate=recalibrate,
+            warn=print_warning,
+        )
+        result = run_mixers(settings, kinds, calibration, cached, on_step=advance)
+    if calibration.noisy:
+        print_warning(
+            f"the device was busy during calibration ({calibration.noise_reason()}): "
+            "predictions are off and the calibration was not cached"
+        )
+    summary = summarize_mixers(result)
+    if json_output:
+        print_mixers_json(result, summary)
+    else:
+        print_mixers(result, summary)
+    if plot is not None and plot_format is not None:  # after the results: loses nothing
+        write_mixers_plot(result, summary, plot, plot_format)
     if result.interrupted:
         raise typer.Exit(130)
 
@@ -310,6 +378,10 @@ EPILOG = examples(
     ("Decode steps against the memory-bound prediction", "tfcli bench --mode decode"),
     ("Measured against predicted, as a plot", "tfcli bench --plot bench.png"),
     ("Whole tokens of a small model", "tfcli bench qwen2.5-0.5b --layers all --mode decode"),
+    (
+        "How each kind of attention scales",
+        "tfcli bench qwen2.5-0.5b --mixers full,sliding:1024,linear --seq 1024,2048,4096,8192",
+    ),
 )
 
 
