@@ -437,3 +437,35 @@ def test_decode_bench_static_cache_holds_the_parallel_mamba_state() -> None:
         for plan in spec.layers
     )
     assert cache.state_nbytes() == expected
+
+
+def test_chunked_delta_rule_over_several_chunk_groups_equals_the_recurrence() -> None:
+    """Chunks are computed GROUP_CHUNKS at a time with the state carried between groups: over
+    a length spanning three groups (not a whole number of chunks) the chunked rule equals the
+    token-by-token recurrence (Yang et al. 2024, eq. 10)."""
+    import torch
+
+    from tfcli.bench.state_mixers import (
+        GROUP_CHUNKS,
+        chunk_gated_delta_rule,
+        recurrent_gated_delta_step,
+    )
+
+    torch.manual_seed(0)
+    b, heads, dk, dv, chunk = 1, 2, 4, 3, 4
+    s = 2 * GROUP_CHUNKS * chunk + 5
+    q = torch.nn.functional.normalize(torch.randn(b, heads, s, dk), dim=-1) * dk**-0.5
+    k = torch.nn.functional.normalize(torch.randn(b, heads, s, dk), dim=-1)
+    v = torch.randn(b, heads, s, dv)
+    g = -torch.rand(b, heads, s) * 0.2
+    beta = torch.rand(b, heads, s)
+    state0 = torch.randn(b, heads, dk, dv) * 0.1
+    out, final = chunk_gated_delta_rule(q, k, v, g, beta, chunk, state0)
+    state, steps = state0, []
+    for t in range(s):
+        o, state = recurrent_gated_delta_step(
+            q[:, :, t], k[:, :, t], v[:, :, t], g[:, :, t], beta[:, :, t], state
+        )
+        steps.append(o)
+    torch.testing.assert_close(out, torch.stack(steps, dim=2))
+    torch.testing.assert_close(final, state)
