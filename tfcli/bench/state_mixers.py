@@ -110,7 +110,7 @@ def chunk_gated_delta_rule(
     v_new = U - W S, o = (Q e^{cum g}) S + (Q K^T * decay) v_new,
     S <- S e^{g_total} + (K e^{g_total - cum g})^T v_new.
     """
-    b, heads, s, _ = k.shape
+    s = k.shape[2]
     pad = (chunk - s % chunk) % chunk
     q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
     g, beta = (F.pad(t, (0, pad)) for t in (g, beta))
