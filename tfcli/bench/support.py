@@ -54,6 +54,19 @@ def check_timeable(spec: ModelSpec, layers: int) -> None:
         raise BenchError(
             f"tfcli bench times attention layers; the first {layers} layer(s) of {spec.name} "
             f"include {', '.join(kinds)} layers",
-            hint="tfcli flops / kvcache cover them; the built-in model builds them "
-            "(tfcli.bench.model.build_model)",
+            hint=_mixers_hint(spec.name, kinds),
         )
+
+
+MIXER_KIND_NAMES = {"gated_deltanet": "linear", "mamba2": "mamba2", "mamba": "mamba1"}
+"""``tfcli bench --mixers`` names of the state layer kinds it times."""
+
+
+def _mixers_hint(name: str, kinds: list[str]) -> str:
+    timed = [MIXER_KIND_NAMES[k] for k in kinds if k in MIXER_KIND_NAMES]
+    if timed:
+        return (
+            f"time those layers with tfcli bench {name} --mixers full,{','.join(timed)}; "
+            "tfcli flops / kvcache estimate them"
+        )
+    return "tfcli flops / kvcache estimate them; the built-in model builds them"
