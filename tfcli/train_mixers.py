@@ -149,8 +149,102 @@ def deltanet_saved(spec: ModelSpec, *, batch: int, seq: int, precision: str) -> 
     return parts
 
 
-MIXER_SAVED = {"gated_deltanet": deltanet_saved}
+def mamba_saved(spec: ModelSpec, *, batch: int, seq: int, precision: str) -> list[Saved]:
+    """What one Mamba-1 mixer (``MambaMixer``, transformers 5: ``mamba_selective_scan``'s
+    token-by-token recurrence, the path that runs without the ``mamba_ssm`` kernels) saves.
+
+    Widths: I = d_inner, N = state size, R = dt rank, K = conv kernel; t = B x S tokens.
+
+    * in_proj output ``2 t I a`` (the conv reads x, the gate's SiLU reads z: both views);
+      under autocast the conv input is first cast back to fp32 (``.to(weight.dtype)``) and
+      autocast keeps its bf16 copy: ``t I 2``;
+    * the conv's unsliced output (the SiLU's input) ``B I (S + K - 1) a``, the SiLU output
+      ``t I a``, and with B > 1 x_proj's contiguous copy of its transposed input ``t I a``
+      (with B = 1 the transposed view feeds the matmul as it is);
+    * x_proj output ``t (R + 2 N) a`` (dt, B and C are views of it); the dt projection's
+      output (softplus input) and the softplus ``2 t I a``;
+    * ``A = -exp(A_log.float())``: the exp and A, ``2 I N 4``; ``exp(A dt)`` and ``dt B``
+      ``2 t I N 4`` (fp32: A is fp32); with a 2-byte compute dtype the fp32 copies of B
+      ``t N 4`` and of x ``t I 4``; in a bf16 model ``D.float()`` ``I 4``;
+    * the recurrence keeps every state: fp32 ``(S + 1) B I N 4`` (the zero state and the S
+      states the mul and the matmul read); a = 2: the zero state ``B I N 2``, the states the
+      next step's mul reads ``(S - 1) B I N 4`` and the matmul's bf16 casts ``S B I N 2``;
+    * the output gate: the scan output (fp32: D is fp32) ``t I 4`` and ``silu(z)`` ``t I a``;
+      out_proj's input ``t I a``;
+    * Jamba (``JambaMambaMixer``) normalises dt, B and C (RMSNorms over W = R + 2 N
+      channels) before the scan: fp32 ``3 t 4 + 2 t W 4`` (rsqrt, ``x rsqrt``, the normed
+      outputs); a = 2: ``3 t 4 + t W 4 + t (R + N) 2`` (their fp32 copies and rsqrt, the
+      normed dt and C in the compute dtype; B's fp32 copy is the one counted above).
+    """
+    inner = int(spec.ssm_inner_size or 0)
+    n = int(spec.ssm_state_size or 0)
+    rank = int(spec.ssm_dt_rank or 0)
+    k = int(spec.conv_kernel or 0)
+    b, s = batch, seq
+    t = b * s
+    a = _dtype_bytes(precision)
+    mixed = precision == "bf16-mixed"
+    copy = t * inner * a if b > 1 else 0
+    conv = 2 * t * inner * a + (t * inner * BF16 if mixed else 0)
+    conv += b * inner * (s + k - 1) * a + t * inner * a + copy
+    dt = t * (rank + 2 * n) * a + 2 * t * inner * a
+    disc = 2 * inner * n * FP32 + 2 * t * inner * n * FP32
+    if a != FP32:
+        disc += t * n * FP32 + t * inner * FP32
+    if precision == "bf16":
+        disc += inner * FP32
+    if a == FP32:
+        states = (s + 1) * b * inner * n * FP32
+        states_formula = "(S + 1) B I N 4"
+    else:
+        states = b * inner * n * a + (s - 1) * b * inner * n * FP32 + s * b * inner * n * a
+        states_formula = "B I N 2 + (S - 1) B I N 4 + S B I N 2"
+    gate = t * inner * FP32 + 2 * t * inner * a
+    norms: list[Saved] = []
+    if spec.ssm_dt_norms:
+        w = rank + 2 * n
+        if a == FP32:
+            normed = 3 * t * FP32 + 2 * t * w * FP32
+            norm_formula = "3 t 4 + 2 t W 4"
+        else:
+            normed = 3 * t * FP32 + t * w * FP32 + t * (rank + n) * a
+            norm_formula = "3 t 4 + t W 4 + t (R + N) 2"
+        norms.append(Saved("dt, B, C norms", normed, f"{norm_formula}, W = {w}"))
+    return [
+        Saved(
+            "in_proj, conv",
+            conv,
+            f"2 t I a + B I (S + K - 1) a + t I a{' + t I a (B > 1)' if copy else ''}"
+            f"{' + t I 2 (autocast)' if mixed else ''}, I = {inner}, a = {a}",
+        ),
+        Saved("x_proj, dt", dt, f"t (R + 2 N) a + 2 t I a, R = {rank}, N = {n}"),
+        Saved("discretisation", disc, "2 I N 4 + 2 t I N 4 (+ fp32 copies of B and x)"),
+        Saved("scan states", states, f"{states_formula}, S = {s}"),
+        Saved("gate, out_proj input", gate, "t I 4 + 2 t I a"),
+        *norms,
+    ]
+
+
+def mamba_scan_backward(spec: ModelSpec, *, batch: int, seq: int, precision: str) -> int:
+    """Bytes the backward of one Mamba-1 reference scan allocates at its peak, beyond what
+    is held: fp32, about what the mixer saved (``mamba_saved``); with a 2-byte compute dtype
+    the fp32 gradients of ``exp(A dt)`` and ``dt B x``, of the states ``(S + 1) B I N 4``
+    and of the fp32 copies (``discretisation``). Fitted to MemTracker on MambaForCausalLM
+    (within 1% of the peak at N = 16, fp32 and bf16-mixed)."""
+    parts = mamba_saved(spec, batch=batch, seq=seq, precision=precision)
+    if _dtype_bytes(precision) == FP32:
+        return sum(p.bytes for p in parts)
+    inner = int(spec.ssm_inner_size or 0)
+    n = int(spec.ssm_state_size or 0)
+    disc = next(p.bytes for p in parts if p.name == "discretisation")
+    return disc + (seq + 1) * batch * inner * n * FP32
+
+
+MIXER_SAVED = {"gated_deltanet": deltanet_saved, "mamba": mamba_saved}
 """The mixers whose saved activations are modelled here, by ``LayerPlan.mixer``."""
+
+SCAN_BACKWARD = {"mamba": mamba_scan_backward}
+"""The state-space mixers whose scan backward is a peak phase of its own (tfcli.train)."""
 
 
 def mixer_input_casts(mixer: str) -> int:

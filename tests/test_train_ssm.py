@@ -1,0 +1,126 @@
+"""Training memory of state-space models (Mamba-1, Jamba) against PyTorch's MemTracker on the
+transformers model of the same config (DESIGN.md section 5, item 5; tests/train_oracle.py),
+as tests/test_train_hybrid.py does for Gated DeltaNet.
+
+transformers runs the Mamba mixers through their reference PyTorch paths on CPU (no
+``mamba_ssm`` / ``causal_conv1d`` kernels: ``mamba_selective_scan``'s token-by-token
+recurrence keeps every state); tfcli.train_mixers models what they save.
+
+Parameters, gradients and optimizer states: exact. Activations at the end of the forward
+pass: within 2% (they come out exact to a few bytes). Peak: within 5%.
+
+The matrix is small on purpose (each case builds and runs a model under FakeTensorMode, and
+the reference scan is a Python loop over tokens): per model four cases that together cover
+fp32 and bf16-mixed, recompute none and full, micro-batch 1 and 2, and two sequence
+lengths; bf16 once per model.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.test_train_memory import spec_from
+from tfcli.train import TrainSetup, train_memory
+
+pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+
+def mamba_config() -> Any:
+    """Two Mamba-1 blocks: d_inner 512, state 16, dt rank 16, kernel 4 (no MLP)."""
+    return transformers.MambaConfig(
+        vocab_size=512,
+        hidden_size=256,
+        state_size=16,
+        num_hidden_layers=2,
+        expand=2,
+        conv_kernel=4,
+        time_step_rank=16,
+        tie_word_embeddings=False,
+    )
+
+
+def jamba_config() -> Any:
+    """A Jamba Mamba block (dt/B/C norms) then an attention block, dense MLPs (one expert:
+    MoE is covered by tests/test_train_memory.py)."""
+    return transformers.JambaConfig(
+        vocab_size=512,
+        hidden_size=256,
+        intermediate_size=512,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        mamba_d_state=16,
+        mamba_expand=2,
+        mamba_dt_rank=16,
+        attn_layer_period=2,
+        attn_layer_offset=1,
+        expert_layer_period=100,
+        expert_layer_offset=99,
+        num_experts=1,
+        num_experts_per_tok=1,
+        tie_word_embeddings=False,
+    )
+
+
+CONFIGS = {"mamba": (mamba_config, "eager"), "jamba": (jamba_config, "sdpa")}
+"""Model -> (config factory, attention implementation: Mamba offers eager only)."""
+
+MATRIX = [
+    ("fp32", "none", 1, 16),
+    ("fp32", "full", 2, 8),
+    ("bf16-mixed", "none", 2, 8),
+    ("bf16-mixed", "full", 1, 16),
+    ("bf16", "none", 2, 16),
+]
+
+CASES = [
+    pytest.param(model, *case, id=f"{model}-{case[0]}-{case[1]}-b{case[2]}-s{case[3]}")
+    for model in CONFIGS
+    for case in MATRIX
+]
+
+
+def check(config: Any, impl: str, precision: str, recompute: str, batch: int, seq: int, tmp: Path):
+    from tests.train_oracle import measure
+
+    spec = spec_from(config, tmp)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        measured = measure(
+            config, batch=batch, seq=seq, impl=impl, precision=precision, recompute=recompute
+        )
+    setup = TrainSetup(
+        seq=seq, micro_batch=batch, precision=precision, recompute=recompute, attention_impl=impl
+    )
+    ours = train_memory(spec, setup)
+    assert ours.state.parameters == measured.params
+    assert ours.state.gradients == measured.grads
+    assert ours.state.optimizer_states == measured.optimizer
+    assert ours.buffers_bytes == measured.buffers
+    assert ours.activations.total == pytest.approx(measured.activations, rel=0.02)
+    assert ours.peak_bytes == pytest.approx(measured.peak, rel=0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("model", "precision", "recompute", "batch", "seq"), CASES)
+def test_ssm_matches_memtracker(
+    model: str, precision: str, recompute: str, batch: int, seq: int, tmp_path: Path
+) -> None:
+    factory, impl = CONFIGS[model]
+    check(factory(), impl, precision, recompute, batch, seq, tmp_path)
+
+
+def test_mamba_blocks_have_one_norm_and_no_mlp(tmp_path: Path) -> None:
+    """A pure Mamba block is a norm and the mixer: no MLP part, one norm's worth."""
+    spec = spec_from(mamba_config(), tmp_path)
+    acts = train_memory(spec, TrainSetup(seq=64)).activations
+    (layer,) = acts.layers
+    assert layer.kind == "mamba"
+    names = {p.name for p in layer.parts}
+    assert "mlp" not in names
+    assert {"in_proj, conv", "scan states", "discretisation"} <= names
