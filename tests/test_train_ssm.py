@@ -1,10 +1,11 @@
-"""Training memory of state-space models (Mamba-1, Jamba) against PyTorch's MemTracker on the
-transformers model of the same config (DESIGN.md section 5, item 5; tests/train_oracle.py),
-as tests/test_train_hybrid.py does for Gated DeltaNet.
+"""Training memory of state-space models (Mamba-1, Jamba, Mamba-2, Granite-4.0-H) against
+PyTorch's MemTracker on the transformers model of the same config (DESIGN.md section 5,
+item 5; tests/train_oracle.py), as tests/test_train_hybrid.py does for Gated DeltaNet.
 
 transformers runs the Mamba mixers through their reference PyTorch paths on CPU (no
 ``mamba_ssm`` / ``causal_conv1d`` kernels: ``mamba_selective_scan``'s token-by-token
-recurrence keeps every state); tfcli.train_mixers models what they save.
+recurrence keeps every state; ``mamba2_chunk_scan``'s fp32 einsums); tfcli.train_mixers
+models what they save.
 
 Parameters, gradients and optimizer states: exact. Activations at the end of the forward
 pass: within 2% (they come out exact to a few bytes). Peak: within 5%.
@@ -67,14 +68,60 @@ def jamba_config() -> Any:
     )
 
 
-CONFIGS = {"mamba": (mamba_config, "eager"), "jamba": (jamba_config, "sdpa")}
+def mamba2_config() -> Any:
+    """Two Mamba-2 blocks: 16 heads of 32, 2 groups of state 16, chunks of 16 (so the test
+    sequences run one and two chunks, padded and not)."""
+    return transformers.Mamba2Config(
+        vocab_size=512,
+        hidden_size=256,
+        state_size=16,
+        num_hidden_layers=2,
+        expand=2,
+        head_dim=32,
+        num_heads=16,
+        n_groups=2,
+        chunk_size=16,
+        tie_word_embeddings=False,
+    )
+
+
+def granite_config() -> Any:
+    """Granite-4.0-H: a Mamba-2 block then an attention block, each with the dense shared
+    MLP (fused ``input_linear``: one autocast copy of its input), mup-style multipliers."""
+    return transformers.GraniteMoeHybridConfig(
+        vocab_size=512,
+        hidden_size=256,
+        intermediate_size=512,
+        shared_intermediate_size=512,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        mamba_n_heads=16,
+        mamba_d_head=32,
+        mamba_d_state=16,
+        mamba_n_groups=1,
+        mamba_chunk_size=16,
+        mamba_expand=2,
+        num_local_experts=0,
+        layer_types=["mamba", "attention"],
+        position_embedding_type="rope",
+        tie_word_embeddings=False,
+    )
+
+
+CONFIGS = {
+    "mamba": (mamba_config, "eager"),
+    "jamba": (jamba_config, "sdpa"),
+    "mamba2": (mamba2_config, "eager"),
+    "granite": (granite_config, "sdpa"),
+}
 """Model -> (config factory, attention implementation: Mamba offers eager only)."""
 
 MATRIX = [
     ("fp32", "none", 1, 16),
     ("fp32", "full", 2, 8),
     ("bf16-mixed", "none", 2, 8),
-    ("bf16-mixed", "full", 1, 16),
+    ("bf16-mixed", "full", 1, 24),
     ("bf16", "none", 2, 16),
 ]
 

@@ -665,7 +665,11 @@ def block_saved(
         )
     else:
         mixer_casts = mixer_input_casts(kind) if kind in MIXER_SAVED else 3
-        mlp_casts = (2 if spec.mlp_gated and not moe else 1) if mlp else 0
+        # a fused gate/up projection (Granite-4.0-H's shared_mlp.input_linear, Phi-3) reads
+        # its input once
+        tensors = _local_tensors(spec, setup)
+        fused = any(t.name.endswith(".mlp.gate_up_proj.weight") for t in tensors)
+        mlp_casts = (2 if spec.mlp_gated and not moe and not fused else 1) if mlp else 0
         consumers = mixer_casts + mlp_casts + (3 if cross else 0)
         parts.append(
             Part(
