@@ -1,6 +1,6 @@
-"""Training memory of state-space models (Mamba-1, Jamba, Mamba-2, Granite-4.0-H) against
-PyTorch's MemTracker on the transformers model of the same config (DESIGN.md section 5,
-item 5; tests/train_oracle.py), as tests/test_train_hybrid.py does for Gated DeltaNet.
+"""Training memory of state-space models (Mamba-1, Jamba, Mamba-2, Granite-4.0-H, Falcon-H1)
+against PyTorch's MemTracker on the transformers model of the same config (DESIGN.md section
+5, item 5; tests/train_oracle.py), as tests/test_train_hybrid.py does for Gated DeltaNet.
 
 transformers runs the Mamba mixers through their reference PyTorch paths on CPU (no
 ``mamba_ssm`` / ``causal_conv1d`` kernels: ``mamba_selective_scan``'s token-by-token
@@ -109,11 +109,34 @@ def granite_config() -> Any:
     )
 
 
+def falcon_h1_config() -> Any:
+    """Falcon-H1: every block runs attention and a Mamba-2 side by side (no mamba_rms_norm:
+    ``scan * silu(gate)``), with its mup multipliers and per-channel ``mup_vector``."""
+    return transformers.FalconH1Config(
+        vocab_size=512,
+        hidden_size=256,
+        intermediate_size=512,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=64,
+        mamba_n_heads=16,
+        mamba_d_head=32,
+        mamba_d_state=16,
+        mamba_n_groups=1,
+        mamba_chunk_size=16,
+        mamba_expand=2,
+        mamba_d_ssm=512,
+        tie_word_embeddings=False,
+    )
+
+
 CONFIGS = {
     "mamba": (mamba_config, "eager"),
     "jamba": (jamba_config, "sdpa"),
     "mamba2": (mamba2_config, "eager"),
     "granite": (granite_config, "sdpa"),
+    "falcon_h1": (falcon_h1_config, "sdpa"),
 }
 """Model -> (config factory, attention implementation: Mamba offers eager only)."""
 

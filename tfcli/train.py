@@ -38,7 +38,7 @@ from tfcli.flops import FlopCount, forward_flops
 from tfcli.plan import layer_plan
 from tfcli.spec import ModelSpec
 from tfcli.tensors import ParamTensor, parameter_tensors
-from tfcli.train_mixers import MIXER_SAVED, SCAN_BACKWARD, mixer_input_casts
+from tfcli.train_mixers import MIXER_SAVED, MUP_VECTOR_FAMILIES, SCAN_BACKWARD, mixer_input_casts
 
 PRECISIONS = ("fp32", "bf16", "bf16-mixed")
 OPTIMIZERS = ("adamw", "sgd")
@@ -145,7 +145,7 @@ def check_setup(spec: ModelSpec, setup: TrainSetup) -> None:
             f"{spec.name} soft-caps its attention logits, which SDPA cannot express "
             "(transformers refuses it): use --attention-impl eager"
         )
-    modelled = ("full", "sliding", *MIXER_SAVED)
+    modelled = ("full", "sliding", "full+mamba2", "sliding+mamba2", *MIXER_SAVED)
     unmodelled = sorted(kinds - set(modelled))
     if unmodelled:
         raise UsageError(
@@ -651,7 +651,8 @@ def block_saved(
     r = residual_bytes(setup.precision)
     a = compute_bytes(setup.precision)
     mixed = setup.precision == "bf16-mixed"
-    window = spec.sliding_window if kind == "sliding" else None
+    parallel = kind.endswith("+mamba2")  # Falcon-H1: Mamba-2 beside the attention
+    window = spec.sliding_window if kind.split("+")[0] == "sliding" else None
     stack = stack or ("encoder" if spec.architecture == "encoder" else "decoder")
     cross = stack == "decoder" and spec.architecture == "encoder-decoder"
     mlp = _has_mlp(spec, kind)
@@ -660,11 +661,20 @@ def block_saved(
     norms = n * _norm_saved(spec, t, h, r)
     parts.append(Part("norms", norms, f"{n} norms over t x h = {t:,} x {h}"))
     if not mixed:
+        # Falcon-H1 multiplies the norm output for each mixer (attention_in_multiplier,
+        # ssm_in_multiplier): two copies kept instead of it
+        n_out = n + 1 if parallel else n
         parts.append(
-            Part("norm outputs", n * t * h * a, f"{n} x t x h x a = {n} x {t:,} x {h} x {a}")
+            Part(
+                "norm outputs",
+                n_out * t * h * a,
+                f"{n_out} x t x h x a = {n_out} x {t:,} x {h} x {a}",
+            )
         )
     else:
         mixer_casts = mixer_input_casts(kind) if kind in MIXER_SAVED else 3
+        if parallel:
+            mixer_casts += mixer_input_casts("mamba2")
         # a fused gate/up projection (Granite-4.0-H's shared_mlp.input_linear, Phi-3) reads
         # its input once
         tensors = _local_tensors(spec, setup)
@@ -705,6 +715,11 @@ def block_saved(
         parts += [Part(p.name, p.bytes, p.formula) for p in saved]
     else:
         parts += attention_saved(spec, setup, window=window, causal=stack != "encoder")
+    if parallel:
+        saved = MIXER_SAVED["mamba2"](
+            spec, batch=setup.micro_batch, seq=setup.seq, precision=setup.precision
+        )
+        parts += [Part(f"mamba2 {p.name}", p.bytes, p.formula) for p in saved]
     if mlp:
         parts += mlp_saved(spec, setup, moe=moe)
     return parts
@@ -1017,6 +1032,9 @@ def _head_and_block_grad_bytes(spec: ModelSpec, setup: TrainSetup) -> int:
     tied = spec.lm_head and spec.tie_word_embeddings
 
     def counted(name: str) -> bool:
+        if spec.parallel_ssm and ".mamba." in name:
+            # Falcon-H1: the Mamba-2 beside the attention runs its backward after it
+            return name.startswith(f"{stack}.layers.{last}.") and ".out_proj." in name
         if name.startswith(f"{stack}.layers.{last}.") or name.startswith(
             ("lm_head", f"{stack}.norm")
         ):
@@ -1052,6 +1070,13 @@ def buffer_bytes(spec: ModelSpec, precision: str = "fp32") -> int:
     total = 0
     if spec.position_type == "rope":
         total += 2 * (_rope_dim(spec) // 2) * FP32
+    if spec.family in MUP_VECTOR_FAMILIES:
+        # FalconH1Mixer's mup_vector buffer (1 x 1 x in_proj width, parameter dtype) per layer
+        width = 2 * int(spec.ssm_inner_size or 0) + 2 * spec.ssm_groups * int(
+            spec.ssm_state_size or 0
+        )
+        width += int(spec.ssm_num_heads or 0)
+        total += spec.num_layers * width * param_bytes(precision)
     if spec.scale_embeddings and spec.family in FP32_WEIGHT_NORM_FAMILIES:
         total += param_bytes(precision)
     if spec.position_type == "learned" and spec.embedding_norm:

@@ -225,6 +225,10 @@ def mamba_saved(spec: ModelSpec, *, batch: int, seq: int, precision: str) -> lis
     ]
 
 
+MUP_VECTOR_FAMILIES = ("falcon_h1",)
+"""transformers families whose Mamba-2 mixer multiplies the in_proj output by a per-channel
+``mup_vector`` buffer (``FalconH1Mixer``): part of the implementation profile."""
+
 MAMBA2_CHUNK = 256
 """``Mamba2Config.chunk_size``'s default, used when a spec does not record it."""
 
@@ -257,7 +261,12 @@ def mamba2_saved(spec: ModelSpec, *, batch: int, seq: int, precision: str) -> li
       not merge);
     * the gated RMSNorm (fp32: the scan output is fp32): with a = 2 the gate's fp32 copy ``t
       I 4``; ``silu(gate)``, the scan output (``r I 4``), their product, ``x rsqrt`` (``3 t I
-      4``), rsqrt ``t G 4``; out_proj's input ``t I a``.
+      4``), rsqrt ``t G 4``; out_proj's input ``t I a``;
+    * Falcon-H1 (``FalconH1Mixer``): ``in_proj(x) * mup_vector`` replaces the in_proj output
+      (under autocast it is fp32: ``t W 4`` more, the gate needs no fp32 copy and x is an
+      fp32 view of the conv output cast back, ``B conv S 4``); without
+      ``mamba_rms_norm`` the gate is ``scan * silu(gate)``: ``r I 4 + t I g + t I a``
+      (g = the gate's bytes).
     """
     inner = int(spec.ssm_inner_size or 0)
     n = int(spec.ssm_state_size or 0)
@@ -279,7 +288,10 @@ def mamba2_saved(spec: ModelSpec, *, batch: int, seq: int, precision: str) -> li
     front = b * conv * s * BF16 if mixed else t * width * a
     front += b * conv * (s + k - 1) * a
     dt = 3 * t * heads * FP32 if a == FP32 else 2 * t * heads * a + 2 * t * heads * FP32
-    x = b * conv * s * FP32 if a == FP32 else t * inner * FP32
+    mup = spec.family in MUP_VECTOR_FAMILIES
+    # the conv's output is cast back to its input's dtype: fp32 in fp32, and under autocast
+    # when the mup vector made the in_proj output fp32; x, B and C are then fp32 views of it
+    x = b * conv * s * FP32 if a == FP32 or (mup and mixed) else t * inner * FP32
     x += 2 * heads * FP32 + r * inner * FP32
     # in fp32 an einsum reads an operand in place when its batch dims (b, c, h) merge: with
     # B = 1 and one chunk, C and B are read in place by the second einsum that needs them;
@@ -295,8 +307,20 @@ def mamba2_saved(spec: ModelSpec, *, batch: int, seq: int, precision: str) -> li
     states += b * (chunks + 1) * inner * n * e
     kept_states = (chunks + 1 if chunks == 1 else chunks) * b * inner * n * e
     out = r * heads * FP32 + (0 if views else r * heads * n * e) + kept_states + r * inner * e
-    norm = (t * inner * FP32 if a != FP32 else 0) + 3 * t * inner * FP32 + r * inner * FP32
-    norm += t * g * FP32 + t * inner * a
+    if mup and mixed:
+        # Falcon-H1: ``in_proj(x) * mup_vector`` (an fp32 buffer) is fp32 under autocast,
+        # kept through the gate's view
+        front += t * width * FP32
+    if spec.ssm_gated_norm:
+        norm = (t * inner * FP32 if a != FP32 and not (mup and mixed) else 0) + r * inner * FP32
+        norm += 3 * t * inner * FP32 + t * g * FP32 + t * inner * a
+        norm_formula = "(t I 4) + 3 t I 4 + r I 4 + t G 4 + t I a"
+    else:
+        # Falcon-H1 without mamba_rms_norm: ``scan_output * silu(gate)``: the fp32 scan output,
+        # silu(gate) in the gate's dtype, out_proj's input
+        gate = FP32 if (a == FP32 or (mup and mixed)) else a
+        norm = r * inner * FP32 + t * inner * gate + t * inner * a
+        norm_formula = f"r I 4 + t I {gate} + t I a (no norm: scan x silu(gate))"
     return [
         Saved("in_proj, conv", front, f"t W a + B conv (S + K - 1) a, W = {width}"),
         Saved("dt, x, D skip", dt + x, f"dt, x and the padded x r I 4, r = {r}"),
@@ -305,7 +329,7 @@ def mamba2_saved(spec: ModelSpec, *, batch: int, seq: int, precision: str) -> li
             "chunk states", states, f"r H (4 + 4 N + e N) + r I e + B (c + 1) I N e, c = {chunks}"
         ),
         Saved("state output", out, "r H 4 + r H N e + B c I N e + r I e"),
-        Saved("gated norm, out_proj input", norm, "(t I 4) + 3 t I 4 + r I 4 + t G 4 + t I a"),
+        Saved("gated norm, out_proj input", norm, norm_formula),
     ]
 
 
