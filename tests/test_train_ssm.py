@@ -1,6 +1,7 @@
 """Training memory of state-space models (Mamba-1, Jamba, Mamba-2, Granite-4.0-H, Falcon-H1)
-against PyTorch's MemTracker on the transformers model of the same config (DESIGN.md section
-5, item 5; tests/train_oracle.py), as tests/test_train_hybrid.py does for Gated DeltaNet.
+and of Llama 4's chunked attention against PyTorch's MemTracker on the transformers model of
+the same config (DESIGN.md section 5, item 5; tests/train_oracle.py), as
+tests/test_train_hybrid.py does for Gated DeltaNet.
 
 transformers runs the Mamba mixers through their reference PyTorch paths on CPU (no
 ``mamba_ssm`` / ``causal_conv1d`` kernels: ``mamba_selective_scan``'s token-by-token
@@ -131,12 +132,40 @@ def falcon_h1_config() -> Any:
     )
 
 
+def llama4_config(*, moe: bool = False) -> Any:
+    """Llama 4 text: a chunked RoPE layer (chunks of 8: the sequences span one to three
+    chunks, the mask is explicit from one full chunk on) with the L2 qk norm, then a NoPE
+    full layer with temperature tuning; dense MLPs, or with ``moe`` the dense-reference MoE
+    (4 experts, top 1, a shared expert) in both."""
+    return transformers.Llama4TextConfig(
+        vocab_size=512,
+        hidden_size=256,
+        intermediate_size=512,
+        intermediate_size_mlp=512,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=64,
+        num_local_experts=4 if moe else 1,
+        num_experts_per_tok=1,
+        interleave_moe_layer_step=1 if moe else 100,
+        attention_chunk_size=8,
+        no_rope_layers=[1, 0],
+        layer_types=["chunked_attention", "full_attention"],
+        use_qk_norm=True,
+        attn_temperature_tuning=True,
+        tie_word_embeddings=False,
+    )
+
+
 CONFIGS = {
     "mamba": (mamba_config, "eager"),
     "jamba": (jamba_config, "sdpa"),
     "mamba2": (mamba2_config, "eager"),
     "granite": (granite_config, "sdpa"),
     "falcon_h1": (falcon_h1_config, "sdpa"),
+    "llama4": (llama4_config, "sdpa"),
+    "llama4_moe": (lambda: llama4_config(moe=True), "eager"),
 }
 """Model -> (config factory, attention implementation: Mamba offers eager only)."""
 

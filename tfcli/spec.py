@@ -122,6 +122,12 @@ class ModelSpec:
     """Chunked local attention (Llama 4): a query attends the earlier keys of its own chunk."""
     layer_positions: tuple[str, ...] | None = None
     """Per layer ``rope`` or ``none`` (NoPE: Llama 4, SmolLM3, Cohere-2's global layers)."""
+    qk_l2_norm: bool = False
+    """A parameter-free L2 norm of each query and key head on the RoPE layers (Llama 4's
+    ``use_qk_norm``: Scout yes, Maverick no)."""
+    attn_temperature_tuning: bool = False
+    """NoPE layers scale the queries by ``1 + attn_scale log1p(floor((p + 1) / floor_scale))``
+    per position p (Llama 4's ``attn_temperature_tuning``)."""
     attention_sinks: bool = False
     """A learned sink logit per head joins every softmax (gpt-oss): one parameter per head."""
     attention_output_gate: bool = False

@@ -145,7 +145,7 @@ def check_setup(spec: ModelSpec, setup: TrainSetup) -> None:
             f"{spec.name} soft-caps its attention logits, which SDPA cannot express "
             "(transformers refuses it): use --attention-impl eager"
         )
-    modelled = ("full", "sliding", "full+mamba2", "sliding+mamba2", *MIXER_SAVED)
+    modelled = ("full", "sliding", "chunked", "full+mamba2", "sliding+mamba2", *MIXER_SAVED)
     unmodelled = sorted(kinds - set(modelled))
     if unmodelled:
         raise UsageError(
@@ -418,6 +418,10 @@ parameter tensors of every family; other families' activations use the same per-
 (norm, attention, MLP kinds) without a family-specific check yet."""
 
 
+COMPLEX_ROPE_FAMILIES = ("llama4_text",)
+"""transformers families whose RoPE multiplies complex q and k by ``freqs_cis`` (complex64,
+``S x d/2``: one tensor, 4 bytes per channel) instead of keeping cos and sin."""
+
 RESIDUAL_FP32_FAMILIES = ("mamba", "mamba2", "falcon_mamba")
 """transformers families whose blocks add the residual in fp32 (``residual_in_fp32``, True
 by default and in the released checkpoints: ``residual.to(torch.float32)`` in
@@ -456,7 +460,13 @@ def _norm_input_saved(spec: ModelSpec, input_bytes: int) -> bool:
 
 
 def attention_saved(
-    spec: ModelSpec, setup: TrainSetup, *, window: int | None, causal: bool = True
+    spec: ModelSpec,
+    setup: TrainSetup,
+    *,
+    window: int | None,
+    causal: bool = True,
+    rope: bool = True,
+    chunked: bool = False,
 ) -> list[Part]:
     """What one self-attention sublayer saves, its input norm aside (t = B x S tokens, heads
     and widths per tensor-parallel rank, a = compute bytes).
@@ -468,7 +478,10 @@ def attention_saved(
     softmax in fp32 ``B x H x S x S x 4`` and its cast to the compute dtype (when a != 4),
     the transposed output copy ``t x H x d x a``. selective recompute drops the s x s tensors
     (Megatron's selective recomputation). qk-norm (Qwen3): the q and k projections' outputs
-    and their RMSNorm internals.
+    and their RMSNorm internals. Llama 4: a chunked layer (chunk < S) gets an explicit mask as
+    a short window does; its parameter-free L2 qk norm (RoPE layers) keeps its fp32 input and
+    rsqrt, ``t (H + KVH) (d + 1) 4``; a NoPE layer's temperature tuning its per-position
+    query scale ``S x 4`` (measured on Llama4ForCausalLM).
     Megatron (2205.05198, eq. 2, per layer, 16-bit, no recompute): ``sbh(34 + 5 a s / h)``.
     """
     tp = setup.tp
@@ -497,11 +510,23 @@ def attention_saved(
                 f"{copies} x t x H x d_v x a = {copies} x {t:,} x {heads} x {d_v} x {a}",
             )
         )
+    if spec.qk_l2_norm and rope:
+        rows = t * (heads + kv)
+        parts.append(
+            Part(
+                "qk L2 norm",
+                rows * (d_qk + 1) * FP32,
+                f"t x (H + KVH) x (d + 1) x 4 = {t:,} x {heads + kv} x {d_qk + 1} x 4",
+            )
+        )
+    if spec.attn_temperature_tuning and not rope and spec.position_type == "rope":
+        parts.append(Part("query temperature", s * FP32, f"S x 4 = {s:,} x 4 (NoPE layer)"))
     eager = setup.attention_impl == "eager"
     # a sliding window shorter than the sequence needs an explicit mask: SDPA then gets K/V
     # repeated to every query head (no enable_gqa with a mask) and keeps the mask, cast to
     # the compute dtype, per layer (measured on MistralForCausalLM)
-    masked = window is not None and window < s
+    # (a chunked layer needs the mask from one full chunk on: measured at S = chunk)
+    masked = window is not None and (window < s or (chunked and window <= s))
     kv_saved = heads if (eager or masked) else kv
     qkv = t * (heads * d_qk + kv_saved * d_qk + kv_saved * d_v) * a
     parts.append(
@@ -562,7 +587,9 @@ def mlp_saved(spec: ModelSpec, setup: TrainSetup, *, moe: bool) -> list[Part]:
     ``t x E x 4``; top-k weights ``2 x t x k x 4`` and int64 indices/permutations
     ``4 x t x k x 8``; per routed token row: the gathered input ``t k h a``, the fused gate_up
     output ``t k 2 f_e a``, activation and product ``2 t k f_e a``, the expert output
-    ``t k h a``; shared experts as a dense MLP.
+    ``t k h a``; shared experts as a dense MLP. Llama 4's dense reference MoE
+    (``Llama4TextMoe``) runs every token through every expert: E t rows, and its router keeps
+    the fp32 sigmoid ``t E 4``, the score column ``t E a`` and the top-k indices ``t k 8``.
     """
     t = setup.tokens
     a = compute_bytes(setup.precision)
@@ -577,6 +604,15 @@ def mlp_saved(spec: ModelSpec, setup: TrainSetup, *, moe: bool) -> list[Part]:
     up = 2 * f if spec.mlp_gated else f
     rows = t * k
     router = t * experts * FP32 + rows * (2 * FP32 + 4 * INT64) + t * FP32 + experts * FP32
+    if spec.moe_dense_reference:
+        # Llama4TextMoe: every token runs through every expert (bmm over E x t rows scaled
+        # by the sigmoid scores, -inf outside the top k): the fp32 sigmoid ``t E 4``, the
+        # score column ``t E a`` and the top-k indices ``t k 8`` (measured)
+        rows = t * experts
+        router = t * experts * FP32 + rows * a + t * k * INT64
+        if setup.precision == "bf16-mixed":
+            # the repeated fp32 input is kept by the score multiply (the bmm keeps its cast)
+            router += rows * h * (FP32 - a)
     routed = rows * (2 * h + up + (2 * f if spec.mlp_gated else f)) * a
     parts = [
         Part("router", router, f"t x E x 4 + t x k x 40 = {t:,} x {experts} x 4 + {rows:,} x 40"),
@@ -652,7 +688,10 @@ def block_saved(
     a = compute_bytes(setup.precision)
     mixed = setup.precision == "bf16-mixed"
     parallel = kind.endswith("+mamba2")  # Falcon-H1: Mamba-2 beside the attention
-    window = spec.sliding_window if kind.split("+")[0] == "sliding" else None
+    pattern = kind.split("+")[0]
+    window = spec.sliding_window if pattern == "sliding" else None
+    if pattern == "chunked":
+        window = spec.attention_chunk_size
     stack = stack or ("encoder" if spec.architecture == "encoder" else "decoder")
     cross = stack == "decoder" and spec.architecture == "encoder-decoder"
     mlp = _has_mlp(spec, kind)
@@ -680,6 +719,9 @@ def block_saved(
         tensors = _local_tensors(spec, setup)
         fused = any(t.name.endswith(".mlp.gate_up_proj.weight") for t in tensors)
         mlp_casts = (2 if spec.mlp_gated and not moe and not fused else 1) if mlp else 0
+        if mlp and moe and spec.shared_expert_width and not fused:
+            # a shared expert reads the MLP input beside the router (Llama 4: measured)
+            mlp_casts += 2 if spec.mlp_gated else 1
         consumers = mixer_casts + mlp_casts + (3 if cross else 0)
         parts.append(
             Part(
@@ -714,7 +756,15 @@ def block_saved(
         )
         parts += [Part(p.name, p.bytes, p.formula) for p in saved]
     else:
-        parts += attention_saved(spec, setup, window=window, causal=stack != "encoder")
+        rope = _kind_has_rope(spec, kind) if stack == "decoder" else True
+        parts += attention_saved(
+            spec,
+            setup,
+            window=window,
+            causal=stack != "encoder",
+            rope=rope,
+            chunked=pattern == "chunked",
+        )
     if parallel:
         saved = MIXER_SAVED["mamba2"](
             spec, batch=setup.micro_batch, seq=setup.seq, precision=setup.precision
@@ -723,6 +773,14 @@ def block_saved(
     if mlp:
         parts += mlp_saved(spec, setup, moe=moe)
     return parts
+
+
+def _kind_has_rope(spec: ModelSpec, kind: str) -> bool:
+    """Whether the layers of this kind rotate q and k (NoPE layers do not: Llama 4's full
+    layers); only looked up for models with per-layer positions."""
+    if spec.layer_positions is None:
+        return True
+    return any(run.plan.rope != "none" for run in spec.main_stack_runs() if run.plan.kind == kind)
 
 
 def _has_mlp(spec: ModelSpec, kind: str) -> bool:
@@ -852,6 +910,20 @@ def activations(spec: ModelSpec, setup: TrainSetup) -> Activations:
         )
     if full and spec.position_type == "rope":
         other.append(Part("position ids", s * INT64, f"S x 8 = {s:,} x 8"))
+        chunk = spec.attention_chunk_size
+        if (
+            setup.attention_impl == "sdpa"
+            and chunk is not None
+            and chunk <= s
+            and any(k == "chunked" for k, _, _ in _layer_kinds(spec, setup))
+        ):
+            other.append(
+                Part(
+                    "chunked mask",
+                    b * s * s,
+                    f"B x S x S bool = {b} x {s:,} x {s:,} (input of every checkpointed block)",
+                )
+            )
         if setup.attention_impl == "eager" and spec.architecture == "decoder":
             masks = len({k for k, _, _ in _layer_kinds(spec, setup) if k not in MIXER_SAVED})
             other.append(
@@ -865,7 +937,12 @@ def activations(spec: ModelSpec, setup: TrainSetup) -> Activations:
     elif _norm_input_saved(spec, r) and not spec.embedding_norm and not full:
         # (with recompute full the embedding output is the first block's input, counted)
         other.append(Part("embedding output", t * h * r, f"t x h x r = {t:,} x {h} x {r}"))
-    if spec.position_type == "rope":
+    if spec.position_type == "rope" and spec.family in COMPLEX_ROPE_FAMILIES:
+        d = _rope_dim(spec)
+        other.append(
+            Part("rope freqs_cis", s * d * FP32, f"S x d/2 complex64 = {s:,} x {d // 2} x 8")
+        )
+    elif spec.position_type == "rope":
         d = _rope_dim(spec)
         other.append(Part("rope cos/sin", 2 * s * d * r, f"2 x S x d x r = 2 x {s:,} x {d} x {r}"))
     last_stage = setup.pp == 1

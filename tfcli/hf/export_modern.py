@@ -96,6 +96,8 @@ def llama4_text(spec: ModelSpec) -> HFDict:
         "moe_layers": moe,
         "no_rope_layers": _positions(spec),
         "attention_chunk_size": spec.attention_chunk_size,
+        "use_qk_norm": spec.qk_l2_norm,
+        "attn_temperature_tuning": spec.attn_temperature_tuning,
         "layer_types": kinds(spec),
     }
 

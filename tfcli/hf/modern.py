@@ -468,6 +468,9 @@ def _llama4(r: Reader) -> None:
     if "dense" in kinds:
         r.put("mlp_layer_types", kinds, *names)
     nope_layers()(r)
+    r.put("qk_l2_norm", r.get("use_qk_norm", True, "bool"), "use_qk_norm")
+    tuning = r.get("attn_temperature_tuning", True, "bool")
+    r.put("attn_temperature_tuning", tuning, "attn_temperature_tuning")
     chunk = r.get("attention_chunk_size", 8192, "?count")
     if chunk is not None:
         r.put("attention_chunk_size", chunk, "attention_chunk_size")
