@@ -1,5 +1,5 @@
 """Training memory of state-space models (Mamba-1, Jamba, Mamba-2, Granite-4.0-H, Falcon-H1)
-and of Llama 4's chunked attention against PyTorch's MemTracker on the transformers model of
+Llama 4's chunked attention and T5 against PyTorch's MemTracker on the transformers model of
 the same config (DESIGN.md section 5, item 5; tests/train_oracle.py), as
 tests/test_train_hybrid.py does for Gated DeltaNet.
 
@@ -158,6 +158,25 @@ def llama4_config(*, moe: bool = False) -> Any:
     )
 
 
+def t5_config() -> Any:
+    """T5 (encoder-decoder, relative position bias, ReLU MLP), two layers per stack, no
+    dropout (a training run's dropout masks are not modelled)."""
+    return transformers.T5Config(
+        vocab_size=512,
+        d_model=256,
+        d_kv=64,
+        d_ff=512,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=4,
+        feed_forward_proj="relu",
+        dropout_rate=0.0,
+        tie_word_embeddings=False,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+    )
+
+
 CONFIGS = {
     "mamba": (mamba_config, "eager"),
     "jamba": (jamba_config, "sdpa"),
@@ -166,6 +185,7 @@ CONFIGS = {
     "falcon_h1": (falcon_h1_config, "sdpa"),
     "llama4": (llama4_config, "sdpa"),
     "llama4_moe": (lambda: llama4_config(moe=True), "eager"),
+    "t5": (t5_config, "eager"),
 }
 """Model -> (config factory, attention implementation: Mamba offers eager only)."""
 
@@ -188,10 +208,17 @@ def check(config: Any, impl: str, precision: str, recompute: str, batch: int, se
     from tests.train_oracle import measure
 
     spec = spec_from(config, tmp)
+    kind = "seq2seq" if spec.architecture == "encoder-decoder" else "causal_lm"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         measured = measure(
-            config, batch=batch, seq=seq, impl=impl, precision=precision, recompute=recompute
+            config,
+            batch=batch,
+            seq=seq,
+            impl=impl,
+            precision=precision,
+            recompute=recompute,
+            kind=kind,
         )
     setup = TrainSetup(
         seq=seq, micro_batch=batch, precision=precision, recompute=recompute, attention_impl=impl

@@ -411,11 +411,18 @@ ORACLE_CHECKED_FAMILIES = (
     "bart",
     "qwen3_next",
     "mamba",
+    "jamba",
+    "mamba2",
+    "granitemoehybrid",
+    "falcon_h1",
+    "llama4_text",
+    "t5",
 )
 """Families whose activations and peak the tests check against torch's MemTracker
-(tests/test_train_memory.py). Parameters, gradients and optimizer states follow the
-parameter tensors of every family; other families' activations use the same per-op rules
-(norm, attention, MLP kinds) without a family-specific check yet."""
+(tests/test_train_memory.py, tests/test_train_hybrid.py, tests/test_train_ssm.py).
+Parameters, gradients and optimizer states follow the parameter tensors of every family;
+other families' activations use the same per-op rules (norm, attention, MLP kinds) without a
+family-specific check yet."""
 
 
 COMPLEX_ROPE_FAMILIES = ("llama4_text",)
@@ -433,7 +440,7 @@ def oracle_checked(spec: ModelSpec) -> bool:
     return spec.family in ORACLE_CHECKED_FAMILIES
 
 
-EAGER_SOFTMAX_IN_DTYPE_FAMILIES = ("bert", "roberta", "bart")
+EAGER_SOFTMAX_IN_DTYPE_FAMILIES = ("bert", "roberta", "bart", "t5")
 """transformers families whose eager attention takes the softmax in the compute dtype
 (``softmax(scores, dim=-1)``, BertSelfAttention); the others (Llama, Qwen, Mistral, Gemma,
 ...) take it in fp32 and cast back (``softmax(..., dtype=torch.float32).to(q.dtype)``).
@@ -456,7 +463,12 @@ def eager_softmax_bytes(spec: ModelSpec, precision: str, *, masked: bool = False
 
 def _norm_input_saved(spec: ModelSpec, input_bytes: int) -> bool:
     """Whether a norm keeps its input tensor (RMSNorm in bf16 keeps its fp32 copy instead)."""
-    return spec.norm_type == "layernorm" or input_bytes == FP32
+    return spec.norm_type == "layernorm" or input_bytes == FP32 or spec.family in T5_NORM_FAMILIES
+
+
+T5_NORM_FAMILIES = ("t5",)
+"""``T5LayerNorm`` multiplies its bf16 input by the fp32 rsqrt (``hidden * rsqrt(variance)``),
+so it keeps the input itself besides its fp32 copy (measured on T5ForConditionalGeneration)."""
 
 
 def attention_saved(
@@ -546,7 +558,9 @@ def attention_saved(
     )
     if eager and setup.recompute != "selective":
         scores = b * heads * s * s
-        per_score = eager_softmax_bytes(spec, setup.precision, masked=causal)
+        # T5 adds its fp32 relative position bias to every layer's scores, as a mask does
+        biased = causal or spec.position_type == "relative"
+        per_score = eager_softmax_bytes(spec, setup.precision, masked=biased)
         if spec.attn_logit_softcap is not None:
             parts.append(
                 Part(
@@ -582,7 +596,8 @@ def mlp_saved(spec: ModelSpec, setup: TrainSetup, *, moe: bool) -> list[Part]:
     """What one MLP sublayer saves, its input aside (a = compute bytes, f per tp rank).
 
     Dense gated (SwiGLU/GeGLU): gate and up outputs, the activation output and the product:
-    ``4 x t x f x a``. Plain: up output and activation output ``2 x t x f x a``.
+    ``4 x t x f x a``. Plain: up output and activation output ``2 x t x f x a``; with ReLU
+    (which saves its output, not its input) ``t x f x a`` (measured on T5).
     MoE (transformers 5 ``grouped_mm`` experts, measured on Mixtral): router softmax in fp32
     ``t x E x 4``; top-k weights ``2 x t x k x 4`` and int64 indices/permutations
     ``4 x t x k x 8``; per routed token row: the gathered input ``t k h a``, the fused gate_up
@@ -596,6 +611,12 @@ def mlp_saved(spec: ModelSpec, setup: TrainSetup, *, moe: bool) -> list[Part]:
     if not moe:
         f = -(-spec.intermediate_size // setup.tp)
         mats = 4 if spec.mlp_gated else 2
+        if not spec.mlp_gated and spec.activation == "relu":
+            mats = 1  # ReLU keeps only its output, the down projection's input (T5, OPT)
+        if spec.family in T5_NORM_FAMILIES and setup.precision == "bf16-mixed":
+            # T5DenseActDense casts the hidden state to wo's fp32 weight dtype: autocast
+            # then keeps a fresh bf16 copy for wo (measured)
+            mats += 1
         return [Part("mlp", mats * t * f * a, f"{mats} x t x f x a = {mats} x {t:,} x {f} x {a}")]
     experts = int(spec.num_experts or 0)
     k = int(spec.num_experts_per_token or 0)
@@ -870,6 +891,28 @@ def activations(spec: ModelSpec, setup: TrainSetup) -> Activations:
             parts = block_saved(spec, setup, kind=kind, moe=moe)
         layers.append(LayerActivations(label, count, sum(p.bytes for p in parts), tuple(parts)))
     stacks = 2 if spec.architecture == "encoder-decoder" else 1
+    if spec.architecture == "encoder-decoder" and spec.norm_position == "pre":
+        # T5: the encoder's final norm (its input, internals and output: the input of every
+        # cross-attention's k and v projections; with recompute full counted below)
+        enc = _norm_saved(spec, t, h, r) + (t * h * r if _norm_input_saved(spec, r) else 0)
+        enc += t * h * a if not (mixed or full) else 0
+        other.append(Part("encoder final norm", enc, f"norm over t x h = {t:,} x {h} + output"))
+    if full and spec.position_type == "relative":
+        # the position bias (1 x H x S x S) is an input of every checkpointed block, one per
+        # stack (measured exact in fp32; in bf16 one of the two, within 1.5% of the total)
+        heads = spec.num_heads // setup.tp
+        stacks_bias = 2 if spec.architecture == "encoder-decoder" else 1
+        bias = stacks_bias * heads * s * s * r
+        other.append(Part("position bias", bias, f"{stacks_bias} x H x S x S x r, H = {heads}"))
+    if spec.position_type == "relative":
+        # T5's relative attention bias: the int64 bucket of every query-key pair, per stack
+        other.append(
+            Part(
+                "relative position buckets",
+                stacks * s * s * INT64,
+                f"{stacks} x S x S x 8 = {stacks} x {s:,} x {s:,} x 8",
+            )
+        )
     if spec.embedding_norm:
         # under recompute full the norm's output is the first block's input, counted there
         output = 0 if (mixed or full) else t * h * a
