@@ -86,13 +86,14 @@ def mamba2_config() -> Any:
     )
 
 
-def granite_config() -> Any:
+def granite_config(*, experts: int = 0) -> Any:
     """Granite-4.0-H: a Mamba-2 block then an attention block, each with the dense shared
-    MLP (fused ``input_linear``: one autocast copy of its input), mup-style multipliers."""
+    MLP (fused ``input_linear``: one autocast copy of its input), mup-style multipliers; with
+    ``experts`` routed experts (top 2) beside the shared MLP."""
     return transformers.GraniteMoeHybridConfig(
         vocab_size=512,
         hidden_size=256,
-        intermediate_size=512,
+        intermediate_size=256 if experts else 512,
         shared_intermediate_size=512,
         num_hidden_layers=2,
         num_attention_heads=4,
@@ -103,7 +104,8 @@ def granite_config() -> Any:
         mamba_n_groups=1,
         mamba_chunk_size=16,
         mamba_expand=2,
-        num_local_experts=0,
+        num_local_experts=experts,
+        num_experts_per_tok=2,
         layer_types=["mamba", "attention"],
         position_embedding_type="rope",
         tie_word_embeddings=False,
@@ -239,6 +241,15 @@ def test_ssm_matches_memtracker(
 ) -> None:
     factory, impl = CONFIGS[model]
     check(factory(), impl, precision, recompute, batch, seq, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("recompute", "batch", "seq"), [("none", 2, 16), ("full", 1, 24)])
+def test_granite_moe_matches_memtracker_in_bf16(
+    recompute: str, batch: int, seq: int, tmp_path: Path
+) -> None:
+    """Granite-4.0-H's routed experts (transformers 5 grouped_mm: bf16 only under fake mode)."""
+    check(granite_config(experts=4), "sdpa", "bf16", recompute, batch, seq, tmp_path)
 
 
 def test_mamba_blocks_have_one_norm_and_no_mlp(tmp_path: Path) -> None:
