@@ -81,15 +81,34 @@ def test_fit_is_monotone_and_tight() -> None:
     assert fit.min_dp is not None and fit.min_dp <= 8
 
 
-@pytest.mark.parametrize(
-    "name", ["mamba-2.8b", "jamba-mini", "granite-4.0-h-small", "llama-4-scout-17b-16e"]
-)
+@pytest.mark.parametrize("name", ["rwkv-4-169m", "longformer-base-4096"])
 def test_unmodelled_layer_kinds_are_refused_by_name(name: str) -> None:
-    """Mamba, Mamba-2 and chunked layers have their tensors laid out but no activation model
-    yet: one UsageError naming the kind, not a wrong number."""
+    """RWKV and Longformer layers have their tensors laid out but no activation model yet:
+    one UsageError naming the kind, not a wrong number."""
     spec = load_model(name).spec
     with pytest.raises(UsageError, match="so far"):
         train_memory(spec, TrainSetup(seq=1024))
+
+
+@pytest.mark.parametrize(
+    ("name", "kinds"),
+    [
+        ("mamba-2.8b", {"mamba"}),
+        ("jamba-mini", {"mamba", "mamba moe", "full"}),
+        ("granite-4.0-h-small", {"mamba2 moe", "full moe"}),
+        ("falcon-h1-7b", {"full+mamba2"}),
+        ("llama-4-scout-17b-16e", {"chunked moe", "full moe"}),
+    ],
+)
+def test_mamba_models_answer_with_their_layer_kinds(name: str, kinds: set[str]) -> None:
+    spec = load_model(name).spec
+    acts = train_memory(spec, TrainSetup(seq=1024, precision="bf16-mixed")).activations
+    assert {layer.kind for layer in acts.layers} == kinds
+
+
+def test_mamba_tensor_parallel_is_refused() -> None:
+    with pytest.raises(UsageError, match="--tp is not modelled for Mamba"):
+        train_memory(load_model("mamba-2.8b").spec, TrainSetup(seq=1024, tp=2))
 
 
 def test_qwen3_next_answers_with_deltanet_layers() -> None:

@@ -38,7 +38,7 @@ from tfcli.flops import FlopCount, forward_flops
 from tfcli.plan import layer_plan
 from tfcli.spec import ModelSpec
 from tfcli.tensors import ParamTensor, parameter_tensors
-from tfcli.train_mixers import MIXER_SAVED, mixer_input_casts
+from tfcli.train_mixers import MIXER_SAVED, MUP_VECTOR_FAMILIES, SCAN_BACKWARD, mixer_input_casts
 
 PRECISIONS = ("fp32", "bf16", "bf16-mixed")
 OPTIMIZERS = ("adamw", "sgd")
@@ -112,6 +112,11 @@ def check_setup(spec: ModelSpec, setup: TrainSetup) -> None:
         raise UsageError(f"--zero must be 0, 1, 2 or 3, got {setup.zero}")
     if setup.zero and setup.dp == 1:
         raise UsageError(f"--zero {setup.zero} shards over data-parallel ranks: give --dp N > 1")
+    kinds = {run.plan.kind for run in layer_plan(spec)}
+    if setup.tp > 1 and kinds & {"mamba", "mamba2"}:
+        raise UsageError(
+            f"--tp is not modelled for Mamba layers yet ({spec.name}): use --tp 1 with --dp/--pp"
+        )
     if spec.num_heads % setup.tp:
         raise UsageError(
             f"--tp {setup.tp} does not divide the {spec.num_heads} attention heads of {spec.name}"
@@ -140,8 +145,7 @@ def check_setup(spec: ModelSpec, setup: TrainSetup) -> None:
             f"{spec.name} soft-caps its attention logits, which SDPA cannot express "
             "(transformers refuses it): use --attention-impl eager"
         )
-    modelled = ("full", "sliding", *MIXER_SAVED)
-    kinds = {run.plan.kind for run in layer_plan(spec)}
+    modelled = ("full", "sliding", "chunked", "full+mamba2", "sliding+mamba2", *MIXER_SAVED)
     unmodelled = sorted(kinds - set(modelled))
     if unmodelled:
         raise UsageError(
@@ -406,11 +410,29 @@ ORACLE_CHECKED_FAMILIES = (
     "gemma2",
     "bart",
     "qwen3_next",
+    "mamba",
+    "jamba",
+    "mamba2",
+    "granitemoehybrid",
+    "falcon_h1",
+    "llama4_text",
+    "t5",
 )
 """Families whose activations and peak the tests check against torch's MemTracker
-(tests/test_train_memory.py). Parameters, gradients and optimizer states follow the
-parameter tensors of every family; other families' activations use the same per-op rules
-(norm, attention, MLP kinds) without a family-specific check yet."""
+(tests/test_train_memory.py, tests/test_train_hybrid.py, tests/test_train_ssm.py).
+Parameters, gradients and optimizer states follow the parameter tensors of every family;
+other families' activations use the same per-op rules (norm, attention, MLP kinds) without a
+family-specific check yet."""
+
+
+COMPLEX_ROPE_FAMILIES = ("llama4_text",)
+"""transformers families whose RoPE multiplies complex q and k by ``freqs_cis`` (complex64,
+``S x d/2``: one tensor, 4 bytes per channel) instead of keeping cos and sin."""
+
+RESIDUAL_FP32_FAMILIES = ("mamba", "mamba2", "falcon_mamba")
+"""transformers families whose blocks add the residual in fp32 (``residual_in_fp32``, True
+by default and in the released checkpoints: ``residual.to(torch.float32)`` in
+``MambaBlock``): in a bf16 model the stream between blocks is fp32 after the first block."""
 
 
 def oracle_checked(spec: ModelSpec) -> bool:
@@ -418,7 +440,7 @@ def oracle_checked(spec: ModelSpec) -> bool:
     return spec.family in ORACLE_CHECKED_FAMILIES
 
 
-EAGER_SOFTMAX_IN_DTYPE_FAMILIES = ("bert", "roberta", "bart")
+EAGER_SOFTMAX_IN_DTYPE_FAMILIES = ("bert", "roberta", "bart", "t5")
 """transformers families whose eager attention takes the softmax in the compute dtype
 (``softmax(scores, dim=-1)``, BertSelfAttention); the others (Llama, Qwen, Mistral, Gemma,
 ...) take it in fp32 and cast back (``softmax(..., dtype=torch.float32).to(q.dtype)``).
@@ -441,11 +463,22 @@ def eager_softmax_bytes(spec: ModelSpec, precision: str, *, masked: bool = False
 
 def _norm_input_saved(spec: ModelSpec, input_bytes: int) -> bool:
     """Whether a norm keeps its input tensor (RMSNorm in bf16 keeps its fp32 copy instead)."""
-    return spec.norm_type == "layernorm" or input_bytes == FP32
+    return spec.norm_type == "layernorm" or input_bytes == FP32 or spec.family in T5_NORM_FAMILIES
+
+
+T5_NORM_FAMILIES = ("t5",)
+"""``T5LayerNorm`` multiplies its bf16 input by the fp32 rsqrt (``hidden * rsqrt(variance)``),
+so it keeps the input itself besides its fp32 copy (measured on T5ForConditionalGeneration)."""
 
 
 def attention_saved(
-    spec: ModelSpec, setup: TrainSetup, *, window: int | None, causal: bool = True
+    spec: ModelSpec,
+    setup: TrainSetup,
+    *,
+    window: int | None,
+    causal: bool = True,
+    rope: bool = True,
+    chunked: bool = False,
 ) -> list[Part]:
     """What one self-attention sublayer saves, its input norm aside (t = B x S tokens, heads
     and widths per tensor-parallel rank, a = compute bytes).
@@ -457,7 +490,10 @@ def attention_saved(
     softmax in fp32 ``B x H x S x S x 4`` and its cast to the compute dtype (when a != 4),
     the transposed output copy ``t x H x d x a``. selective recompute drops the s x s tensors
     (Megatron's selective recomputation). qk-norm (Qwen3): the q and k projections' outputs
-    and their RMSNorm internals.
+    and their RMSNorm internals. Llama 4: a chunked layer (chunk < S) gets an explicit mask as
+    a short window does; its parameter-free L2 qk norm (RoPE layers) keeps its fp32 input and
+    rsqrt, ``t (H + KVH) (d + 1) 4``; a NoPE layer's temperature tuning its per-position
+    query scale ``S x 4`` (measured on Llama4ForCausalLM).
     Megatron (2205.05198, eq. 2, per layer, 16-bit, no recompute): ``sbh(34 + 5 a s / h)``.
     """
     tp = setup.tp
@@ -486,11 +522,23 @@ def attention_saved(
                 f"{copies} x t x H x d_v x a = {copies} x {t:,} x {heads} x {d_v} x {a}",
             )
         )
+    if spec.qk_l2_norm and rope:
+        rows = t * (heads + kv)
+        parts.append(
+            Part(
+                "qk L2 norm",
+                rows * (d_qk + 1) * FP32,
+                f"t x (H + KVH) x (d + 1) x 4 = {t:,} x {heads + kv} x {d_qk + 1} x 4",
+            )
+        )
+    if spec.attention_temperature_floor is not None and not rope and spec.position_type == "rope":
+        parts.append(Part("query temperature", s * FP32, f"S x 4 = {s:,} x 4 (NoPE layer)"))
     eager = setup.attention_impl == "eager"
     # a sliding window shorter than the sequence needs an explicit mask: SDPA then gets K/V
     # repeated to every query head (no enable_gqa with a mask) and keeps the mask, cast to
     # the compute dtype, per layer (measured on MistralForCausalLM)
-    masked = window is not None and window < s
+    # (a chunked layer needs the mask from one full chunk on: measured at S = chunk)
+    masked = window is not None and (window < s or (chunked and window <= s))
     kv_saved = heads if (eager or masked) else kv
     qkv = t * (heads * d_qk + kv_saved * d_qk + kv_saved * d_v) * a
     parts.append(
@@ -510,7 +558,9 @@ def attention_saved(
     )
     if eager and setup.recompute != "selective":
         scores = b * heads * s * s
-        per_score = eager_softmax_bytes(spec, setup.precision, masked=causal)
+        # T5 adds its fp32 relative position bias to every layer's scores, as a mask does
+        biased = causal or spec.position_type == "relative"
+        per_score = eager_softmax_bytes(spec, setup.precision, masked=biased)
         if spec.attn_logit_softcap is not None:
             parts.append(
                 Part(
@@ -546,18 +596,27 @@ def mlp_saved(spec: ModelSpec, setup: TrainSetup, *, moe: bool) -> list[Part]:
     """What one MLP sublayer saves, its input aside (a = compute bytes, f per tp rank).
 
     Dense gated (SwiGLU/GeGLU): gate and up outputs, the activation output and the product:
-    ``4 x t x f x a``. Plain: up output and activation output ``2 x t x f x a``.
+    ``4 x t x f x a``. Plain: up output and activation output ``2 x t x f x a``; with ReLU
+    (which saves its output, not its input) ``t x f x a`` (measured on T5).
     MoE (transformers 5 ``grouped_mm`` experts, measured on Mixtral): router softmax in fp32
     ``t x E x 4``; top-k weights ``2 x t x k x 4`` and int64 indices/permutations
     ``4 x t x k x 8``; per routed token row: the gathered input ``t k h a``, the fused gate_up
     output ``t k 2 f_e a``, activation and product ``2 t k f_e a``, the expert output
-    ``t k h a``; shared experts as a dense MLP.
+    ``t k h a``; shared experts as a dense MLP. Llama 4's dense reference MoE
+    (``Llama4TextMoe``) runs every token through every expert: E t rows, and its router keeps
+    the fp32 sigmoid ``t E 4``, the score column ``t E a`` and the top-k indices ``t k 8``.
     """
     t = setup.tokens
     a = compute_bytes(setup.precision)
     if not moe:
         f = -(-spec.intermediate_size // setup.tp)
         mats = 4 if spec.mlp_gated else 2
+        if not spec.mlp_gated and spec.activation == "relu":
+            mats = 1  # ReLU keeps only its output, the down projection's input (T5, OPT)
+        if spec.family in T5_NORM_FAMILIES and setup.precision == "bf16-mixed":
+            # T5DenseActDense casts the hidden state to wo's fp32 weight dtype: autocast
+            # then keeps a fresh bf16 copy for wo (measured)
+            mats += 1
         return [Part("mlp", mats * t * f * a, f"{mats} x t x f x a = {mats} x {t:,} x {f} x {a}")]
     experts = int(spec.num_experts or 0)
     k = int(spec.num_experts_per_token or 0)
@@ -566,6 +625,15 @@ def mlp_saved(spec: ModelSpec, setup: TrainSetup, *, moe: bool) -> list[Part]:
     up = 2 * f if spec.mlp_gated else f
     rows = t * k
     router = t * experts * FP32 + rows * (2 * FP32 + 4 * INT64) + t * FP32 + experts * FP32
+    if spec.moe_dense_reference:
+        # Llama4TextMoe: every token runs through every expert (bmm over E x t rows scaled
+        # by the sigmoid scores, -inf outside the top k): the fp32 sigmoid ``t E 4``, the
+        # score column ``t E a`` and the top-k indices ``t k 8`` (measured)
+        rows = t * experts
+        router = t * experts * FP32 + rows * a + t * k * INT64
+        if setup.precision == "bf16-mixed":
+            # the repeated fp32 input is kept by the score multiply (the bmm keeps its cast)
+            router += rows * h * (FP32 - a)
     routed = rows * (2 * h + up + (2 * f if spec.mlp_gated else f)) * a
     parts = [
         Part("router", router, f"t x E x 4 + t x k x 40 = {t:,} x {experts} x 4 + {rows:,} x 40"),
@@ -640,20 +708,42 @@ def block_saved(
     r = residual_bytes(setup.precision)
     a = compute_bytes(setup.precision)
     mixed = setup.precision == "bf16-mixed"
-    window = spec.sliding_window if kind == "sliding" else None
+    parallel = kind.endswith("+mamba2")  # Falcon-H1: Mamba-2 beside the attention
+    pattern = kind.split("+")[0]
+    window = spec.sliding_window if pattern == "sliding" else None
+    if pattern == "chunked":
+        window = spec.attention_chunk_size
     stack = stack or ("encoder" if spec.architecture == "encoder" else "decoder")
     cross = stack == "decoder" and spec.architecture == "encoder-decoder"
-    n = 3 if cross else 2
+    mlp = _has_mlp(spec, kind)
+    n = (3 if cross else 2) if mlp else 1
     parts: list[Part] = []
     norms = n * _norm_saved(spec, t, h, r)
     parts.append(Part("norms", norms, f"{n} norms over t x h = {t:,} x {h}"))
     if not mixed:
+        # Falcon-H1 multiplies the norm output for each mixer (attention_in_multiplier,
+        # ssm_in_multiplier): two copies kept instead of it
+        n_out = n + 1 if parallel else n
         parts.append(
-            Part("norm outputs", n * t * h * a, f"{n} x t x h x a = {n} x {t:,} x {h} x {a}")
+            Part(
+                "norm outputs",
+                n_out * t * h * a,
+                f"{n_out} x t x h x a = {n_out} x {t:,} x {h} x {a}",
+            )
         )
     else:
         mixer_casts = mixer_input_casts(kind) if kind in MIXER_SAVED else 3
-        consumers = mixer_casts + (2 if spec.mlp_gated and not moe else 1) + (3 if cross else 0)
+        if parallel:
+            mixer_casts += mixer_input_casts("mamba2")
+        # a fused gate/up projection (Granite-4.0-H's shared_mlp.input_linear, Phi-3) reads
+        # its input once
+        tensors = _local_tensors(spec, setup)
+        fused = any(t.name.endswith(".mlp.gate_up_proj.weight") for t in tensors)
+        mlp_casts = (2 if spec.mlp_gated and not moe and not fused else 1) if mlp else 0
+        if mlp and moe and spec.shared_expert_width and not fused:
+            # a shared expert reads the MLP input beside the router (Llama 4: measured)
+            mlp_casts += 2 if spec.mlp_gated else 1
+        consumers = mixer_casts + mlp_casts + (3 if cross else 0)
         parts.append(
             Part(
                 "autocast input copies",
@@ -687,9 +777,39 @@ def block_saved(
         )
         parts += [Part(p.name, p.bytes, p.formula) for p in saved]
     else:
-        parts += attention_saved(spec, setup, window=window, causal=stack != "encoder")
-    parts += mlp_saved(spec, setup, moe=moe)
+        rope = _kind_has_rope(spec, kind) if stack == "decoder" else True
+        parts += attention_saved(
+            spec,
+            setup,
+            window=window,
+            causal=stack != "encoder",
+            rope=rope,
+            chunked=pattern == "chunked",
+        )
+    if parallel:
+        saved = MIXER_SAVED["mamba2"](
+            spec, batch=setup.micro_batch, seq=setup.seq, precision=setup.precision
+        )
+        parts += [Part(f"mamba2 {p.name}", p.bytes, p.formula) for p in saved]
+    if mlp:
+        parts += mlp_saved(spec, setup, moe=moe)
     return parts
+
+
+def _kind_has_rope(spec: ModelSpec, kind: str) -> bool:
+    """Whether the layers of this kind rotate q and k (NoPE layers do not: Llama 4's full
+    layers); only looked up for models with per-layer positions."""
+    if spec.layer_positions is None:
+        return True
+    return any(run.plan.rope != "none" for run in spec.main_stack_runs() if run.plan.kind == kind)
+
+
+def _has_mlp(spec: ModelSpec, kind: str) -> bool:
+    """Whether blocks of this kind have an MLP (pure Mamba blocks have none: the layer
+    plan's ``mlp == "none"``)."""
+    if kind not in ("mamba", "mamba2"):
+        return True
+    return any(run.plan.mlp != "none" for run in spec.main_stack_runs() if run.plan.kind == kind)
 
 
 def _layer_kinds(spec: ModelSpec, setup: TrainSetup) -> list[tuple[str, bool, int]]:
@@ -771,6 +891,28 @@ def activations(spec: ModelSpec, setup: TrainSetup) -> Activations:
             parts = block_saved(spec, setup, kind=kind, moe=moe)
         layers.append(LayerActivations(label, count, sum(p.bytes for p in parts), tuple(parts)))
     stacks = 2 if spec.architecture == "encoder-decoder" else 1
+    if spec.architecture == "encoder-decoder" and spec.norm_position == "pre":
+        # T5: the encoder's final norm (its input, internals and output: the input of every
+        # cross-attention's k and v projections; with recompute full counted below)
+        enc = _norm_saved(spec, t, h, r) + (t * h * r if _norm_input_saved(spec, r) else 0)
+        enc += t * h * a if not (mixed or full) else 0
+        other.append(Part("encoder final norm", enc, f"norm over t x h = {t:,} x {h} + output"))
+    if full and spec.position_type == "relative":
+        # the position bias (1 x H x S x S) is an input of every checkpointed block, one per
+        # stack (measured exact in fp32; in bf16 one of the two, within 1.5% of the total)
+        heads = spec.num_heads // setup.tp
+        stacks_bias = 2 if spec.architecture == "encoder-decoder" else 1
+        bias = stacks_bias * heads * s * s * r
+        other.append(Part("position bias", bias, f"{stacks_bias} x H x S x S x r, H = {heads}"))
+    if spec.position_type == "relative":
+        # T5's relative attention bias: the int64 bucket of every query-key pair, per stack
+        other.append(
+            Part(
+                "relative position buckets",
+                stacks * s * s * INT64,
+                f"{stacks} x S x S x 8 = {stacks} x {s:,} x {s:,} x 8",
+            )
+        )
     if spec.embedding_norm:
         # under recompute full the norm's output is the first block's input, counted there
         output = 0 if (mixed or full) else t * h * a
@@ -811,6 +953,20 @@ def activations(spec: ModelSpec, setup: TrainSetup) -> Activations:
         )
     if full and spec.position_type == "rope":
         other.append(Part("position ids", s * INT64, f"S x 8 = {s:,} x 8"))
+        chunk = spec.attention_chunk_size
+        if (
+            setup.attention_impl == "sdpa"
+            and chunk is not None
+            and chunk <= s
+            and any(k == "chunked" for k, _, _ in _layer_kinds(spec, setup))
+        ):
+            other.append(
+                Part(
+                    "chunked mask",
+                    b * s * s,
+                    f"B x S x S bool = {b} x {s:,} x {s:,} (input of every checkpointed block)",
+                )
+            )
         if setup.attention_impl == "eager" and spec.architecture == "decoder":
             masks = len({k for k, _, _ in _layer_kinds(spec, setup) if k not in MIXER_SAVED})
             other.append(
@@ -821,12 +977,30 @@ def activations(spec: ModelSpec, setup: TrainSetup) -> Activations:
                     "(inputs of every checkpointed block, so kept)",
                 )
             )
-    elif _norm_input_saved(spec, r) and not spec.embedding_norm:
+    elif _norm_input_saved(spec, r) and not spec.embedding_norm and not full:
+        # (with recompute full the embedding output is the first block's input, counted)
         other.append(Part("embedding output", t * h * r, f"t x h x r = {t:,} x {h} x {r}"))
-    if spec.position_type == "rope":
+    if spec.position_type == "rope" and spec.family in COMPLEX_ROPE_FAMILIES:
+        d = _rope_dim(spec)
+        other.append(
+            Part("rope freqs_cis", s * d * FP32, f"S x d/2 complex64 = {s:,} x {d // 2} x 8")
+        )
+    elif spec.position_type == "rope":
         d = _rope_dim(spec)
         other.append(Part("rope cos/sin", 2 * s * d * r, f"2 x S x d x r = 2 x {s:,} x {d} x {r}"))
     last_stage = setup.pp == 1
+    if spec.family in RESIDUAL_FP32_FAMILIES and r != FP32:
+        # the fp32 stream: the final norm reads it as it is (keeping t h 4, not a bf16
+        # input), and under recompute full every block after the first keeps an fp32 input
+        later = -(-spec.num_layers // setup.pp) - 1 if full else 0
+        kept = (later + (1 if last_stage else 0)) * t * h * (FP32 - r)
+        other.append(
+            Part(
+                "fp32 residual stream",
+                kept,
+                f"(residual_in_fp32) {later + (1 if last_stage else 0)} x t x h x (4 - {r})",
+            )
+        )
     logits = loss_temp = loss_backward = 0
     if spec.position_type == "learned" and spec.position_offset:
         other.append(
@@ -978,6 +1152,9 @@ def _head_and_block_grad_bytes(spec: ModelSpec, setup: TrainSetup) -> int:
     tied = spec.lm_head and spec.tie_word_embeddings
 
     def counted(name: str) -> bool:
+        if spec.parallel_ssm and ".mamba." in name:
+            # Falcon-H1: the Mamba-2 beside the attention runs its backward after it
+            return name.startswith(f"{stack}.layers.{last}.") and ".out_proj." in name
         if name.startswith(f"{stack}.layers.{last}.") or name.startswith(
             ("lm_head", f"{stack}.norm")
         ):
@@ -986,6 +1163,8 @@ def _head_and_block_grad_bytes(spec: ModelSpec, setup: TrainSetup) -> int:
             return True
         if last >= 1 and name.startswith(f"{stack}.layers.{last - 1}."):
             early = (".q_proj", ".k_proj", ".v_proj", "q_norm", "k_norm", ".norm_0.")
+            if ".mamba." in name:  # a Mamba block: only its out_proj's gradient is written
+                return ".out_proj." in name
             return not any(part in name for part in early)
         return False
 
@@ -1011,6 +1190,13 @@ def buffer_bytes(spec: ModelSpec, precision: str = "fp32") -> int:
     total = 0
     if spec.position_type == "rope":
         total += 2 * (_rope_dim(spec) // 2) * FP32
+    if spec.family in MUP_VECTOR_FAMILIES:
+        # FalconH1Mixer's mup_vector buffer (1 x 1 x in_proj width, parameter dtype) per layer
+        width = 2 * int(spec.ssm_inner_size or 0) + 2 * spec.ssm_groups * int(
+            spec.ssm_state_size or 0
+        )
+        width += int(spec.ssm_num_heads or 0)
+        total += spec.num_layers * width * param_bytes(precision)
     if spec.scale_embeddings and spec.family in FP32_WEIGHT_NORM_FAMILIES:
         total += param_bytes(precision)
     if spec.position_type == "learned" and spec.embedding_norm:
@@ -1035,6 +1221,93 @@ def _mixer_free_parts(spec: ModelSpec, setup: TrainSetup, kind: str, moe: bool) 
     return sum(
         p.bytes for p in block_saved(spec, setup, kind=kind, moe=moe) if p.name not in mixer_names
     )
+
+
+SCAN_MIXERS = tuple(SCAN_BACKWARD)
+"""Mixers whose reference scan's backward is modelled as its own peak phase."""
+
+
+def _scan_blocks(spec: ModelSpec, setup: TrainSetup) -> list[tuple[str, bool, int]]:
+    """(kind, MoE?, layer index) of the first and the last state-space block of the first
+    pipeline stage (O(runs))."""
+    stop = -(-spec.num_layers // setup.pp)
+    found: list[tuple[str, bool, int]] = []
+    for run in spec.main_stack_runs():
+        if run.start >= stop:
+            break
+        if run.plan.kind in SCAN_MIXERS:
+            plan = (run.plan.kind, run.plan.mlp == "moe")
+            if not found:
+                found.append((*plan, run.start))
+            found[1:] = [(*plan, min(run.stop, stop) - 1)]
+    return found
+
+
+def _grads_after(spec: ModelSpec, setup: TrainSetup, index: int) -> int:
+    """Gradient bytes written when block ``index`` (a state-space block) runs its scan's
+    backward: the LM head (or tied embedding), the final norm, every later block of the
+    stage, and of this block its MLP, MLP norm, out_proj and D (measured order of
+    MemTracker's GRAD on MambaForCausalLM)."""
+    stop = -(-spec.num_layers // setup.pp)
+    tied = spec.lm_head and spec.tie_word_embeddings
+    late = (".out_proj.", ".mlp.", ".feed_forward.", ".norm_1.")
+
+    def counted(name: str) -> bool:
+        if setup.pp == 1 and name.startswith(("lm_head", "decoder.norm")):
+            return True
+        if tied and setup.pp == 1 and name == "embed_tokens.weight":
+            return True
+        if not name.startswith("decoder.layers."):
+            return False
+        layer = int(name.split(".")[2])
+        if index < layer < stop:
+            return True
+        return layer == index and (any(p in name for p in late) or name.endswith(".D"))
+
+    elements = sum(
+        (shard_numel(t, setup) if setup.zero >= 2 else t.numel)
+        for t in _local_tensors(spec, setup)
+        if counted(t.name)
+    )
+    return elements * param_bytes(setup.precision)
+
+
+def _saved_after(spec: ModelSpec, setup: TrainSetup, acts: Activations, index: int) -> int:
+    """Activation bytes of the blocks after ``index`` on the stage (freed by their backward
+    before block ``index`` runs its own)."""
+    stop = -(-spec.num_layers // setup.pp)
+    per_layer = {layer.kind: layer.bytes_per_layer for layer in acts.layers}
+    freed = 0
+    for run in spec.main_stack_runs():
+        later = min(run.stop, stop) - max(run.start, index + 1)
+        if later > 0:
+            label = f"{run.plan.kind}{' moe' if run.plan.mlp == 'moe' else ''}"
+            freed += later * per_layer.get(label, 0)
+    return freed
+
+
+def scan_backward_phase(
+    spec: ModelSpec, setup: TrainSetup, acts: Activations, held: int
+) -> int | None:
+    """Memory while a Mamba block's reference scan runs its backward, the larger of the last
+    such block (all activations still held) and the first (every later block's gradients
+    written, its activations freed): what is held, the gradients written so far
+    (``_grads_after``) and the scan's gradients, about as large as what the mixer saved
+    (the gradient of each state, of ``exp(A dt)`` and ``dt B x``; measured on
+    MambaForCausalLM within a few % at N = 16). With recompute full the block's recomputed
+    activations are alive too."""
+    best: int | None = None
+    for kind, moe, index in _scan_blocks(spec, setup):
+        mixer = SCAN_BACKWARD[kind](
+            spec, batch=setup.micro_batch, seq=setup.seq, precision=setup.precision
+        )
+        if setup.recompute == "full":
+            mixer += sum(p.bytes for p in block_saved(spec, setup, kind=kind, moe=moe))
+        total = (
+            held - _saved_after(spec, setup, acts, index) + _grads_after(spec, setup, index) + mixer
+        )
+        best = total if best is None else max(best, total)
+    return best
 
 
 def train_memory(spec: ModelSpec, setup: TrainSetup) -> TrainMemory:
@@ -1126,6 +1399,12 @@ def train_memory(spec: ModelSpec, setup: TrainSetup) -> TrainMemory:
         - saved_scores
         + recomputed
     )
+    scan = scan_backward_phase(spec, setup, acts, base + fsdp + block_params + acts.total)
+    if scan is not None:
+        phases["backward, Mamba scan"] = scan
+        if all(kind in SCAN_MIXERS for kind, _, _ in _layer_kinds(spec, setup)):
+            # no attention block: the attention-backward phase does not happen
+            del phases["backward, last block attention"]
     return TrainMemory(
         setup=setup,
         state=state,
