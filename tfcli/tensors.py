@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 
 from tfcli.errors import UsageError
-from tfcli.plan import expand
+from tfcli.plan import LayerPlan, expand
 from tfcli.shapes import Shape, embedding_shapes, head_shapes, layer_shapes
 from tfcli.spec import ModelSpec
 
@@ -107,8 +107,8 @@ def unmodelled_features(spec: ModelSpec) -> list[str]:
     """Shapes with parameters whose storage ``tfcli.shapes`` does not name (none today: a
     new shape without ``names`` shows here, and ``parameter_tensors`` refuses it)."""
     shapes = embedding_shapes(spec) + head_shapes(spec)
-    for run in spec.layer_runs:
-        shapes += layer_shapes(spec, run.plan)
+    for _, plan in spec.layer_groups:  # each distinct layer plan once
+        shapes += layer_shapes(spec, plan)
     return sorted({s.component for s in shapes if s.params and not s.names})
 
 
@@ -143,7 +143,12 @@ def parameter_tensors(spec: ModelSpec) -> list[ParamTensor]:
             f"({spec.name}); tfcli params counts them"
         )
     out = embedding_tensors(spec)
+    per_plan: dict[LayerPlan, list[ParamTensor]] = {}  # one layer's tensors, unprefixed
     for i, plan in expand(spec.layer_runs):
-        out += shapes_tensors(layer_shapes(spec, plan), f"{plan.stack}.layers.{i}.")
+        tensors = per_plan.get(plan)
+        if tensors is None:
+            tensors = per_plan[plan] = shapes_tensors(layer_shapes(spec, plan))
+        prefix = f"{plan.stack}.layers.{i}."
+        out += [ParamTensor(prefix + t.name, t.shape) for t in tensors]
     out += head_tensors(spec)
     return out

@@ -36,8 +36,9 @@ from dataclasses import dataclass, field
 from tfcli.errors import UsageError
 from tfcli.flops import FlopCount, forward_flops
 from tfcli.plan import layer_plan
+from tfcli.shapes import layer_shapes
 from tfcli.spec import ModelSpec
-from tfcli.tensors import ParamTensor, parameter_tensors
+from tfcli.tensors import ParamTensor, parameter_tensors, shapes_tensors
 from tfcli.train_mixers import MIXER_SAVED, MUP_VECTOR_FAMILIES, SCAN_BACKWARD, mixer_input_casts
 
 PRECISIONS = ("fp32", "bf16", "bf16-mixed")
@@ -651,6 +652,16 @@ def mlp_saved(spec: ModelSpec, setup: TrainSetup, *, moe: bool) -> list[Part]:
     return parts
 
 
+def _fused_gate_up(spec: ModelSpec, setup: TrainSetup) -> bool:
+    """A fused gate/up projection (``mlp.gate_up_proj``) among the layer tensors (each
+    distinct layer plan looked at once)."""
+    return any(
+        t.name.endswith("mlp.gate_up_proj.weight")
+        for _, plan in spec.layer_groups
+        for t in shapes_tensors(layer_shapes(spec, plan))
+    )
+
+
 def _layer_weight_elements(
     spec: ModelSpec, setup: TrainSetup, moe: bool, stack: str | None = None, kind: str = "full"
 ) -> int:
@@ -737,8 +748,7 @@ def block_saved(
             mixer_casts += mixer_input_casts("mamba2")
         # a fused gate/up projection (Granite-4.0-H's shared_mlp.input_linear, Phi-3) reads
         # its input once
-        tensors = _local_tensors(spec, setup)
-        fused = any(t.name.endswith(".mlp.gate_up_proj.weight") for t in tensors)
+        fused = _fused_gate_up(spec, setup)
         mlp_casts = (2 if spec.mlp_gated and not moe and not fused else 1) if mlp else 0
         if mlp and moe and spec.shared_expert_width and not fused:
             # a shared expert reads the MLP input beside the router (Llama 4: measured)
