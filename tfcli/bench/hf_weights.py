@@ -58,6 +58,15 @@ def _llama_mlp(out: StateDict, ours: str, sd: StateDict, theirs: str) -> None:
     _linear(out, f"{ours}.down", sd, f"{theirs}.down_proj")
 
 
+def _final_norm_and_head(out: StateDict, spec: ModelSpec, sd: StateDict, norm: str) -> StateDict:
+    """The final norm (``norm`` in theirs) and, unless tied, ``lm_head.weight``: the tail of
+    most decoder mappings."""
+    _norm(out, "final_norms.0", sd, norm)
+    if not spec.tie_word_embeddings:
+        out["lm_head.weight"] = sd["lm_head.weight"]
+    return out
+
+
 def map_llama_family(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
     """llama, mistral, mixtral, qwen2(-moe), qwen3(-moe), gemma*, phi3, deepseek_v2/v3."""
     out: StateDict = {"embed.weight": sd["model.embed_tokens.weight"]}
@@ -222,10 +231,7 @@ def map_falcon(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
             _norm(out, f"{p}.norm1", sd, f"{q}.input_layernorm")
             if not spec.parallel_residual:
                 _norm(out, f"{p}.norm2", sd, f"{q}.post_attention_layernorm")
-    _norm(out, "final_norms.0", sd, "transformer.ln_f")
-    if not spec.tie_word_embeddings:
-        out["lm_head.weight"] = sd["lm_head.weight"]
-    return out
+    return _final_norm_and_head(out, spec, sd, "transformer.ln_f")
 
 
 def map_gptj(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
@@ -278,10 +284,7 @@ def map_mpt(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
         _linear(out, f"{p}.mlp.down", sd, f"{q}.ffn.down_proj")
         _norm(out, f"{p}.norm1", sd, f"{q}.norm_1")
         _norm(out, f"{p}.norm2", sd, f"{q}.norm_2")
-    _norm(out, "final_norms.0", sd, "transformer.norm_f")
-    if not spec.tie_word_embeddings:
-        out["lm_head.weight"] = sd["lm_head.weight"]
-    return out
+    return _final_norm_and_head(out, spec, sd, "transformer.norm_f")
 
 
 def map_bert(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
@@ -463,10 +466,7 @@ def map_mamba(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
         q = f"backbone.layers.{i}"
         _mixer(out, f"layers.{i}.mixer", sd, f"{q}.mixer")
         _norm(out, f"layers.{i}.norm1", sd, f"{q}.norm")
-    _norm(out, "final_norms.0", sd, "backbone.norm_f")
-    if not spec.tie_word_embeddings:
-        out["lm_head.weight"] = sd["lm_head.weight"]
-    return out
+    return _final_norm_and_head(out, spec, sd, "backbone.norm_f")
 
 
 def _router_moe(out: StateDict, p: str, sd: StateDict, theirs: str, router: str) -> None:
@@ -489,10 +489,7 @@ def map_jamba(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
             _llama_mlp(out, f"{p}.mlp", sd, f"{q}.feed_forward")
         _norm(out, f"{p}.norm1", sd, f"{q}.input_layernorm")
         _norm(out, f"{p}.norm2", sd, f"{q}.pre_ff_layernorm")
-    _norm(out, "final_norms.0", sd, "model.final_layernorm")
-    if not spec.tie_word_embeddings:
-        out["lm_head.weight"] = sd["lm_head.weight"]
-    return out
+    return _final_norm_and_head(out, spec, sd, "model.final_layernorm")
 
 
 def map_falcon_h1(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
@@ -506,10 +503,7 @@ def map_falcon_h1(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
         _llama_mlp(out, f"{p}.mlp", sd, f"{q}.feed_forward")
         _norm(out, f"{p}.norm1", sd, f"{q}.input_layernorm")
         _norm(out, f"{p}.norm2", sd, f"{q}.pre_ff_layernorm")
-    _norm(out, "final_norms.0", sd, "model.final_layernorm")
-    if not spec.tie_word_embeddings:
-        out["lm_head.weight"] = sd["lm_head.weight"]
-    return out
+    return _final_norm_and_head(out, spec, sd, "model.final_layernorm")
 
 
 def map_granitemoehybrid(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
@@ -529,10 +523,7 @@ def map_granitemoehybrid(spec: ModelSpec, sd: StateDict, layers: int) -> StateDi
         _linear(out, f"{shared}.down", sd, f"{q}.shared_mlp.output_linear")
         _norm(out, f"{p}.norm1", sd, f"{q}.input_layernorm")
         _norm(out, f"{p}.norm2", sd, f"{q}.post_attention_layernorm")
-    _norm(out, "final_norms.0", sd, "model.norm")
-    if not spec.tie_word_embeddings:
-        out["lm_head.weight"] = sd["lm_head.weight"]
-    return out
+    return _final_norm_and_head(out, spec, sd, "model.norm")
 
 
 def map_qwen3_next(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:

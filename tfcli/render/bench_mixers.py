@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from tfcli.errors import BenchError
 from tfcli.render.bench import (
+    NOISY_PROBE_FRACTION,
     PLOT_HINT,
     THREADS_HINT,
     _age,
@@ -36,8 +37,6 @@ from tfcli.render.common import (
 
 if TYPE_CHECKING:  # the bench types live beside torch; the view only reads their fields
     from tfcli.bench.mixers import Crossover, MixerPoint, MixerResult, MixerSummary
-
-NOISY_PROBE_FRACTION = 0.75
 
 
 def _header(result: MixerResult, summary: MixerSummary) -> None:
