@@ -741,3 +741,21 @@ def test_a_quantization_config_that_is_not_an_object_is_one_line(
     config = copy.deepcopy(GPTQ_LLAMA)
     config["quantization_config"] = value
     assert_one_line_error(run_cli("params", _write(tmp_path, config)), "quantization_config")
+
+
+def test_serving_roofline_reads_the_served_weights(tmp_path: Path) -> None:
+    """TTFT/TPOT of a quantized checkpoint read its weights as served (the same bytes
+    ``tfcli params`` gives), not params x bf16; the note names the scheme (on stderr under
+    --json, so stdout stays one JSON document)."""
+    path = _write(tmp_path, GPTQ_LLAMA)
+    params = json.loads(run_cli("params", path, "--json").stdout)
+    served = params["served_weights"]
+    run = run_cli("flops", path, "--hardware", "h100", "--seq", "1024", "--json")
+    assert run.code == 0, run.stderr
+    doc = json.loads(run.stdout)
+    assert doc["roofline"]["bytes_parts"]["weights read"] == served["total_bytes"]
+    assert "GPTQ 4-bit" in run.stderr
+    decode = run_cli("flops", path, "--hardware", "h100", "--mode", "decode", "--json")
+    parts = json.loads(decode.stdout)["roofline"]["bytes_parts"]
+    assert parts["weights read"] == served["total_bytes"]
+    assert served["total_bytes"] < params["total_params"] * 2

@@ -111,16 +111,30 @@ def expected_experts_touched(num_experts: int, top_k: int, tokens: int) -> float
     return num_experts * (1.0 - (1.0 - top_k / num_experts) ** tokens)
 
 
-def weights_read_bytes(spec: ModelSpec, counts: ParamCount, dtype: str, tokens: int) -> int:
+def weights_read_bytes(
+    spec: ModelSpec,
+    counts: ParamCount,
+    dtype: str,
+    tokens: int,
+    *,
+    served_bytes: int | None = None,
+) -> int:
     """Weight bytes one decode step reads: every dense weight once, and for MoE layers only the
-    experts the step's ``tokens`` tokens touch (``expected_experts_touched``)."""
+    experts the step's ``tokens`` tokens touch (``expected_experts_touched``).
+
+    ``served_bytes``: a quantized checkpoint's weights as served (``tfcli.quant``: packed
+    weights, scales, zeros, the unquantized rest) instead of ``params x dtype``; a MoE step
+    reads the same share of them as of the parameters (an approximation: experts and the
+    dense rest are quantized alike)."""
     routed = counts.components.get("moe.routed_experts", 0)
-    if not spec.is_moe or not routed:
-        return weight_bytes(counts.total, dtype)
-    experts = int(spec.num_experts or 0)
-    per_expert = routed / experts
-    touched = expected_experts_touched(experts, int(spec.num_experts_per_token or 0), tokens)
-    params = counts.total - routed + round(per_expert * touched)
+    params = counts.total
+    if spec.is_moe and routed:
+        experts = int(spec.num_experts or 0)
+        per_expert = routed / experts
+        touched = expected_experts_touched(experts, int(spec.num_experts_per_token or 0), tokens)
+        params = counts.total - routed + round(per_expert * touched)
+    if served_bytes is not None:
+        return served_bytes if params == counts.total else served_bytes * params // counts.total
     return weight_bytes(params, dtype)
 
 
@@ -133,10 +147,13 @@ def prefill_roofline(
     spec: ModelSpec,
     mfu: float = 1.0,
     mbu: float = 1.0,
+    served_bytes: int | None = None,
 ) -> Roofline:
-    """Prefill of ``batch x seq`` tokens: FLOPs vs reading the weights once and writing the
-    KV cache (``kv_cache_bytes`` at the same length)."""
-    parts = {"weights read": weight_bytes(counts.total, dtype)}
+    """Prefill of ``batch x seq`` tokens: FLOPs vs reading the weights once (``served_bytes``
+    for a quantized checkpoint) and writing the KV cache (``kv_cache_bytes`` at the same
+    length)."""
+    weights = weight_bytes(counts.total, dtype) if served_bytes is None else served_bytes
+    parts = {"weights read": weights}
     if spec.architecture != "encoder":
         parts["KV cache written"] = kv_cache_bytes(
             spec, forward.seq, batch=forward.batch, dtype=dtype
@@ -165,6 +182,7 @@ def decode_roofline(
     batch: int,
     mfu: float = 1.0,
     mbu: float = 1.0,
+    served_bytes: int | None = None,
 ) -> Roofline:
     """One decode step (one token per sequence): FLOPs vs reading the weights and the whole
     KV cache of ``context`` tokens for every sequence. Without a device bandwidth only the
@@ -174,7 +192,7 @@ def decode_roofline(
         spec, max(step.context, 1), batch=batch, dtype=dtype, encoder_seq=step.encoder_seq or None
     )
     parts = {
-        "weights read": weights_read_bytes(spec, counts, dtype, batch),
+        "weights read": weights_read_bytes(spec, counts, dtype, batch, served_bytes=served_bytes),
         "KV cache read": kv_read,
     }
     return Roofline(
@@ -278,15 +296,29 @@ def serving_time(
     mbu: float = DEFAULT_MBU,
     attention: str = "causal",
     encoder_seq: int | None = None,
+    served_bytes: int | None = None,
 ) -> ServingTime:
-    """TTFT, TPOT and tokens/s of ``batch`` prompts of ``seq`` tokens on ``device``."""
+    """TTFT, TPOT and tokens/s of ``batch`` prompts of ``seq`` tokens on ``device``
+    (``served_bytes``: a quantized checkpoint's weights as served)."""
     check_efficiency(mfu, mbu)
     forward = forward_flops(
         spec, seq, batch=batch, attention=attention, logits="last", encoder_seq=encoder_seq
     )
-    prefill = prefill_roofline(forward, counts, device, dtype=dtype, spec=spec, mfu=mfu, mbu=mbu)
+    prefill = prefill_roofline(
+        forward, counts, device, dtype=dtype, spec=spec, mfu=mfu, mbu=mbu, served_bytes=served_bytes
+    )
     step = decode_flops(spec, seq, batch=batch, attention=attention, encoder_seq=encoder_seq)
-    decode = decode_roofline(spec, step, counts, device, dtype=dtype, batch=batch, mfu=mfu, mbu=mbu)
+    decode = decode_roofline(
+        spec,
+        step,
+        counts,
+        device,
+        dtype=dtype,
+        batch=batch,
+        mfu=mfu,
+        mbu=mbu,
+        served_bytes=served_bytes,
+    )
     return ServingTime(seq=seq, batch=batch, prefill=prefill, decode=decode)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -185,7 +185,19 @@ def flops(
         )
     counts = count_params(spec)
     serve = device is not None and spec.architecture != "encoder" and mode != "train"
-    efficiency = {"mfu": mfu_value, "mbu": mbu_value}
+    efficiency: dict[str, Any] = {"mfu": mfu_value, "mbu": mbu_value}
+    if device is not None and mode != "train":
+        from tfcli.commands.params import served_or_warn
+        from tfcli.render.common import print_note, stderr_console
+
+        served = served_or_warn(loaded)
+        if served is not None:  # a quantized checkpoint reads its served bytes
+            efficiency["served_bytes"] = served.total_bytes
+            note = (
+                f"weights read as served: {served.label}, {served.total_bytes:,} B "
+                "(packed weights, scales and zeros, the unquantized rest; tfcli.quant)"
+            )
+            (print_note if chosen_format == "table" else stderr_console.print)(note)
 
     points = []
     for length in lengths:
