@@ -759,3 +759,17 @@ def test_serving_roofline_reads_the_served_weights(tmp_path: Path) -> None:
     parts = json.loads(decode.stdout)["roofline"]["bytes_parts"]
     assert parts["weights read"] == served["total_bytes"]
     assert served["total_bytes"] < params["total_params"] * 2
+
+
+def test_kvcache_serving_time_reads_the_served_weights(tmp_path: Path) -> None:
+    """kvcache --hardware gives TTFT/TPOT too: from the same served bytes."""
+    path = _write(tmp_path, GPTQ_LLAMA)
+    served = json.loads(run_cli("params", path, "--json").stdout)["served_weights"]
+    run = run_cli("kvcache", path, "--hardware", "h100", "--seq", "512", "--json")
+    assert run.code == 0, run.stderr
+    doc = json.loads(run.stdout)
+    # TPOT is memory-bound here: (weights read + the KV cache of 512 tokens) / (MBU x bandwidth)
+    bandwidth = 3.35e12 * doc["serving"]["mbu"]  # H100 SXM: 3.35 TB/s
+    expected = (served["total_bytes"] + doc["total_bytes"]) / bandwidth
+    assert doc["serving"]["tpot_bound"] == "memory"
+    assert doc["serving"]["tpot_seconds"] == pytest.approx(expected, rel=1e-9)

@@ -252,6 +252,7 @@ def kvcache(
                     mfu=mfu_value,
                     mbu=mbu_value,
                     encoder_seq=encoder_seq,
+                    served_bytes=served.total_bytes if served is not None else None,
                 )
             points.append(KVCachePoint(cache=cache, fit=fit, serving=serving))
     trained = spec.max_position_embeddings
