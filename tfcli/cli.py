@@ -57,7 +57,19 @@ def _root(
         _DEBUG["on"] = True
 
 
-register_all(app)
+def _command_being_run(argv: list[str]) -> str | None:
+    """The subcommand named on the command line (the first argument that is not a root
+    option), or None: for help, completion or an unknown name every command is registered."""
+    if any(key.endswith("_COMPLETE") for key in os.environ):
+        return None
+    for arg in argv[1:]:
+        if arg in ("--debug",):
+            continue
+        return None if arg.startswith("-") else arg
+    return None
+
+
+register_all(app, only=_command_being_run(sys.argv))
 
 
 def _usage_error_types() -> tuple[type[Exception], ...]:

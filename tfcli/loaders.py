@@ -49,7 +49,6 @@ from tfcli.errors import (
     did_you_mean,
     shorten,
 )
-from tfcli.hf_mappings import SUPPORTED_MODEL_TYPES, map_hf_config
 from tfcli.spec import ModelSpec, coerce_field, field_names
 
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -67,7 +66,7 @@ MAX_HUB_ID = 96
 """The longest hub id the Hugging Face hub accepts."""
 
 __all__ = [
-    "SUPPORTED_MODEL_TYPES",
+    "SUPPORTED_MODEL_TYPES",  # noqa: F822 (module __getattr__)
     "LoadedModel",
     "load_model",
     "parse_overrides",
@@ -88,6 +87,16 @@ class LoadedModel:
     """The config.json behind the spec, when there is one (``--verify`` rebuilds from it)."""
     quantization: Mapping[str, Any] | None = None
     """The config.json's ``quantization_config``, as data (``tfcli.quant`` counts its bytes)."""
+
+
+def __getattr__(name: str) -> Any:
+    """``SUPPORTED_MODEL_TYPES`` (tfcli.hf_mappings), imported when first asked for: a
+    shipped YAML spec never loads the config.json records (PEP 562)."""
+    if name == "SUPPORTED_MODEL_TYPES":
+        from tfcli.hf_mappings import SUPPORTED_MODEL_TYPES
+
+        return SUPPORTED_MODEL_TYPES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---- where specs live ------------------------------------------------------------------------
@@ -481,6 +490,8 @@ def spec_from_hf_config(
     """
     if not isinstance(config, Mapping):
         raise LoadError(f"{origin}: a config.json must be a JSON object")
+    from tfcli.hf_mappings import map_hf_config  # only config.json pays for the records
+
     fields, origins = map_hf_config(dict(config), origin=origin, as_type=as_type)
     if as_type is not None:
         origin = f"{origin}, read as {as_type} (--as)"

@@ -138,11 +138,11 @@ def served_or_warn(loaded: LoadedModel) -> ServedWeights | None:
     """The served weights of a quantized checkpoint (``tfcli.quant``), or None: no
     ``quantization_config``, or one tfcli does not model (one warning line on stderr; the
     counts then stay unquantized, in the checkpoint dtype)."""
+    if loaded.quantization is None:
+        return None
     from tfcli.quant import UnknownQuantization, served_weights
     from tfcli.render.common import print_warning
 
-    if loaded.quantization is None:
-        return None
     try:
         return served_weights(loaded.spec, loaded.quantization, where=loaded.origin)
     except UnknownQuantization as err:

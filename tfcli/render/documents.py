@@ -10,15 +10,17 @@ bytes. ``tests/test_json_schema.py`` pins the keys of each command's document.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tfcli.flops import DecodeCost, FlopCount, LayerFlops
-from tfcli.hardware import Hardware
-from tfcli.memory import AttentionVariant, Fit, KVCache
-from tfcli.params import LayerParams, ParamCount
 from tfcli.render.common import term_document
-from tfcli.roofline import Roofline, ServingTime
-from tfcli.spec import ModelSpec
+
+if TYPE_CHECKING:  # the result types, for annotations only: importing this module stays cheap
+    from tfcli.flops import DecodeCost, FlopCount, LayerFlops
+    from tfcli.hardware import Hardware
+    from tfcli.memory import AttentionVariant, Fit, KVCache
+    from tfcli.params import LayerParams, ParamCount
+    from tfcli.roofline import Roofline, ServingTime
+    from tfcli.spec import ModelSpec
 
 
 def model_fields(spec: ModelSpec, origin: str | None = None) -> dict[str, Any]:

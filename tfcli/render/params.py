@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tfcli.params import LayerParams, ParamCount
-from tfcli.quant import ServedWeights
 from tfcli.render import documents
 from tfcli.render.common import (
     format_bytes,
@@ -24,6 +23,9 @@ from tfcli.render.common import (
 )
 from tfcli.spec import ModelSpec
 from tfcli.units import DTYPE_BITS, GB
+
+if TYPE_CHECKING:
+    from tfcli.quant import ServedWeights
 
 
 @dataclass(frozen=True)
