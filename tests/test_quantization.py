@@ -773,3 +773,13 @@ def test_kvcache_serving_time_reads_the_served_weights(tmp_path: Path) -> None:
     expected = (served["total_bytes"] + doc["total_bytes"]) / bandwidth
     assert doc["serving"]["tpot_bound"] == "memory"
     assert doc["serving"]["tpot_seconds"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_show_names_the_quantization_config(tmp_path: Path) -> None:
+    path = _write(tmp_path, GPTQ_LLAMA)
+    doc = json.loads(run_cli("show", path, "--json").stdout)
+    assert doc["quantization_config"] == GPTQ_LLAMA["quantization_config"]
+    text = run_cli("show", path).stdout
+    assert "quantization_config: gptq" in text
+    plain = json.loads(run_cli("show", "llama-3-8b", "--json").stdout)
+    assert "quantization_config" not in plain

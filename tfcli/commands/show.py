@@ -44,12 +44,19 @@ def show(
     loaded = load_model(
         model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()), as_type=as_type
     )
+    quantization = dict(loaded.quantization) if loaded.quantization is not None else None
     if chosen == "json":
-        print_show_json(loaded.spec, loaded.origin, loaded.field_origins)
+        print_show_json(loaded.spec, loaded.origin, loaded.field_origins, quantization)
     elif chosen == "csv":
         print_show_csv(loaded.spec, loaded.field_origins)
     else:
-        print_show(loaded.spec, loaded.origin, loaded.field_origins, all_fields=all_fields)
+        print_show(
+            loaded.spec,
+            loaded.origin,
+            loaded.field_origins,
+            all_fields=all_fields,
+            quantization=quantization,
+        )
 
 
 def register(app: typer.Typer) -> None:

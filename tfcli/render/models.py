@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,7 +196,12 @@ def derived_values(spec: ModelSpec) -> dict[str, Any]:
 
 
 def print_show(
-    spec: ModelSpec, origin: str, field_origins: dict[str, str], *, all_fields: bool
+    spec: ModelSpec,
+    origin: str,
+    field_origins: dict[str, str],
+    *,
+    all_fields: bool,
+    quantization: dict[str, Any] | None = None,
 ) -> None:
     """Every field (or every non-default one), its value and where it came from."""
     defaults = {
@@ -213,6 +219,13 @@ def print_show(
     for name, value in derived_values(spec).items():
         derived.add_row(name, _value(value))
     print_table(derived)
+    if quantization is not None:
+        method = quantization.get("quant_method", "?")
+        print_note(
+            f"quantization_config: {method} "
+            + json.dumps(quantization, sort_keys=True, default=str)[:300]
+            + " (tfcli params shows the weights as served)"
+        )
     if not all_fields:
         print_note("fields at their default value are hidden; --all shows every field")
 
@@ -229,13 +242,19 @@ def print_show_csv(spec: ModelSpec, field_origins: dict[str, str]) -> None:
     print_csv(show_records(spec, field_origins))
 
 
-def print_show_json(spec: ModelSpec, origin: str, field_origins: dict[str, str]) -> None:
-    print_json(
-        {
-            "model": spec.name,
-            "origin": origin,
-            "spec": spec.to_dict(),
-            "field_origins": field_origins,
-            "derived": {k: v for k, v in derived_values(spec).items()},
-        }
-    )
+def print_show_json(
+    spec: ModelSpec,
+    origin: str,
+    field_origins: dict[str, str],
+    quantization: dict[str, Any] | None = None,
+) -> None:
+    doc: dict[str, Any] = {
+        "model": spec.name,
+        "origin": origin,
+        "spec": spec.to_dict(),
+        "field_origins": field_origins,
+        "derived": {k: v for k, v in derived_values(spec).items()},
+    }
+    if quantization is not None:
+        doc["quantization_config"] = quantization
+    print_json(doc)
