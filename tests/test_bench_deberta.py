@@ -146,3 +146,21 @@ def test_the_conv_layer_is_refused() -> None:
     spec = spec_from_hf_config(_config(conv_kernel_size=3).to_dict(), name="conv").spec
     with pytest.raises(BenchError, match="ConvLayer"):
         build_model(spec, device="meta")
+
+
+def test_bench_times_a_deberta_encoder_end_to_end() -> None:
+    """tfcli bench's sweep (in process, round calibration figures) runs the sublayer and block
+    timings with the c2p / p2c terms (they need the relative inputs the sweep passes)."""
+    from tests.test_bench_run import fake_calibration
+    from tfcli.bench.run import run_bench
+    from tfcli.bench.settings import BenchSettings
+
+    spec = spec_from_hf_config(_config(position_buckets=8).to_dict(), name="deberta").spec
+    settings = BenchSettings(
+        spec, torch.device("cpu"), torch.float32, [16], layers=2, repeats=1, warmup=0
+    )
+    result = run_bench(settings, fake_calibration(), True)
+    assert {point.backend for point in result.points} == {"naive", "sdpa"}
+    for point in result.points:
+        assert point.block is not None and point.block.median > 0
+        assert point.sublayer is not None and point.sublayer.median > 0
