@@ -57,6 +57,12 @@ CONFIGS = {
     "separate_keys": lambda: _config(share_att_key=False, position_buckets=8),
     "separate_c2p_only": lambda: _config(share_att_key=False, pos_att_type=["c2p"]),
     "shared_p2c_only": lambda: _config(pos_att_type=["p2c"], position_buckets=10),
+    # transformers builds (and counts) the norm_rel_ebd LayerNorm without relative attention;
+    # pos_att_type empty: transformers scales by 1 / sqrt(D (1 + len(pos_att_type))) even
+    # without relative attention, which the spec does not record
+    "no_relative_with_rel_norm": lambda: _config(
+        relative_attention=False, position_biased_input=True, pos_att_type=[]
+    ),
     "max_relative_no_norm": lambda: _config(
         position_buckets=-1,
         max_relative_positions=16,
