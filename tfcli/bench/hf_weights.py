@@ -314,19 +314,30 @@ def map_bert(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
 
 
 def map_deberta_v2(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
-    """DeBERTa-v2/v3 without disentangled attention (relative_attention false: the bench
-    refuses it otherwise): BERT's post-LN block with query_proj / key_proj / value_proj,
-    learned absolute positions, no token types."""
-    out: StateDict = {
-        "embed.weight": sd["embeddings.word_embeddings.weight"],
-        "positions.0.weight": sd["embeddings.position_embeddings.weight"],
-    }
+    """DeBERTa-v2/v3: BERT's post-LN block with query_proj / key_proj / value_proj; learned
+    absolute positions unless position_biased_input is false; with relative attention the
+    encoder's rel_embeddings (+ its LayerNorm, norm_rel_ebd) and, without share_att_key, each
+    layer's pos_key_proj (c2p) / pos_query_proj (p2c); no token types (type_vocab_size 0)."""
+    out: StateDict = {"embed.weight": sd["embeddings.word_embeddings.weight"]}
+    if "embeddings.position_embeddings.weight" in sd:
+        out["positions.0.weight"] = sd["embeddings.position_embeddings.weight"]
+    if "embeddings.token_type_embeddings.weight" in sd:
+        out["token_types.weight"] = sd["embeddings.token_type_embeddings.weight"]
     _norm(out, "embed_norms.0", sd, "embeddings.LayerNorm")
+    if "encoder.rel_embeddings.weight" in sd:
+        out["relative_embeddings.table.weight"] = sd["encoder.rel_embeddings.weight"]
+    if spec.relative_embedding_norm:
+        _norm(out, "relative_embeddings.norm", sd, "encoder.LayerNorm")
     for i in range(layers):
         p, q = f"layers.{i}", f"encoder.layer.{i}"
         for ours in "qkv":
             theirs = {"q": "query", "k": "key", "v": "value"}[ours]
             _linear(out, f"{p}.attention.{ours}", sd, f"{q}.attention.self.{theirs}_proj")
+        for ours, theirs in (("pos_k", "pos_key_proj"), ("pos_q", "pos_query_proj")):
+            if f"{q}.attention.self.{theirs}.weight" in sd:
+                _linear(
+                    out, f"{p}.attention.disentangled.{ours}", sd, f"{q}.attention.self.{theirs}"
+                )
         _linear(out, f"{p}.attention.o", sd, f"{q}.attention.output.dense")
         _norm(out, f"{p}.norm1", sd, f"{q}.attention.output.LayerNorm")
         _linear(out, f"{p}.mlp.up", sd, f"{q}.intermediate.dense")

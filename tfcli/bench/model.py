@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from tfcli.bench.attention import attention_core
 from tfcli.bench.cache import KVCache, LayerCache
+from tfcli.bench.disentangled import DisentangledBias, RelativeEmbeddings, disentangled_factor
 from tfcli.bench.layers import MLP, MoE, ParameterFreeNorm, make_norm, make_qk_norm
 from tfcli.bench.positions import (
     RelativeBias,
@@ -123,6 +124,11 @@ class SelfAttention(nn.Module):
         )
         floor = spec.attention_temperature_floor
         self.temperature_floor = floor if rope is None and not cross else None
+        # DeBERTa's c2p / p2c terms (tfcli.bench.disentangled); all scores / sqrt(D x factor)
+        self.disentangled = None
+        if spec.position_type == "disentangled" and not cross:
+            self.disentangled = DisentangledBias(spec)
+            self.scale = 1.0 / math.sqrt(d * disentangled_factor(spec))
         self._gate: Tensor | None = None  # the output gate of the last project_qkv
 
     def split_heads(self, x: Tensor, heads: int) -> Tensor:
@@ -208,13 +214,20 @@ class SelfAttention(nn.Module):
         memory: Tensor | None = None,
         cache: LayerCache | None = None,
         offset: int = 0,
+        relative: tuple[Tensor, Tensor] | None = None,
     ) -> Tensor:
+        """``relative``: DeBERTa's (2k, h) relative embeddings and (S, S) position ids
+        (``Transformer.relative_inputs``), required by a disentangled layer."""
         if self.cross and cache is not None and cache.first is not None:
             q = self.split_heads(self.q(x), self.heads)
             k, v = cache.first, cache.second
             assert v is not None
             return self.project_out(self.core(q, k, v, bias=bias))
         q, k, v = self.project_qkv(x, positions, memory)
+        if self.disentangled is not None:
+            assert relative is not None and cache is None, "DeBERTa: an encoder, no cache"
+            extra = self.disentangled(q, k, *relative, self.q, self.k)  # (B, H, S, S)
+            bias = extra if bias is None else bias + extra
         key_offset = 0
         if cache is not None:
             cache.append(k, v, seq_dim=2)
@@ -442,6 +455,7 @@ class Block(nn.Module):
         memory: Tensor | None = None,
         cache: KVCache | None = None,
         offset: int = 0,
+        relative: tuple[Tensor, Tensor] | None = None,
     ) -> Tensor:
         spec = self.spec
         decoder_cache = cache if self.stack == "decoder" else None
@@ -456,9 +470,15 @@ class Block(nn.Module):
                 return x + self.mlp(self.norm2(x), state)
             return x + self.mlp(self.norm2(x)) * m
         layer_cache = decoder_cache.layer(self.index) if decoder_cache is not None else None
-        attend = lambda y: self.attention(  # noqa: E731
-            y, positions, bias=bias, cache=layer_cache, offset=offset
-        )
+        if relative is None:
+            attend = lambda y: self.attention(  # noqa: E731
+                y, positions, bias=bias, cache=layer_cache, offset=offset
+            )
+        else:  # DeBERTa (SelfAttention; LatentAttention takes no relative inputs)
+            self_attention = cast(SelfAttention, self.attention)
+            attend = lambda y: self_attention(  # noqa: E731
+                y, positions, bias=bias, cache=layer_cache, offset=offset, relative=relative
+            )
         if self.ssm is not None:
             ssm, attention = self.ssm, attend
             state = decoder_cache.state(self.index) if decoder_cache is not None else None
@@ -537,12 +557,21 @@ class Transformer(nn.Module):
         self.embed = nn.Embedding(spec.vocab_size, h)
         rows = int(spec.max_position_embeddings or 0) + spec.position_offset
         stacks = 2 if spec.architecture == "encoder-decoder" else 1
+        learned = spec.position_type == "learned" or (
+            spec.position_type == "disentangled" and spec.position_biased_input
+        )
         self.positions = nn.ModuleList(
-            nn.Embedding(rows, h) for _ in range(stacks if spec.position_type == "learned" else 0)
+            nn.Embedding(rows, h) for _ in range(stacks if learned else 0)
         )
         self.token_types = nn.Embedding(spec.type_vocab_size, h) if spec.type_vocab_size else None
         self.embed_norms = nn.ModuleList(
             make_norm(spec) for _ in range(stacks if spec.embedding_norm else 0)
+        )
+        # DeBERTa's encoder-level relative embeddings (+ norm_rel_ebd LayerNorm)
+        self.relative_embeddings = (
+            RelativeEmbeddings(spec)
+            if spec.position_type == "disentangled" or spec.relative_embedding_norm
+            else None
         )
         self.rope = self._rope(spec)
         self.local_rope = self._rope(spec, local=True) if spec.rope_local_theta else None
@@ -654,6 +683,14 @@ class Transformer(nn.Module):
 
     _bias = position_bias  # the name the bench first used
 
+    def relative_inputs(self, seq: int, device: torch.device) -> tuple[Tensor, Tensor] | None:
+        """DeBERTa's (2k, h) relative embeddings (normed) and (S, S) relative position ids
+        for a self-attention over ``seq`` tokens; None without disentangled attention."""
+        table = self.relative_embeddings
+        if table is None or table.table is None:
+            return None
+        return table.rows(), table.positions(seq, device)
+
     # ---- stacks ---------------------------------------------------------------------------------
 
     def encode(self, ids: Tensor) -> Tensor:
@@ -662,8 +699,9 @@ class Transformer(nn.Module):
         x = self.embed_tokens(ids, 0, 0)
         positions = torch.arange(ids.shape[1], device=ids.device)
         bias = self.position_bias(0, ids.shape[1], ids.shape[1], 0, ids.device)
+        relative = self.relative_inputs(ids.shape[1], ids.device)
         for block in layers:
-            x = block(x, positions, bias=bias)
+            x = block(x, positions, bias=bias, relative=relative)
         return self.final_norms[0](x) if self.final_norms else x
 
     def decode(self, ids: Tensor, memory: Tensor | None, cache: KVCache | None) -> Tensor:

@@ -26,6 +26,7 @@ import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 
@@ -37,7 +38,7 @@ from tfcli.bench.decode import (
     measure_decode,
     predict_decode_seconds,
 )
-from tfcli.bench.model import Block, Transformer, build_model
+from tfcli.bench.model import Block, SelfAttention, Transformer, build_model
 from tfcli.bench.settings import DTYPE_NAMES, BenchSettings, available_memory_bytes, fit_problem
 from tfcli.bench.timing import Probe, Samples, time_call
 from tfcli.bench.work import (
@@ -303,16 +304,21 @@ def _time_point(
         x = torch.randn(batch, seq, spec.hidden_size, device=device, dtype=settings.dtype)
         positions = torch.arange(seq, device=device)
         block_repeats = max(1, settings.repeats // 2)
+        # DeBERTa: the c2p / p2c terms are computed in the sublayer (the core above has no bias)
+        relative = model.relative_inputs(seq, device)
 
         def sublayers() -> object:
             for block in blocks:
-                block.attention(x, positions, bias=bias)
+                if relative is None:
+                    block.attention(x, positions, bias=bias)
+                else:
+                    cast(SelfAttention, block.attention)(x, positions, bias=bias, relative=relative)
             return None
 
         def stack() -> object:
             h = x
             for block in blocks:
-                h = block(h, positions, bias=bias)
+                h = block(h, positions, bias=bias, relative=relative)
             return h
 
         result.sublayer = time_call(
