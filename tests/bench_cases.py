@@ -130,6 +130,18 @@ def configs() -> dict[str, tuple[Any, str]]:
             ),
             "base",
         ),
+        # Longformer: band |i - j| <= 2, no global token (LongformerModel's default)
+        "longformer": (
+            T.LongformerConfig(
+                hidden_size=64,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                intermediate_size=96,
+                vocab_size=300,
+                attention_window=4,
+            ),
+            "base",
+        ),
         # global, local (|i - j| <= 2 of SEQ 12), global: GeGLU, no biases, two RoPE bases,
         # no attention norm in layer 0
         "modernbert": (

@@ -313,6 +313,18 @@ def map_bert(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
     return out
 
 
+def map_longformer(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
+    """LongformerModel: map_bert's RoBERTa layout (its positions need no roll: the spec keeps
+    ``position_offset`` 2 and the whole table) plus LongformerSelfAttention's query_global,
+    key_global and value_global (tfcli.bench.sparse_attention)."""
+    out = map_bert(spec, sd, layers)
+    for i in range(layers):
+        p, q = f"layers.{i}.attention", f"encoder.layer.{i}.attention.self"
+        for ours, theirs in (("q", "query"), ("k", "key"), ("v", "value")):
+            _linear(out, f"{p}.{ours}_global", sd, f"{q}.{theirs}_global")
+    return out
+
+
 def map_deberta_v2(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
     """DeBERTa-v2/v3 without disentangled attention (relative_attention false: the bench
     refuses it otherwise): BERT's post-LN block with query_proj / key_proj / value_proj,
@@ -709,6 +721,7 @@ MAPPERS: dict[str, Callable[[ModelSpec, StateDict, int], StateDict]] = {
     "falcon": map_falcon,
     "bert": map_bert,
     "roberta": map_bert,
+    "longformer": map_longformer,
     "modernbert": map_modernbert,
     "mamba": map_mamba,
     "mamba2": map_mamba,

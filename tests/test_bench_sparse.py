@@ -1,0 +1,101 @@
+"""The built-in model's Longformer (tfcli.bench.sparse_attention) against transformers.
+
+Oracle: ``transformers.LongformerModel``'s last hidden state (fp32, eval, eager), its weights
+copied by ``tfcli.bench.hf_weights.load_hf_weights``; norms and biases perturbed so that a
+misplaced one shows. Lengths 8 (a multiple of the window 4) and 7 (padded to 8); global
+tokens: the spec's first ``global_tokens`` against a ``global_attention_mask`` on the same
+tokens. Parameters: the built model's count equals ``tfcli params`` and LongformerModel's.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from tfcli.bench.hf_weights import load_hf_weights  # noqa: E402
+from tfcli.bench.model import build_model  # noqa: E402
+from tfcli.bench.support import missing_features  # noqa: E402
+from tfcli.loaders import spec_from_hf_config  # noqa: E402
+from tfcli.params import count_params  # noqa: E402
+from tfcli.spec import ModelSpec  # noqa: E402
+
+WINDOW = 4
+
+
+def _longformer() -> tuple[torch.nn.Module, ModelSpec]:
+    config = transformers.LongformerConfig(
+        attention_window=[WINDOW, WINDOW],
+        num_hidden_layers=2,
+        hidden_size=32,
+        num_attention_heads=4,
+        intermediate_size=64,
+        vocab_size=100,
+        max_position_embeddings=66,
+        attn_implementation="eager",
+    )
+    torch.manual_seed(0)
+    hf = transformers.LongformerModel(config).eval()
+    with torch.no_grad():
+        for p in hf.parameters():
+            if p.ndim == 1:  # norms and biases: perturbed off their 1 / 0 initialisation
+                p.add_(torch.randn_like(p) * 0.1)
+    spec = spec_from_hf_config(config.to_dict(), name="tiny-longformer").spec
+    return hf, spec
+
+
+def _ours(spec: ModelSpec, hf: torch.nn.Module) -> torch.nn.Module:
+    model = build_model(spec, backend="naive").eval()
+    load_hf_weights(model, hf)
+    return model
+
+
+def _ids(seq: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seq)
+    return torch.randint(2, 100, (2, seq), generator=gen)  # no pad id (1): positions 2..
+
+
+@pytest.mark.parametrize("seq", [8, 7])
+@pytest.mark.parametrize("backend", ["naive", "sdpa"])
+def test_local_attention_equals_longformer(seq: int, backend: str) -> None:
+    hf, spec = _longformer()
+    assert spec.global_tokens == 0  # LongformerModel has no global token unless given
+    model = _ours(spec, hf)
+    model.set_backend(backend)
+    ids = _ids(seq)
+    with torch.no_grad():
+        expected = hf(ids).last_hidden_state
+        got = model(ids)
+    torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize("seq", [8, 7])
+def test_global_tokens_equal_global_attention_mask(seq: int) -> None:
+    hf, spec = _longformer()
+    spec = spec.replace(global_tokens=2)
+    model = _ours(spec, hf)
+    ids = _ids(seq)
+    mask = torch.zeros_like(ids)
+    mask[:, :2] = 1
+    with torch.no_grad():
+        expected = hf(ids, global_attention_mask=mask).last_hidden_state
+        without = hf(ids).last_hidden_state
+        got = model(ids)
+    torch.testing.assert_close(got, expected)
+    assert not torch.allclose(expected, without)  # the global rows change the output
+
+
+def test_parameters_equal_tfcli_and_transformers() -> None:
+    hf, spec = _longformer()
+    model = build_model(spec, device="meta")
+    ours = sum(p.numel() for p in model.parameters())
+    assert ours == count_params(spec).total == sum(p.numel() for p in hf.parameters())
+
+
+def test_bigbird_block_sparse_is_refused_by_name() -> None:
+    config = transformers.BigBirdConfig(
+        num_hidden_layers=1, hidden_size=32, num_attention_heads=4, intermediate_size=64
+    )
+    spec = spec_from_hf_config(config.to_dict(), name="tiny-bigbird").spec
+    assert missing_features(spec) == ["BigBird's block-sparse attention"]
