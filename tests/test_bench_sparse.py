@@ -5,6 +5,8 @@ copied by ``tfcli.bench.hf_weights.load_hf_weights``; norms and biases perturbed
 misplaced one shows. Lengths 8 (a multiple of the window 4) and 7 (padded to 8); global
 tokens: the spec's first ``global_tokens`` against a ``global_attention_mask`` on the same
 tokens. Parameters: the built model's count equals ``tfcli params`` and LongformerModel's.
+BigBird: ``attention_type: original_full`` against BigBirdModel (hidden state and pooler);
+block_sparse is refused by name.
 """
 
 from __future__ import annotations
@@ -99,3 +101,40 @@ def test_bigbird_block_sparse_is_refused_by_name() -> None:
     )
     spec = spec_from_hf_config(config.to_dict(), name="tiny-bigbird").spec
     assert missing_features(spec) == ["BigBird's block-sparse attention"]
+
+
+def _big_bird(**changes: object) -> transformers.BigBirdConfig:
+    return transformers.BigBirdConfig(
+        num_hidden_layers=2,
+        hidden_size=32,
+        num_attention_heads=4,
+        intermediate_size=64,
+        vocab_size=100,
+        max_position_embeddings=64,
+        attn_implementation="eager",
+        **changes,
+    )
+
+
+@pytest.mark.parametrize("rescale", [False, True])
+def test_big_bird_original_full_equals_transformers(rescale: bool) -> None:
+    """BigBird with ``attention_type: original_full`` is BERT-like full attention (what
+    BigBirdModel also falls back to on short inputs); the bench builds that path only."""
+    config = _big_bird(attention_type="original_full", rescale_embeddings=rescale)
+    torch.manual_seed(0)
+    hf = transformers.BigBirdModel(config).eval()
+    with torch.no_grad():
+        for p in hf.parameters():
+            if p.ndim == 1:
+                p.add_(torch.randn_like(p) * 0.1)
+    spec = spec_from_hf_config(config.to_dict(), name="tiny-bigbird-full").spec
+    model = _ours(spec, hf)
+    assert sum(p.numel() for p in model.parameters()) == count_params(spec).total
+    assert count_params(spec).total == sum(p.numel() for p in hf.parameters())
+    for seq in (8, 13):
+        ids = _ids(seq)
+        with torch.no_grad():
+            out = hf(ids)
+            got = model(ids)
+        torch.testing.assert_close(got, out.last_hidden_state)
+        torch.testing.assert_close(model.pooled(got), out.pooler_output)

@@ -325,6 +325,15 @@ def map_longformer(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
     return out
 
 
+def map_big_bird(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
+    """BigBirdModel with ``attention_type: original_full`` (block_sparse is refused:
+    tfcli.bench.support): BERT's layout (map_bert) with the pooler stored as ``pooler``."""
+    out = map_bert(spec, sd, layers)
+    if "pooler.weight" in sd:
+        _linear(out, "pooler", sd, "pooler")
+    return out
+
+
 def map_deberta_v2(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
     """DeBERTa-v2/v3 without disentangled attention (relative_attention false: the bench
     refuses it otherwise): BERT's post-LN block with query_proj / key_proj / value_proj,
@@ -722,6 +731,7 @@ MAPPERS: dict[str, Callable[[ModelSpec, StateDict, int], StateDict]] = {
     "bert": map_bert,
     "roberta": map_bert,
     "longformer": map_longformer,
+    "big_bird": map_big_bird,
     "modernbert": map_modernbert,
     "mamba": map_mamba,
     "mamba2": map_mamba,
