@@ -5,8 +5,8 @@ copied by ``tfcli.bench.hf_weights.load_hf_weights``; norms and biases perturbed
 misplaced one shows. Lengths 8 (a multiple of the window 4) and 7 (padded to 8); global
 tokens: the spec's first ``global_tokens`` against a ``global_attention_mask`` on the same
 tokens. Parameters: the built model's count equals ``tfcli params`` and LongformerModel's.
-BigBird: ``attention_type: original_full`` against BigBirdModel (hidden state and pooler);
-block_sparse is refused by name.
+BigBird: ``attention_type: original_full`` and ``block_sparse`` (eval: the "random" blocks
+are block 0, tfcli.bench.sparse_attention.bigbird_inputs) against BigBirdModel.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ transformers = pytest.importorskip("transformers")
 
 from tfcli.bench.hf_weights import load_hf_weights  # noqa: E402
 from tfcli.bench.model import build_model  # noqa: E402
-from tfcli.bench.support import missing_features  # noqa: E402
 from tfcli.loaders import spec_from_hf_config  # noqa: E402
 from tfcli.params import count_params  # noqa: E402
 from tfcli.spec import ModelSpec  # noqa: E402
@@ -95,14 +94,6 @@ def test_parameters_equal_tfcli_and_transformers() -> None:
     assert ours == count_params(spec).total == sum(p.numel() for p in hf.parameters())
 
 
-def test_bigbird_block_sparse_is_refused_by_name() -> None:
-    config = transformers.BigBirdConfig(
-        num_hidden_layers=1, hidden_size=32, num_attention_heads=4, intermediate_size=64
-    )
-    spec = spec_from_hf_config(config.to_dict(), name="tiny-bigbird").spec
-    assert missing_features(spec) == ["BigBird's block-sparse attention"]
-
-
 def _big_bird(**changes: object) -> transformers.BigBirdConfig:
     return transformers.BigBirdConfig(
         num_hidden_layers=2,
@@ -138,3 +129,48 @@ def test_big_bird_original_full_equals_transformers(rescale: bool) -> None:
             got = model(ids)
         torch.testing.assert_close(got, out.last_hidden_state)
         torch.testing.assert_close(model.pooled(got), out.pooler_output)
+
+
+def _perturbed(hf: torch.nn.Module) -> torch.nn.Module:
+    with torch.no_grad():
+        for p in hf.parameters():
+            if p.ndim == 1:
+                p.add_(torch.randn_like(p) * 0.1)
+    return hf
+
+
+@pytest.mark.parametrize("seq", [16, 15, 23])
+def test_big_bird_block_sparse_equals_transformers(seq: int) -> None:
+    """Block 2, one random block: block-sparse above (5 + 2 r) b = 14 tokens, 15 and 23
+    padded to the block. A fresh BigBirdModel per length: one short input switches it to
+    original_full for good (``set_attention_type`` in its forward)."""
+    config = _big_bird(block_size=2, num_random_blocks=1)
+    torch.manual_seed(0)
+    hf = _perturbed(transformers.BigBirdModel(config).eval())
+    spec = spec_from_hf_config(config.to_dict(), name="tiny-bigbird").spec
+    assert spec.sparse_attention == "bigbird"
+    model = _ours(spec, hf)
+    ids = _ids(seq)
+    with torch.no_grad():
+        out = hf(ids)
+        got = model(ids)
+    assert hf.attention_type == "block_sparse"
+    torch.testing.assert_close(got, out.last_hidden_state)
+    torch.testing.assert_close(model.pooled(got), out.pooler_output)
+    model.set_backend("sdpa")
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids), out.last_hidden_state)
+
+
+def test_big_bird_short_input_falls_back_to_full_attention() -> None:
+    config = _big_bird(block_size=2, num_random_blocks=1)
+    torch.manual_seed(0)
+    hf = _perturbed(transformers.BigBirdModel(config).eval())
+    spec = spec_from_hf_config(config.to_dict(), name="tiny-bigbird").spec
+    model = _ours(spec, hf)
+    ids = _ids(14)
+    with torch.no_grad():
+        expected = hf(ids).last_hidden_state
+        got = model(ids)
+    assert hf.attention_type == "original_full"
+    torch.testing.assert_close(got, expected)

@@ -670,10 +670,14 @@ class Transformer(nn.Module):
             from tfcli.bench.sparse_attention import pad_to_window
 
             x, bias = pad_to_window(self.spec, x)
+        elif self.spec.sparse_attention == "bigbird":  # padded to its blocks, (P, P) pattern
+            from tfcli.bench.sparse_attention import bigbird_inputs
+
+            x, bias = bigbird_inputs(self.spec, x)
         positions = torch.arange(x.shape[1], device=ids.device)
         for block in layers:
             x = block(x, positions, bias=bias)
-        x = x[:, :seq]  # LongformerModel cuts its padding
+        x = x[:, :seq]  # LongformerModel and BigBirdModel cut their padding
         return self.final_norms[0](x) if self.final_norms else x
 
     def decode(self, ids: Tensor, memory: Tensor | None, cache: KVCache | None) -> Tensor:

@@ -1,4 +1,5 @@
-"""Longformer's local + global attention for the built-in encoder (Beltagy et al. 2020, 3.1).
+"""Longformer's local + global attention (Beltagy et al. 2020, 3.1) and BigBird's block-sparse
+attention in eval (Zaheer et al. 2020; ``bigbird_inputs``) for the built-in encoder.
 
 The reference is transformers' ``LongformerModel`` and ``LongformerSelfAttention``
 (models/longformer/modeling_longformer.py):
@@ -67,6 +68,49 @@ def pad_to_window(spec: ModelSpec, x: Tensor) -> tuple[Tensor, Tensor]:
     if padded > seq:
         x = torch.cat((x, x.new_zeros(x.shape[0], padded - seq, x.shape[2])), dim=1)
     return x, longformer_bias(spec, seq, padded, device=x.device, dtype=x.dtype)
+
+
+def bigbird_inputs(spec: ModelSpec, x: Tensor) -> tuple[Tensor, Tensor | None]:
+    """BigBird's block-sparse attention in eval (transformers ``BigBirdModel`` and
+    ``BigBirdBlockSparseAttention.bigbird_block_sparse_attention``), as (B, P, h) hidden
+    states and an additive (P, P) bias for a dense softmax; ``(x, None)`` (full attention)
+    when BigBirdModel falls back to ``original_full`` (``tfcli.flops.bigbird_falls_back``:
+    ``s <= (5 + 2 r) b``).
+
+    Otherwise x is padded with zero rows to P, a multiple of the block b
+    (``_pad_to_block_size``; padded keys are masked, padded rows cut), and with N = P / b
+    blocks, query block l attends key blocks: l = 0 and N - 1 (global) every block; l = 1
+    blocks 0, 1, 2, N - 1; l = N - 2 blocks 0, N - 3, N - 2, N - 1; the others l - 1, l,
+    l + 1, 0 and N - 1; and each l in 1 .. N - 2 also r "random" blocks. In eval these are
+    not random: ``_bigbird_block_rand_mask`` and ``_bigbird_block_rand_mask_with_head``
+    return all-zero indices ("During inference (eval) no randomness"), so the r random
+    blocks are r more copies of block 0 in the same softmax. A key present c times adds
+    log(c) to its logit (exp(s + log c) = c exp(s)), which is what the duplicated columns do
+    to both the softmax and the weighted sum of values. transformers masks padding with a
+    -10000 penalty (exp underflows to 0 in fp32 and wider), here -inf."""
+    from tfcli.flops import bigbird_falls_back
+
+    seq = x.shape[1]
+    if bigbird_falls_back(spec, seq):
+        return x, None
+    b, r = int(spec.sparse_block_size or 1), int(spec.sparse_random_blocks or 0)
+    padded = -(-seq // b) * b
+    if padded > seq:
+        x = torch.cat((x, x.new_zeros(x.shape[0], padded - seq, x.shape[2])), dim=1)
+    n = padded // b
+    counts = torch.zeros(n, n)  # (N, N): copies of key block j in query block l's softmax
+    counts[0] = counts[n - 1] = 1.0
+    for row, blocks in ((1, (0, 1, 2, n - 1)), (n - 2, (0, n - 3, n - 2, n - 1))):
+        counts[row, list(blocks)] = 1.0
+    for row in range(2, n - 2):
+        counts[row, [row - 1, row, row + 1, 0, n - 1]] = 1.0
+    counts[1 : n - 1, 0] += r  # the "random" blocks: block 0 again, r times
+    dense = counts.repeat_interleave(b, dim=0).repeat_interleave(b, dim=1)  # (P, P)
+    keys = torch.arange(padded).unsqueeze(0)  # (1, P)
+    rows = torch.arange(padded).unsqueeze(1)  # (P, 1)
+    dense = dense * ((keys < seq) | (rows >= seq))  # padded keys masked for real rows
+    bias = dense.log().to(device=x.device, dtype=x.dtype)  # log 0 = -inf
+    return x, bias
 
 
 class LongformerSelfAttention(SelfAttention):

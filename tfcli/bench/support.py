@@ -25,7 +25,6 @@ def missing_features(spec: ModelSpec) -> list[str]:
     kinds = {run.plan.mixer for run in spec.layer_runs}
     missing += sorted(f"{k} layers" for k in kinds - set(BUILT_MIXERS))
     checks = {
-        "BigBird's block-sparse attention": spec.sparse_attention == "bigbird",
         "disentangled positions": spec.position_type == "disentangled",
         "the DeepSeek-V3.2 indexer": spec.index_num_heads is not None,
     }
