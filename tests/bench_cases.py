@@ -130,6 +130,31 @@ def configs() -> dict[str, tuple[Any, str]]:
             ),
             "base",
         ),
+        # Longformer: band |i - j| <= 2, no global token (LongformerModel's default)
+        "longformer": (
+            T.LongformerConfig(
+                hidden_size=64,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                intermediate_size=96,
+                vocab_size=300,
+                attention_window=4,
+            ),
+            "base",
+        ),
+        # BigBird's original_full path (block_sparse: tests/test_bench_sparse.py, one length
+        # per model, as one short input switches BigBirdModel to original_full for good)
+        "big_bird": (
+            T.BigBirdConfig(
+                hidden_size=64,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                intermediate_size=96,
+                vocab_size=300,
+                attention_type="original_full",
+            ),
+            "base",
+        ),
         # global, local (|i - j| <= 2 of SEQ 12), global: GeGLU, no biases, two RoPE bases,
         # no attention norm in layer 0
         "modernbert": (

@@ -19,9 +19,15 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from tfcli.bench.model import build_model  # noqa: E402
 from tfcli.bench.support import missing_features  # noqa: E402
 from tfcli.errors import BenchError  # noqa: E402
-from tfcli.flops import forward_flops  # noqa: E402
+from tfcli.flops import (  # noqa: E402
+    bigbird_falls_back,
+    executed_length,
+    forward_flops,
+    sparse_kernel_pairs,
+)
 from tfcli.loaders import load_model, shipped_specs  # noqa: E402
 from tfcli.params import count_params  # noqa: E402
+from tfcli.spec import ModelSpec  # noqa: E402
 
 SEQ = 32
 
@@ -60,7 +66,28 @@ def test_naive_backend_flops_equal_full_convention(name: str) -> None:
     # every expert on every token, which only the full convention's MoE term counts
     expected = forward_flops(spec.replace(moe_dense_reference=False), SEQ, attention="full")
     pooler = expected.components.get("pooler", 0)  # forward() returns hidden states; no pooler
-    assert counter.get_total_flops() == expected.total - pooler
+    assert counter.get_total_flops() == expected.total - pooler + _dense_band_extra(spec)
+
+
+def _dense_band_extra(spec: ModelSpec) -> int:
+    """Longformer and block-sparse BigBird: the bench multiplies the whole padded P x P for
+    QK^T and AV (a masked dense softmax, tfcli.bench.sparse_attention) where transformers'
+    own kernels multiply ``sparse_kernel_pairs``; 2 x H x D FLOPs per dot product, on every
+    layer. BigBird on a short input falls back to full attention in both."""
+    if spec.sparse_attention == "none" or (
+        spec.sparse_attention == "bigbird" and bigbird_falls_back(spec, SEQ)
+    ):
+        return 0
+    padded = executed_length(spec, SEQ, "full")
+    width = spec.num_heads * spec.resolved_head_dim
+    g_pairs = 0
+    if spec.sparse_attention == "longformer":  # the bench's global rows, dense
+        g_pairs = 2 * min(spec.global_tokens, SEQ) * padded
+    extra = 0
+    for run in spec.layer_runs:
+        qk, av = sparse_kernel_pairs(spec, run.plan, padded, spec.global_tokens)
+        extra += run.count * 2 * width * (2 * padded * padded + g_pairs - qk - av)
+    return extra
 
 
 UNSUPPORTED = [name for name, _ in shipped_specs() if missing_features(load_model(name).spec)]

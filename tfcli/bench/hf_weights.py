@@ -313,6 +313,27 @@ def map_bert(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
     return out
 
 
+def map_longformer(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
+    """LongformerModel: map_bert's RoBERTa layout (its positions need no roll: the spec keeps
+    ``position_offset`` 2 and the whole table) plus LongformerSelfAttention's query_global,
+    key_global and value_global (tfcli.bench.sparse_attention)."""
+    out = map_bert(spec, sd, layers)
+    for i in range(layers):
+        p, q = f"layers.{i}.attention", f"encoder.layer.{i}.attention.self"
+        for ours, theirs in (("q", "query"), ("k", "key"), ("v", "value")):
+            _linear(out, f"{p}.{ours}_global", sd, f"{q}.{theirs}_global")
+    return out
+
+
+def map_big_bird(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
+    """BigBirdModel with ``attention_type: original_full`` (block_sparse is refused:
+    tfcli.bench.support): BERT's layout (map_bert) with the pooler stored as ``pooler``."""
+    out = map_bert(spec, sd, layers)
+    if "pooler.weight" in sd:
+        _linear(out, "pooler", sd, "pooler")
+    return out
+
+
 def map_deberta_v2(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
     """DeBERTa-v2/v3: BERT's post-LN block with query_proj / key_proj / value_proj; learned
     absolute positions unless position_biased_input is false; with relative attention the
@@ -720,6 +741,8 @@ MAPPERS: dict[str, Callable[[ModelSpec, StateDict, int], StateDict]] = {
     "falcon": map_falcon,
     "bert": map_bert,
     "roberta": map_bert,
+    "longformer": map_longformer,
+    "big_bird": map_big_bird,
     "modernbert": map_modernbert,
     "mamba": map_mamba,
     "mamba2": map_mamba,

@@ -409,6 +409,10 @@ class Block(nn.Module):
             self.attention: SelfAttention | LatentAttention = LatentAttention(
                 spec, index, causal=causal, window=window, rope=rope, settings=settings
             )
+        elif kind == "longformer":
+            from tfcli.bench.sparse_attention import LongformerSelfAttention
+
+            self.attention = LongformerSelfAttention(spec, index, rope=rope, settings=settings)
         else:
             self.attention = SelfAttention(
                 spec, index, causal=causal, window=window, rope=rope, settings=settings, chunk=chunk
@@ -697,11 +701,21 @@ class Transformer(nn.Module):
         """The encoder stack of an encoder-decoder (or the whole encoder-only model)."""
         layers = self.encoder_layers if self.spec.architecture == "encoder-decoder" else self.layers
         x = self.embed_tokens(ids, 0, 0)
-        positions = torch.arange(ids.shape[1], device=ids.device)
-        bias = self.position_bias(0, ids.shape[1], ids.shape[1], 0, ids.device)
-        relative = self.relative_inputs(ids.shape[1], ids.device)
+        seq = ids.shape[1]
+        bias = self.position_bias(0, seq, seq, 0, ids.device)
+        if self.spec.sparse_attention == "longformer":  # padded to its window, (P, P) pattern
+            from tfcli.bench.sparse_attention import pad_to_window
+
+            x, bias = pad_to_window(self.spec, x)
+        elif self.spec.sparse_attention == "bigbird":  # padded to its blocks, (P, P) pattern
+            from tfcli.bench.sparse_attention import bigbird_inputs
+
+            x, bias = bigbird_inputs(self.spec, x)
+        positions = torch.arange(x.shape[1], device=ids.device)
+        relative = self.relative_inputs(x.shape[1], ids.device)
         for block in layers:
             x = block(x, positions, bias=bias, relative=relative)
+        x = x[:, :seq]  # LongformerModel and BigBirdModel cut their padding
         return self.final_norms[0](x) if self.final_norms else x
 
     def decode(self, ids: Tensor, memory: Tensor | None, cache: KVCache | None) -> Tensor:

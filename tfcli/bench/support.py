@@ -25,7 +25,6 @@ def missing_features(spec: ModelSpec) -> list[str]:
     kinds = {run.plan.mixer for run in spec.layer_runs}
     missing += sorted(f"{k} layers" for k in kinds - set(BUILT_MIXERS))
     checks = {
-        "sparse encoder attention": spec.sparse_attention != "none",
         "DeBERTa-v2's ConvLayer": bool(spec.encoder_conv_kernel),
         "the DeepSeek-V3.2 indexer": spec.index_num_heads is not None,
     }
