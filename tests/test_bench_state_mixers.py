@@ -331,30 +331,24 @@ def test_cached_step_flops_equal_tfcli_decode_flops(case: str) -> None:
     assert counter.get_total_flops() == expected
 
 
-@pytest.mark.parametrize(
-    ("config", "missing"),
-    [
-        (
-            lambda: T.MiniMaxConfig(
-                vocab_size=97,
-                hidden_size=32,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                num_key_value_heads=2,
-                head_dim=8,
-                intermediate_size=48,
-                num_local_experts=2,
-                num_experts_per_tok=1,
-                layer_types=["linear_attention", "full_attention"],
-            ),
-            "lightning layers",
-        ),
-    ],
-)
-def test_what_is_not_built_is_refused_by_name(config: Callable[[], Any], missing: str) -> None:
-    spec = spec_from_hf_config(config().to_dict(), name="refused").spec
-    with pytest.raises(BenchError, match=missing):
-        build_model(spec, device="meta")
+def test_minimax_lightning_layers_build() -> None:
+    """MiniMax (lightning + softmax layers, once refused as "lightning layers") now builds;
+    its equality with transformers is tests/test_bench_minimax.py."""
+    config = T.MiniMaxConfig(
+        vocab_size=97,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        intermediate_size=48,
+        num_local_experts=2,
+        num_experts_per_tok=1,
+        layer_types=["linear_attention", "full_attention"],
+    )
+    spec = spec_from_hf_config(config.to_dict(), name="minimax").spec
+    model = build_model(spec, device="meta")
+    assert model.block(0).mixer is not None and model.block(1).mixer is None
 
 
 @pytest.mark.parametrize(("name", "layers"), [("rwkv-4-169m", 1), ("jamba-mini", 2)])
@@ -377,8 +371,7 @@ def test_the_attention_timing_refuses_state_layers(name: str, layers: int) -> No
 def test_lightning_layer_equals_transformers(
     block: int, width: int, heads: int, head_dim: int, layers: int, index: int
 ) -> None:
-    """LightningAttention alone (the MiniMax model is refused: its blocks take the residual
-    after the input norm and scale it by alpha/beta factors the spec does not carry) equals
+    """LightningAttention alone (the whole MiniMax model: tests/test_bench_minimax.py) equals
     MiniMaxLightningAttention at lengths below and past the block, and its cache path (the
     recurrent step after a prefill) equals its full forward."""
     from transformers.models.minimax.modeling_minimax import MiniMaxLightningAttention

@@ -320,6 +320,21 @@ class ModelSpec:
     residual_multiplier: float = 1.0
     """Multiplier of each sublayer's output before the residual add of a pre-LN block
     (Granite's residual_multiplier: x + m f(norm(x)))."""
+    residual_from_norm: bool = False
+    """MiniMax (MiniMaxDecoderLayer): each sublayer's residual is its normed input, mixed with
+    the sublayer's output by the factors below: y = alpha norm(x) + beta f(norm(x))."""
+    full_attention_alpha: float = 1.0
+    """MiniMax's residual factor of softmax-attention layers (full_attn_alpha_factor, 1)."""
+    full_attention_beta: float = 1.0
+    """MiniMax's output factor of softmax-attention layers (full_attn_beta_factor, 1)."""
+    linear_attention_alpha: float = 1.0
+    """MiniMax's residual factor of lightning layers (linear_attn_alpha_factor, 1)."""
+    linear_attention_beta: float = 1.0
+    """MiniMax's output factor of lightning layers (linear_attn_beta_factor, 1)."""
+    mlp_alpha: float = 1.0
+    """MiniMax's residual factor of the MLP / MoE sublayer (mlp_alpha_factor, 1)."""
+    mlp_beta: float = 1.0
+    """MiniMax's output factor of the MLP / MoE sublayer (mlp_beta_factor, 1)."""
     uncounted: str | None = None
     """What a multimodal checkpoint holds that these counts leave out (its vision tower)."""
 
@@ -853,6 +868,22 @@ def validate(spec: ModelSpec) -> None:
         _fail("qk_norm_scope all (one norm over every head) needs qk_norm_weights: all")
     if spec.residual_multiplier != 1.0 and (spec.norm_position != "pre" or spec.parallel_residual):
         _fail("residual_multiplier is for sequential pre-LN blocks (Granite)")
+    if spec.residual_from_norm and (spec.norm_position != "pre" or spec.parallel_residual):
+        _fail("residual_from_norm is for sequential pre-LN blocks (MiniMax)")
+    factors = [getattr(spec, name) for name in RESIDUAL_FACTORS]
+    if not spec.residual_from_norm and any(f != 1.0 for f in factors):
+        _fail("the alpha/beta residual factors need residual_from_norm (MiniMax)")
+
+
+RESIDUAL_FACTORS = (
+    "full_attention_alpha",
+    "full_attention_beta",
+    "linear_attention_alpha",
+    "linear_attention_beta",
+    "mlp_alpha",
+    "mlp_beta",
+)
+"""MiniMax's residual / output factors (finite; only with residual_from_norm)."""
 
 
 PER_LAYER_FIELDS = ("layer_types", "mlp_layer_types", "layer_positions")

@@ -581,6 +581,29 @@ def map_qwen3_next(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
     return out
 
 
+def map_minimax(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
+    """MiniMax: self_attn is MiniMaxLightningAttention (qkv_proj, norm, output_gate,
+    out_proj; its persistent decay buffers are not copied: ours are recomputed) or softmax
+    attention (q/k/v/o); mlp a MoE in every layer (gate + stacked experts);
+    input_layernorm, post_attention_layernorm; model.norm."""
+    out: StateDict = {"embed.weight": sd["model.embed_tokens.weight"]}
+    for i in range(layers):
+        p, q = f"layers.{i}", f"model.layers.{i}"
+        if spec.layer_kinds[i] == "lightning":
+            for name in ("qkv_proj", "output_gate", "out_proj"):
+                _linear(out, f"{p}.mixer.{name}", sd, f"{q}.self_attn.{name}")
+            _norm(out, f"{p}.mixer.norm", sd, f"{q}.self_attn.norm")
+        else:
+            _hybrid_layer(out, spec, i, sd, q, {})
+        if spec.moe_layer_flags[i]:
+            _router_moe(out, p, sd, f"{q}.mlp", "gate")
+        else:
+            _llama_mlp(out, f"{p}.mlp", sd, f"{q}.mlp")
+        _norm(out, f"{p}.norm1", sd, f"{q}.input_layernorm")
+        _norm(out, f"{p}.norm2", sd, f"{q}.post_attention_layernorm")
+    return _final_norm_and_head(out, spec, sd, "model.norm")
+
+
 def map_rwkv(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
     """RWKV-4: block 0's pre_ln is the embedding norm; ln1 / attention (time mixing), ln2 /
     feed_forward (channel mixing, our MLP); ln_out; the head."""
@@ -751,6 +774,7 @@ MAPPERS: dict[str, Callable[[ModelSpec, StateDict, int], StateDict]] = {
     "granitemoehybrid": map_granitemoehybrid,
     "qwen3_next": map_qwen3_next,
     "rwkv": map_rwkv,
+    "minimax": map_minimax,
     "deberta-v2": map_deberta_v2,
 }
 """Single-stack families: (spec, state dict, depth) -> our state dict."""

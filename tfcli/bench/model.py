@@ -29,6 +29,7 @@ Shapes: B batch, S sequence, h hidden, H query heads, KVH key/value heads, D hea
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, cast
 
 import torch
@@ -402,8 +403,9 @@ class Block(nn.Module):
         # a state mixer (Gated DeltaNet, Mamba, RWKV: tfcli.bench.state_mixers) takes the
         # attention's place; such blocks have ``.mixer`` and no ``.attention``
         self.mixer: nn.Module | None = None
-        if kind in STATE_MIXER_CLASSES:
-            self.mixer = STATE_MIXER_CLASSES[kind](spec)
+        if kind in STATE_MIXER_CLASSES:  # lightning's decay depends on the layer index
+            mixer_class = STATE_MIXER_CLASSES[kind]
+            self.mixer = mixer_class(spec, index) if kind == "lightning" else mixer_class(spec)
         elif spec.is_mla:
             assert rope is not None
             self.attention: SelfAttention | LatentAttention = LatentAttention(
@@ -466,6 +468,8 @@ class Block(nn.Module):
         if self.mixer is not None:
             mixer, m = self.mixer, spec.residual_multiplier  # Granite-4.0-H's; 1 elsewhere
             state = decoder_cache.state(self.index) if decoder_cache is not None else None
+            if spec.residual_from_norm:  # MiniMax's lightning layers
+                return self._from_norm(x, lambda y: mixer(y, state))
             x = x + mixer(self.norm1(x), state) * m
             if self.mlp is None:
                 return x
@@ -483,6 +487,8 @@ class Block(nn.Module):
             attend = lambda y: self_attention(  # noqa: E731
                 y, positions, bias=bias, cache=layer_cache, offset=offset, relative=relative
             )
+        if spec.residual_from_norm:  # MiniMax's softmax-attention layers
+            return self._from_norm(x, attend)
         if self.ssm is not None:
             ssm, attention = self.ssm, attend
             state = decoder_cache.state(self.index) if decoder_cache is not None else None
@@ -516,6 +522,23 @@ class Block(nn.Module):
         x = self._cross(x, positions, cross_bias, memory, cache, post=False)
         assert self.norm2 is not None
         return x + self.mlp(self.norm2(x)) * m if m != 1.0 else x + self.mlp(self.norm2(x))
+
+    def _from_norm(self, x: Tensor, mix: Callable[[Tensor], Tensor]) -> Tensor:
+        """MiniMax's block (transformers MiniMaxDecoderLayer.forward): the residual is the
+        normed input, h = alpha n1(x) + beta mix(n1(x)), then
+        y = mlp_alpha n2(h) + mlp_beta mlp(n2(h)); alpha/beta are the lightning factors in a
+        lightning layer, the full-attention factors otherwise."""
+        spec = self.spec
+        if self.mixer is not None:
+            alpha, beta = spec.linear_attention_alpha, spec.linear_attention_beta
+        else:
+            alpha, beta = spec.full_attention_alpha, spec.full_attention_beta
+        normed = self.norm1(x)
+        h = normed * alpha + mix(normed) * beta
+        if self.mlp is None or self.norm2 is None:
+            return h
+        normed = self.norm2(h)
+        return normed * spec.mlp_alpha + self.mlp(normed) * spec.mlp_beta
 
     def _cross(
         self,

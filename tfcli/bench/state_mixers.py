@@ -639,5 +639,6 @@ STATE_MIXER_CLASSES: dict[str, type[nn.Module]] = {
     "mamba2": Mamba2Mixer,
     "mamba": Mamba1Mixer,
     "rwkv": RWKVMixer,
+    "lightning": LightningAttention,  # built with its layer index: Cls(spec, index)
 }
 """``LayerPlan.mixer`` -> the module the built-in model builds for it."""

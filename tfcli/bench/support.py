@@ -12,11 +12,9 @@ from tfcli.errors import BenchError
 from tfcli.plan import ATTENTION_MIXERS, STATE_MIXERS
 from tfcli.spec import ModelSpec
 
-BUILT_MIXERS = (*ATTENTION_MIXERS, *(m for m in STATE_MIXERS if m != "lightning"))
-"""``LayerPlan.mixer`` values the built-in model builds (state mixers: tfcli.bench.state_mixers).
-Lightning layers are not built into the model: tfcli.bench.state_mixers.LightningAttention
-equals transformers' layer, but MiniMax's blocks take the residual after the input norm and
-scale it by alpha/beta factors that the spec does not carry."""
+BUILT_MIXERS = (*ATTENTION_MIXERS, *STATE_MIXERS)
+"""``LayerPlan.mixer`` values the built-in model builds (state mixers: tfcli.bench.state_mixers;
+MiniMax's lightning layers with its normed-input residual, ModelSpec.residual_from_norm)."""
 
 
 def missing_features(spec: ModelSpec) -> list[str]:

@@ -600,6 +600,16 @@ sigmoid-gated shared expert."""
 def _minimax(r: Reader) -> None:
     r.put("moe_intermediate_size", r.fields["intermediate_size"], "intermediate_size")
     r.take("linear_chunk_size", "block_size", 256, "count")
+    r.put("residual_from_norm", True)  # MiniMaxDecoderLayer: residual = input_layernorm(x)
+    for field, name in (
+        ("full_attention_alpha", "full_attn_alpha_factor"),
+        ("full_attention_beta", "full_attn_beta_factor"),
+        ("linear_attention_alpha", "linear_attn_alpha_factor"),
+        ("linear_attention_beta", "linear_attn_beta_factor"),
+        ("mlp_alpha", "mlp_alpha_factor"),
+        ("mlp_beta", "mlp_beta_factor"),
+    ):
+        r.take(field, name, 1.0, "float")
     if r.get("layer_types", None, "?list") is not None:
         layer_types_hook("lightning")(r)
     else:
