@@ -610,6 +610,17 @@ def test_other_counts_validated() -> None:
             load_model("deepseek-v3", overrides=[item])  # fmt: skip
 
 
+def test_minimax_residual_factors_need_the_normed_residual() -> None:
+    """The alpha/beta factors mean MiniMax's residual (the normed input): without
+    residual_from_norm, or on a post-LN block, they are refused."""
+    with pytest.raises(SpecError, match="need residual_from_norm"):
+        load_model("llama-3-8b", overrides=["mlp_alpha=2.0"])
+    with pytest.raises(SpecError, match="residual_from_norm is for"):
+        load_model("llama-3-8b", overrides=["residual_from_norm=true", "norm_position=post"])
+    spec = load_model("llama-3-8b", overrides=["residual_from_norm=true", "mlp_beta=0.5"]).spec
+    assert (spec.residual_from_norm, spec.mlp_beta) == (True, 0.5)
+
+
 # ---- lost or hidden results --------------------------------------------------------------------
 
 
