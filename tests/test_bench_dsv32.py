@@ -126,3 +126,33 @@ def test_cached_decode_equals_transformers_and_keeps_the_indexer_keys() -> None:
         steps += [ours(ids[:, t : t + 1], cache=cache) for t in range(3, 10)]
     torch.testing.assert_close(torch.cat(steps, dim=1), expected)
     assert cache.nbytes() == kv_cache_bytes(ours.spec, 10, batch=2, dtype="fp32")
+
+
+def test_static_cache_decode_equals_transformers() -> None:
+    """``bench --mode decode``'s preallocated cache, indexer keys written in place: the
+    step's logits equal transformers' full forward; the planned KV bytes (latent, RoPE key,
+    indexer key of context + 1 tokens) equal the cache's and ``tfcli kvcache``'s."""
+    from dataclasses import replace
+
+    from tests.test_bench_run import fake_calibration
+    from tests.test_bench_trust import tiny_settings
+    from tfcli.bench.decode import build_static_cache, plan_decode
+    from tfcli.memory import kv_cache_bytes
+
+    hf, ours = pair()
+    prompt = 9
+    ids = torch.randint(3, 300, (1, prompt + 1))
+    settings = replace(tiny_settings(spec=ours.spec, layers=2, batch=1), backends=("naive",))
+    cache = build_static_cache(ours, settings, prompt)
+    for layer in cache.self_attention.values():
+        layer.slot = 0  # type: ignore[attr-defined]
+    cache.length = 0  # prefill from position 0 over the preallocated buffers
+    with torch.no_grad():
+        expected = hf(input_ids=ids).logits
+        ours(ids[:, :prompt], cache=cache)
+        for layer in cache.self_attention.values():
+            layer.slot = prompt  # type: ignore[attr-defined]
+        step = ours(ids[:, prompt:], cache=cache)
+    torch.testing.assert_close(step[:, -1], expected[:, -1])
+    planned = plan_decode(settings, fake_calibration(), prompt).kv_bytes
+    assert planned == cache.nbytes() == kv_cache_bytes(ours.spec, prompt + 1, batch=1, dtype="fp32")
