@@ -261,6 +261,35 @@ def configs() -> dict[str, tuple[Any, str]]:
             ),
             "causal_lm",
         ),
+        "deepseek_v32_yarn": (
+            T.DeepseekV32Config(
+                **{**SMALL, "num_key_value_heads": 4},
+                first_k_dense_replace=1,
+                n_routed_experts=8,
+                n_group=2,
+                topk_group=1,
+                q_lora_rank=32,
+                kv_lora_rank=24,
+                qk_nope_head_dim=16,
+                qk_rope_head_dim=8,
+                v_head_dim=16,
+                **moe,
+                index_n_heads=4,  # top-4 keys per query: lengths 5, 12, 29 select
+                index_head_dim=16,
+                index_topk=4,
+                rope_parameters={
+                    "rope_type": "yarn",
+                    "rope_theta": 10000.0,
+                    "factor": 4.0,
+                    "original_max_position_embeddings": 64,
+                    "beta_fast": 32,
+                    "beta_slow": 1,
+                    "mscale": 0.9,
+                    "mscale_all_dim": 1.0,
+                },
+            ),
+            "causal_lm",
+        ),
         **shape_variants(),
     }
 

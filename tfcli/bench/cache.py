@@ -5,6 +5,7 @@
   the next query attends, itself included; see ``tfcli.memory``);
 * MLA layers keep the compressed latent (B, S, kv_lora_rank) and the RoPE key
   (B, S, qk_rope_head_dim), and decompress them on every step;
+* DeepSeek-V3.2's MLA layers also keep the indexer keys (B, S, index_head_dim);
 * cross-attention layers keep the encoder's K and V once;
 * state-mixer layers keep a ``MixerState`` (conv columns and a recurrent state) that does not
   grow with the tokens: ``state_nbytes()``, apart from ``nbytes()``.
@@ -30,6 +31,13 @@ class LayerCache:
     first: Tensor | None = None
     second: Tensor | None = None
     start: int = 0
+    indexer: Tensor | None = None
+    """DeepSeek-V3.2's indexer keys (B, S, index_head_dim)."""
+
+    def append_indexer(self, keys: Tensor) -> Tensor:
+        """Append new indexer keys (B, S, D_I) and return all of them."""
+        self.indexer = keys if self.indexer is None else torch.cat((self.indexer, keys), dim=1)
+        return self.indexer
 
     def append(self, first: Tensor, second: Tensor, *, seq_dim: int) -> None:
         """Append new tokens along ``seq_dim``."""
@@ -50,7 +58,8 @@ class LayerCache:
             self.start += extra
 
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.first, self.second) if t is not None)
+        kept = (self.first, self.second, self.indexer)
+        return sum(t.numel() * t.element_size() for t in kept if t is not None)
 
 
 @dataclass

@@ -43,6 +43,7 @@ from tfcli.flops import (
     attention_core_flops,
     attention_projection_flops,
     cross_attention_flops,
+    indexer_score_flops,
     mlp_flops,
     moe_flops,
 )
@@ -171,6 +172,9 @@ def plan_decode(settings: BenchSettings, cal: Calibration, context: int) -> Deco
     for i in range(layers):
         held = cached_tokens(spec, i, context)
         kv += sum(math.prod(shape) for shape in cache_shapes(spec, batch, held)) * bits // 8
+        if spec.index_num_heads:  # DeepSeek-V3.2: the indexer keys, scored against the query
+            kv += batch * held * int(spec.index_head_dim or 0) * bits // 8
+            flops += indexer_score_flops(spec, batch, held)
         if spec.architecture == "encoder-decoder":
             cross_elements = 2 * batch * spec.kv_heads * DECODE_ENCODER_SEQ * spec.resolved_head_dim
             kv += cross_elements * bits // 8
@@ -220,6 +224,8 @@ class StaticLayerCache(LayerCache):
     buffers: tuple[Tensor, Tensor] | None = None
     slot: int = 0
     window: int | None = None
+    index_buffer: Tensor | None = None
+    """DeepSeek-V3.2's indexer keys (B, slot + 1, index_head_dim)."""
 
     def append(self, first: Tensor, second: Tensor, *, seq_dim: int) -> None:
         """Write ``count`` new tokens at ``slot`` in place; the visible keys run from the
@@ -233,6 +239,13 @@ class StaticLayerCache(LayerCache):
         self.first = self.buffers[0].narrow(seq_dim, begin, end - begin)
         self.second = self.buffers[1].narrow(seq_dim, begin, end - begin)
         self.start = begin
+
+    def append_indexer(self, keys: Tensor) -> Tensor:
+        """Write the new indexer keys (B, S, D_I) at ``slot`` in place; all keys, as a view."""
+        assert self.index_buffer is not None
+        self.index_buffer.narrow(1, self.slot, keys.shape[1]).copy_(keys)
+        self.indexer = self.index_buffer.narrow(1, 0, self.slot + keys.shape[1])
+        return self.indexer
 
     def trim(self, *, seq_dim: int, window: int | None) -> None:
         """Nothing to drop: the window is a view (``append``)."""
@@ -251,8 +264,12 @@ def build_static_cache(model: Transformer, settings: BenchSettings, context: int
             torch.randn(*shape, device=device, dtype=dtype)
             for shape in cache_shapes(spec, batch, context + 1)
         )
+        index_buffer = None
+        if spec.index_num_heads:  # DeepSeek-V3.2: the indexer keys of every cached token
+            keys = (batch, context + 1, int(spec.index_head_dim or 0))
+            index_buffer = torch.randn(*keys, device=device, dtype=dtype)
         cache.self_attention[i] = StaticLayerCache(
-            buffers=(first, second), slot=context, window=window
+            buffers=(first, second), slot=context, window=window, index_buffer=index_buffer
         )
         ssm = model.block(i).ssm
         if ssm is not None:  # Falcon-H1: one token through the Mamba-2 leaves its state

@@ -68,7 +68,7 @@ def _final_norm_and_head(out: StateDict, spec: ModelSpec, sd: StateDict, norm: s
 
 
 def map_llama_family(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
-    """llama, mistral, mixtral, qwen2(-moe), qwen3(-moe), gemma*, phi3, deepseek_v2/v3."""
+    """llama, mistral, mixtral, qwen2(-moe), qwen3(-moe), gemma*, phi3, deepseek_v2/v3/v32."""
     out: StateDict = {"embed.weight": sd["model.embed_tokens.weight"]}
     gemma = spec.family.startswith("gemma")
     for i in range(layers):
@@ -84,6 +84,10 @@ def map_llama_family(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
             _linear(out, f"{p}.attention.kv_a", sd, f"{attn}.kv_a_proj_with_mqa")
             _norm(out, f"{p}.attention.kv_a_norm", sd, f"{attn}.kv_a_layernorm")
             _linear(out, f"{p}.attention.kv_b", sd, f"{attn}.kv_b_proj")
+            if spec.index_num_heads:  # DeepSeek-V3.2's indexer (same names on both sides)
+                for name in ("wq_b", "wk", "weights_proj"):
+                    _linear(out, f"{p}.attention.indexer.{name}", sd, f"{attn}.indexer.{name}")
+                _norm(out, f"{p}.attention.indexer.k_norm", sd, f"{attn}.indexer.k_norm")
         elif f"{attn}.qkv_proj.weight" in sd:  # Phi-3
             q_size = spec.num_heads * spec.resolved_head_dim
             kv_size = spec.kv_heads * spec.resolved_head_dim
@@ -733,6 +737,7 @@ MAPPERS: dict[str, Callable[[ModelSpec, StateDict, int], StateDict]] = {
             "phi3",
             "deepseek_v2",
             "deepseek_v3",
+            "deepseek_v32",
         )
     },
     **{

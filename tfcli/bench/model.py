@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from tfcli.bench.attention import attention_core
 from tfcli.bench.cache import KVCache, LayerCache
 from tfcli.bench.disentangled import DisentangledBias, RelativeEmbeddings, disentangled_factor
+from tfcli.bench.indexer import Indexer
 from tfcli.bench.layers import MLP, MoE, ParameterFreeNorm, make_norm, make_qk_norm
 from tfcli.bench.positions import (
     RelativeBias,
@@ -295,11 +296,21 @@ class LatentAttention(nn.Module):
         self.rope = rope
         self.settings = settings
         self.scale = spec.attention_scale or mla_softmax_scale(spec)
+        # DeepSeek-V3.2: the lightning indexer picks the keys each query attends
+        self.indexer = Indexer(spec, rope) if spec.index_num_heads else None
 
     def latent(self, x: Tensor, positions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """q (B, H, S, d_qk) with RoPE applied, latent c (B, S, r), RoPE key (B, 1, S, d_rope)."""
+        q, c, k_rot, _ = self.latent_and_resid(x, positions)
+        return q, c, k_rot
+
+    def latent_and_resid(
+        self, x: Tensor, positions: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """``latent`` plus q_resid = q_a_norm(q_a(x)) (B, S, q_lora_rank), None without it."""
         b, s, _ = x.shape
-        q = self.q_b(self.q_a_norm(self.q_a(x))) if self.spec.q_lora_rank else self.q_proj(x)
+        resid = self.q_a_norm(self.q_a(x)) if self.spec.q_lora_rank else None
+        q = self.q_b(resid) if resid is not None else self.q_proj(x)
         q = q.view(b, s, self.heads, -1).transpose(1, 2)  # (B, H, S, nope + rope)
         q_nope, q_rot = q.split([self.nope, self.rope_dim], dim=-1)
         compressed = self.kv_a(x)  # (B, S, r + rope)
@@ -308,7 +319,7 @@ class LatentAttention(nn.Module):
         k_rot = k_rot.view(b, 1, s, self.rope_dim)  # one RoPE key shared by all heads
         cos, sin = self.rope.cos_sin(positions, q.dtype)
         q_rot, k_rot = self.rope.rotate(q_rot, cos, sin), self.rope.rotate(k_rot, cos, sin)
-        return torch.cat((q_nope, q_rot), dim=-1), c, k_rot
+        return torch.cat((q_nope, q_rot), dim=-1), c, k_rot, resid
 
     def expand(self, c: Tensor, k_rot: Tensor) -> tuple[Tensor, Tensor]:
         """Per-head keys (B, H, S, nope + rope) and values (B, H, S, d_v) from the latent."""
@@ -364,13 +375,21 @@ class LatentAttention(nn.Module):
         cache: LayerCache | None = None,
         offset: int = 0,
     ) -> Tensor:
-        q, c, k_rot = self.latent(x, positions)
+        q, c, k_rot, resid = self.latent_and_resid(x, positions)
+        index_keys = self.indexer.keys(x, positions) if self.indexer is not None else None
         key_offset = 0
         if cache is not None:
             cache.append(c, k_rot.squeeze(1), seq_dim=1)  # latent (B, S, r), key (B, S, rope)
             assert cache.first is not None and cache.second is not None
             c, k_rot, key_offset = cache.first, cache.second.unsqueeze(1), cache.start
+            if index_keys is not None:  # the indexer keys (B, S, D_I) are cached too
+                index_keys = cache.append_indexer(index_keys)
         k, v = self.expand(c, k_rot)  # (B, H, S_k, d_qk), (B, H, S_k, d_v)
+        if self.indexer is not None and index_keys is not None and resid is not None:
+            if key_offset or self.window is not None:
+                raise ValueError("the DeepSeek-V3.2 indexer runs on full, untrimmed caches")
+            sparse = self.indexer.bias(x, resid, index_keys, positions)  # (B, 1, S, S_k)
+            bias = sparse if bias is None else bias + sparse
         out = self.core(q, k, v, q_offset=offset, key_offset=key_offset, bias=bias)
         if cache is not None:
             cache.trim(seq_dim=1, window=self.window)

@@ -112,20 +112,25 @@ class RotaryEmbedding(nn.Module):
         )
         self.attention_factor = rope_attention_factor(scaling)
 
-    def cos_sin(self, positions: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-        """(S, rotary_dim) cos and sin for integer ``positions`` (S,)."""
+    def cos_sin(
+        self, positions: Tensor, dtype: torch.dtype, *, interleaved: bool | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """(S, rotary_dim) cos and sin for integer ``positions`` (S,); ``interleaved``
+        overrides the layout (DeepSeek-V3.2's indexer: half-split beside an interleaved MLA)."""
         freqs = positions.float().unsqueeze(1) * self.inv_freq.float().unsqueeze(0)  # (S, d/2)
-        if self.interleaved:
+        if self.interleaved if interleaved is None else interleaved:
             emb = torch.repeat_interleave(freqs, 2, dim=-1)  # (S, d): f0 f0 f1 f1 ...
         else:
             emb = torch.cat((freqs, freqs), dim=-1)  # (S, d): f0 f1 ... f0 f1 ...
         cos, sin = emb.cos() * self.attention_factor, emb.sin() * self.attention_factor
         return cos.to(dtype), sin.to(dtype)
 
-    def rotate(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    def rotate(
+        self, x: Tensor, cos: Tensor, sin: Tensor, *, interleaved: bool | None = None
+    ) -> Tensor:
         """Rotate x (B, H, S, D) by the angles; dims beyond rotary_dim pass through."""
         rot, rest = x[..., : self.rotary_dim], x[..., self.rotary_dim :]
-        if self.interleaved:
+        if self.interleaved if interleaved is None else interleaved:
             pairs = rot.unflatten(-1, (-1, 2))  # (B, H, S, d/2, 2)
             turned = torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)
         else:

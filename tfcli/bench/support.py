@@ -24,7 +24,6 @@ def missing_features(spec: ModelSpec) -> list[str]:
     missing += sorted(f"{k} layers" for k in kinds - set(BUILT_MIXERS))
     checks = {
         "DeBERTa-v2's ConvLayer": bool(spec.encoder_conv_kernel),
-        "the DeepSeek-V3.2 indexer": spec.index_num_heads is not None,
     }
     missing += [name for name, present in checks.items() if present]
     return missing
