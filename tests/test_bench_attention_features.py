@@ -548,11 +548,14 @@ def test_every_model_type_the_bench_builds_has_a_weight_mapping_and_a_case() -> 
         if not missing_features(spec):
             buildable.add(model_type)
     assert buildable <= set(MAPPERS) | set(SEQ2SEQ_MAPPERS)
+    from tests.test_bench_minimax import CASES as MINIMAX_CASES
+    from tests.test_bench_minimax import _config as minimax_config
     from tests.test_bench_state_mixers import CONFIGS as STATE_CONFIGS
 
     configs_here = [make() for make in CONFIGS.values()]
     configs_there = [config for config, _kind in configs().values()]
     configs_state = [make() for make in STATE_CONFIGS.values()]
+    configs_state += [minimax_config(*args) for args in MINIMAX_CASES.values()]
     cases = {
         spec_from_hf_config(config.to_dict(), name="case").spec.family
         for config in configs_here + configs_there + configs_state
