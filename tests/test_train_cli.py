@@ -194,3 +194,15 @@ def test_flops_train_roofline_uses_training_flops() -> None:
     assert roofline["compute_seconds"] == pytest.approx(
         3 * doc["forward_flops"] / (roofline["peak_flops_per_s"] * roofline.get("mfu", 1.0))
     )
+
+
+def test_softcapped_model_defaults_to_eager_attention() -> None:
+    """Gemma-2 soft-caps its attention logits (SDPA cannot): without --attention-impl the
+    eager profile is used and said on stderr; the figures are those of an explicit eager run,
+    and an explicit sdpa is still refused."""
+    default = run_cli("train", "gemma-2-9b", "--json")
+    assert default.code == 0, default.stderr
+    assert "eager" in default.stderr
+    eager = run_cli("train", "gemma-2-9b", "--attention-impl", "eager", "--json")
+    assert json.loads(default.stdout) == json.loads(eager.stdout)
+    assert run_cli("train", "gemma-2-9b", "--attention-impl", "sdpa").code == 2

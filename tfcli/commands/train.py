@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated
 
 import typer
@@ -31,9 +32,13 @@ def train(
         typer.Option("--recompute", help="Activation recomputation: none, selective or full."),
     ] = "none",
     attention_impl: Annotated[
-        str,
-        typer.Option("--attention-impl", help="Implementation profile: sdpa or eager."),
-    ] = "sdpa",
+        str | None,
+        typer.Option(
+            "--attention-impl",
+            help="Implementation profile: sdpa or eager (default sdpa; eager for a model that "
+            "soft-caps its attention logits, which SDPA cannot express).",
+        ),
+    ] = None,
     dp: Annotated[int, typer.Option("--dp", help="Data-parallel ranks.")] = 1,
     zero: Annotated[
         int,
@@ -66,7 +71,7 @@ def train(
     from tfcli.hardware import lookup_hardware
     from tfcli.loaders import load_model
     from tfcli.parallel import communication
-    from tfcli.render.common import print_warning
+    from tfcli.render.common import print_warning, stderr_console
     from tfcli.render.train import TrainView, print_train, print_train_json
     from tfcli.train import (
         TrainSetup,
@@ -87,7 +92,7 @@ def train(
         precision=precision,
         optimizer=optimizer,
         recompute=recompute,
-        attention_impl=attention_impl,
+        attention_impl=attention_impl or "sdpa",
         dp=dp,
         zero=zero,
         tp=tp,
@@ -101,6 +106,15 @@ def train(
         model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()), as_type=as_type
     )
     spec = loaded.spec
+    if attention_impl is None and spec.attn_logit_softcap is not None:
+        # Gemma-2's soft-capped logits: transformers trains it with eager attention
+        setup = dataclasses.replace(setup, attention_impl="eager")
+        stderr_console.print(
+            f"{spec.name} soft-caps its attention logits: the eager attention profile is used "
+            "(SDPA cannot express the cap)",
+            style="dim",
+            markup=False,
+        )
     check_setup(spec, setup)
     if spec.max_position_embeddings and seq > spec.max_position_embeddings:
         print_warning(
