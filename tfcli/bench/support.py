@@ -54,12 +54,11 @@ def check_timeable(spec: ModelSpec, layers: int) -> None:
         )
 
 
-MIXER_KIND_NAMES = {"gated_deltanet": "linear", "mamba2": "mamba2", "mamba": "mamba1"}
-"""``tfcli bench --mixers`` names of the state layer kinds it times."""
-
-
 def _mixers_hint(name: str, kinds: list[str]) -> str:
-    timed = [MIXER_KIND_NAMES[k] for k in kinds if k in MIXER_KIND_NAMES]
+    from tfcli.bench.mixer_specs import SPEC_KIND, STATE_MIXERS
+
+    names = {SPEC_KIND[mixer]: mixer for mixer in STATE_MIXERS}  # layer kind -> --mixers name
+    timed = [names[k] for k in kinds if k in names]
     if timed:
         return (
             f"time those layers with tfcli bench {name} --mixers full,{','.join(timed)}; "
