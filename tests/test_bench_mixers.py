@@ -52,9 +52,15 @@ def seed_calibration(cache: Path, head_dim: int) -> None:
     skips the few-second calibration (its figures only scale the predictions here)."""
     import os
     import time
+    from dataclasses import replace
     from unittest import mock
 
-    from tfcli.bench.calibrate import Calibration, calibration_key, store
+    from tfcli.bench.calibrate import (
+        GEMV_INNER_DIMS,
+        Calibration,
+        calibration_key,
+        store,
+    )
 
     cpu = torch.device("cpu")
     figures = Calibration(
@@ -68,7 +74,7 @@ def seed_calibration(cache: Path, head_dim: int) -> None:
         sdpa_masked_efficiency=0.7,
         first_touch_bytes_per_s=1e9,
         softmax_elements_per_s=1e8,
-        gemv_bytes_per_s=1e10,
+        gemv_bytes_per_s=(1e10,) * len(GEMV_INNER_DIMS),
         decode_kv_bytes_per_s=1e10,
         probe_flops_per_s=1e11,
         measured_at=time.time(),
@@ -77,7 +83,8 @@ def seed_calibration(cache: Path, head_dim: int) -> None:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # the key names the thread count the CLI runs with
         try:
-            store(calibration_key(cpu, torch.float32, head_dim), figures)
+            key = calibration_key(cpu, torch.float32, head_dim, decode_heads=(4, 2))  # TINY
+            store(key, replace(figures, decode_heads=4, decode_kv_heads=2))
         finally:
             torch.set_num_threads(threads)
 
@@ -251,7 +258,7 @@ def test_crossover_and_fit_lengths() -> None:
 def test_ctrl_c_keeps_what_was_measured(tmp_path: Path) -> None:
     """A KeyboardInterrupt during the sweep stops it; the points measured so far remain, and
     the plot of them is written."""
-    from tfcli.bench.calibrate import Calibration
+    from tfcli.bench.calibrate import GEMV_INNER_DIMS, Calibration
     from tfcli.bench.mixers import run_mixers, summarize_mixers
     from tfcli.bench.settings import BenchSettings
 
@@ -275,7 +282,7 @@ def test_ctrl_c_keeps_what_was_measured(tmp_path: Path) -> None:
         sdpa_masked_efficiency=0.7,
         first_touch_bytes_per_s=1e9,
         softmax_elements_per_s=1e8,
-        gemv_bytes_per_s=1e10,
+        gemv_bytes_per_s=(1e10,) * len(GEMV_INNER_DIMS),
         decode_kv_bytes_per_s=1e10,
         probe_flops_per_s=1e11,
     )

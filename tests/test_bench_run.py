@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch")
 
 from tests.cli_helpers import REPO, Run, assert_one_line_error, run_cli  # noqa: E402
 from tfcli.bench.allocations import peak_bytes, running_peak  # noqa: E402
-from tfcli.bench.calibrate import Calibration  # noqa: E402
+from tfcli.bench.calibrate import GEMV_INNER_DIMS, Calibration  # noqa: E402
 from tfcli.bench.run import (  # noqa: E402
     BenchSettings,
     check_model_fits,
@@ -46,7 +46,7 @@ def fake_calibration() -> Calibration:
         sdpa_masked_efficiency=0.4,
         first_touch_bytes_per_s=1e9,
         softmax_elements_per_s=1e8,
-        gemv_bytes_per_s=1e10,
+        gemv_bytes_per_s=(1e10,) * len(GEMV_INNER_DIMS),
         decode_kv_bytes_per_s=1e10,
         probe_flops_per_s=1e11,
     )

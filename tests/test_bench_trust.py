@@ -49,7 +49,7 @@ def no_probing(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Replace the probes by round figures; the list counts the measurements."""
     calls: list[int] = []
 
-    def measure(device: Any, dtype: Any, head_dim: int) -> Any:
+    def measure(device: Any, dtype: Any, head_dim: int, *_decode_heads: Any) -> Any:
         calls.append(head_dim)
         return replace(fake_calibration(), head_dim=head_dim, measured_at=1.0)
 
@@ -70,7 +70,9 @@ def key() -> str:
         ("matmul_flops_per_s", "0", "not positive"),
         ("matmul_flops_per_s", '"fast"', "not a number"),
         ("matmul_flops_per_s", "null", "not a number"),
-        ("gemv_bytes_per_s", "-1.0", "not positive"),
+        ("gemv_bytes_per_s", "[-1.0]", "not a list"),
+        ("gemv_bytes_per_s", "[" + ", ".join(["-1.0"] * 13) + "]", "not positive"),
+        ("decode_kv_heads", "0", "positive integer"),
         ("read_bytes_per_s", "true", "not a number"),
         ("threads", "0", "positive integer"),
         ("device", "3", "not a string"),
@@ -209,7 +211,7 @@ def test_a_point_above_the_calibrated_peak_triggers_one_reprobe(
 def test_a_decode_step_above_the_calibrated_bandwidth_triggers_one_reprobe(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    slow = replace(fake_calibration(), gemv_bytes_per_s=1e3, decode_kv_bytes_per_s=1e3)
+    slow = replace(fake_calibration(), gemv_bytes_per_s=(1e3,) * 13, decode_kv_bytes_per_s=1e3)
     fast = fake_calibration()
     monkeypatch.setattr(run_module, "calibrate", lambda *_a, **_k: (fast, False))
     settings = tiny_settings(mode="decode", contexts=[16, 32])

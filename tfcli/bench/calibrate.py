@@ -7,17 +7,29 @@ timing of the point being predicted. Every probe uses shapes no sweep point uses
 
 * matmul peak: FLOP/s of a square (2048 x 2048) @ (2048 x 2048) matmul, 2 n^3 FLOPs;
 * read bandwidth: bytes of a 512 MiB fp32 tensor over the time of ``sum()`` over it;
-* GEMV bandwidth: bytes of an (8192 x 8192) matrix over the time of a matrix-vector product
-  (what one decoded token pays per weight matrix);
+* GEMV bandwidth by contracted dimension K (GEMV_INNER_DIMS, 256 to 16,384): weight bytes
+  over the time of ``F.linear`` of one row through 8 MiB matrices (K x 8 MiB / (K x bytes)
+  rows) cycled over a GEMV_WORKING_SET_BYTES buffer, larger than a last-level cache, as a
+  decode step streams its weights. What one decoded token pays per weight matrix depends on
+  K: on this 2-core EPYC, 2 threads, fp32, 12 GB/s at K = 256, 17 at 896, 24 at 4,864,
+  30 at 16,384 (the row length sets how much of each row's dot product is vector tail and
+  reduction); a single (8192 x 8192) matrix, the figure used before, gave 28 GB/s, while
+  Qwen2.5-0.5B's own matrices (K = 896 and 4,864) stream at 18;
 * SDPA efficiency: achieved FLOP/s of an unmasked SDPA call (4 H S^2 D FLOPs, S = 1536,
   H = 8) over the matmul peak: the kernel's fraction of the matmul peak (DESIGN.md section 6
   measured 85-91% on 2 cores from 2K up);
 * masked SDPA efficiency: the same with an additive (S x S) float mask, which the CPU flash
   kernel reads per tile and which stops it skipping blocks (sliding windows, ALiBi and
   relative biases reach SDPA this way);
-* decode-attention bandwidth: KV bytes (2 H L D x bytes, H = 8 heads MHA, L = 16384) over the
-  time of one query attending to them through the built-in core (on the CPU the grouped
-  kernel a decode step runs, ``tfcli.bench.attention.uses_grouped_decode``);
+* decode-attention bandwidth: KV bytes (2 KVH L D x bytes, L = DECODE_CALIBRATION_CONTEXT)
+  over the time of one query per head attending to them through the built-in core (on the
+  CPU the grouped kernel a decode step runs, ``tfcli.bench.attention.uses_grouped_decode``),
+  at the model's own head layout (H query heads over KVH KV heads, ``decode_heads_of``),
+  cycling copies of the cache over GEMV_WORKING_SET_BYTES as a deep model's layers do. The
+  layout sets the rate: fp32, 2 threads, D = 64, 26-31 GB/s for MHA (8 or 16 heads), 17-20 for
+  32 heads over 8, 11 for Qwen2.5-0.5B's 14 over 2 (the grouped matmul has G = H / KVH rows
+  and only KVH batches to spread over the threads); one MHA figure under-predicted a
+  Qwen2.5-0.5B step at 16K context by a quarter;
 * first-touch write bandwidth: bytes/s of filling a fresh 256 MiB allocation (the OS maps and
   zeroes each page on first write: what every new S x S tensor of a naive attention pays);
 * softmax rate: elements/s of a row softmax into a fresh tensor (a 4096 x 16384 matrix);
@@ -51,8 +63,9 @@ import platform
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
+from itertools import pairwise
 from pathlib import Path
 
 import torch
@@ -61,12 +74,22 @@ import torch.nn.functional as F
 from tfcli.bench.attention import attention_core
 from tfcli.bench.opcount import measure_op_overhead
 from tfcli.bench.timing import Probe, iqr, synchronize, time_call
+from tfcli.spec import ModelSpec
 
-CALIBRATION_VERSION = 5
+CALIBRATION_VERSION = 6
 """Bumped when the set of probes changes: older cache entries are measured again."""
 CALIBRATION_SEQ = 1536
 CALIBRATION_HEADS = 8
-DECODE_CALIBRATION_CONTEXT = 16384
+DECODE_CALIBRATION_CONTEXT = 6144
+"""Cached keys of the decode-attention probe: between the usual sweep points (powers of two)."""
+GEMV_INNER_DIMS = (256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192, 12288, 16384)
+"""Contracted dimensions the GEMV bandwidth is measured at (``measure_gemv_curve``): steps of
+4/3 and 3/2, so that interpolating in log2(K) between two of them is within ~3% of a measured
+K between them (896: 16.6 GB/s measured, 17.8 interpolated from 512 and 1,024 alone)."""
+GEMV_MATRIX_BYTES = 8 << 20
+GEMV_WORKING_SET_BYTES = 256 << 20
+"""Larger than any last-level cache the bench runs on (32 MiB here), so every matrix comes
+from memory, as a decode step's weights do."""
 NOISY_CALIBRATION_SPREAD = 0.10
 """A matmul spread above 10% during calibration means the machine was busy."""
 NOISY_PROBE_SPREAD = 0.25
@@ -95,9 +118,14 @@ class Calibration:
     sdpa_masked_efficiency: float
     first_touch_bytes_per_s: float
     softmax_elements_per_s: float
-    gemv_bytes_per_s: float
+    gemv_bytes_per_s: tuple[float, ...]
+    """Weight bytes/s of a one-row matrix product, one figure per GEMV_INNER_DIMS entry
+    (``gemv_rate`` interpolates)."""
     decode_kv_bytes_per_s: float
     probe_flops_per_s: float
+    decode_heads: int = CALIBRATION_HEADS
+    decode_kv_heads: int = CALIBRATION_HEADS
+    """The head layout (H query heads, KVH KV heads) ``decode_kv_bytes_per_s`` was measured at."""
     op_overhead_seconds: float = 4e-6
     """Fixed cost of one dispatched operator (``tfcli.bench.opcount``)."""
     matmul_spread: float = 0.0
@@ -108,6 +136,27 @@ class Calibration:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+    def gemv_rate(self, inner_dim: int) -> float:
+        """Weight bytes/s of a GEMV contracting over ``inner_dim``: linear in log2(K) between
+        the calibrated GEMV_INNER_DIMS, the end figures outside them."""
+        points = list(zip(GEMV_INNER_DIMS, self.gemv_bytes_per_s, strict=True))
+        if inner_dim <= points[0][0]:
+            return points[0][1]
+        for (k0, r0), (k1, r1) in pairwise(points):
+            if inner_dim <= k1:
+                t = (math.log2(inner_dim) - math.log2(k0)) / (math.log2(k1) - math.log2(k0))
+                return r0 + t * (r1 - r0)
+        return points[-1][1]
+
+    @property
+    def gemv_inner_dims(self) -> tuple[int, ...]:
+        """The K of each ``gemv_bytes_per_s`` figure."""
+        return GEMV_INNER_DIMS
+
+    @property
+    def fastest_gemv(self) -> float:
+        return max(self.gemv_bytes_per_s)
 
     def noise_reason(self) -> str:
         """Why ``noisy`` is true, in words (empty when it is not)."""
@@ -178,12 +227,36 @@ def measure_read_bandwidth(device: torch.device, *, megabytes: int = 512) -> flo
     return x.numel() * 4 / samples.best
 
 
-def measure_gemv(device: torch.device, dtype: torch.dtype, *, size: int = 8192) -> float:
-    """Matrix bytes/s of (size x size) @ (size,): a decode step's weight read."""
-    w = torch.randn(size, size, device=device, dtype=dtype)
-    x = torch.randn(size, device=device, dtype=dtype)
-    samples = time_call(lambda: torch.mv(w, x), device=device, warmup=2, repeats=7)
-    return w.numel() * w.element_size() / samples.best
+def measure_gemv_rates(
+    device: torch.device, dtype: torch.dtype, inner_dims: Sequence[int]
+) -> tuple[float, ...]:
+    """Weight bytes/s of ``F.linear`` of one row at each K of ``inner_dims`` (module
+    docstring): the fastest of 5 passes over the working set's 8 MiB (rows x K) matrices,
+    synthetic weights of that K only."""
+    element = torch.empty((), dtype=dtype).element_size()
+    buffer = torch.empty(GEMV_WORKING_SET_BYTES // element, device=device, dtype=dtype)
+    buffer.normal_()
+    rates = []
+    for inner in inner_dims:
+        rows = max(1, GEMV_MATRIX_BYTES // (inner * element))
+        count = max(1, buffer.numel() // (rows * inner))
+        if count * rows * inner > buffer.numel():  # one row wider than the working set
+            buffer = torch.empty(rows * inner, device=device, dtype=dtype).normal_()
+        matrices = buffer[: count * rows * inner].view(count, rows, inner).unbind(0)
+        x = torch.randn(1, inner, device=device, dtype=dtype)
+
+        def sweep(matrices: tuple[torch.Tensor, ...] = matrices, x: torch.Tensor = x) -> None:
+            for matrix in matrices:
+                F.linear(x, matrix)
+
+        samples = time_call(sweep, device=device, warmup=1, repeats=5)
+        rates.append(count * rows * inner * element / samples.best)
+    return tuple(rates)
+
+
+def measure_gemv_curve(device: torch.device, dtype: torch.dtype) -> tuple[float, ...]:
+    """``measure_gemv_rates`` at GEMV_INNER_DIMS: the calibration's generic curve."""
+    return measure_gemv_rates(device, dtype, GEMV_INNER_DIMS)
 
 
 def measure_sdpa_efficiency(
@@ -213,19 +286,44 @@ def measure_sdpa_efficiency(
     return flops / samples.best / matmul_flops_per_s
 
 
-def measure_decode_attention(device: torch.device, dtype: torch.dtype, head_dim: int) -> float:
-    """KV bytes/s of one query over an MHA cache (8 heads, 16384 keys) through the built-in
-    core, the call a decode step makes: 2 H L D x bytes per call."""
-    heads, context = CALIBRATION_HEADS, DECODE_CALIBRATION_CONTEXT
+def measure_decode_attention(
+    device: torch.device,
+    dtype: torch.dtype,
+    head_dim: int,
+    heads: int = CALIBRATION_HEADS,
+    kv_heads: int = CALIBRATION_HEADS,
+) -> float:
+    """KV bytes/s of one query per head over a (kv_heads, DECODE_CALIBRATION_CONTEXT) cache
+    through the built-in core, the call a decode step makes (2 KVH L D x bytes per call),
+    over copies of the cache filling GEMV_WORKING_SET_BYTES (module docstring)."""
+    context = DECODE_CALIBRATION_CONTEXT
+    shape = (1, kv_heads, context, head_dim)
+    element = torch.empty((), dtype=dtype).element_size()
+    per_layer = 2 * math.prod(shape) * element
+    copies = max(1, min(64, GEMV_WORKING_SET_BYTES // per_layer))
+    caches = [
+        (
+            torch.randn(shape, device=device, dtype=dtype),
+            torch.randn(shape, device=device, dtype=dtype),
+        )
+        for _ in range(copies)
+    ]
     q = torch.randn(1, heads, 1, head_dim, device=device, dtype=dtype)
-    k = torch.randn(1, heads, context, head_dim, device=device, dtype=dtype)
-    v = torch.randn(1, heads, context, head_dim, device=device, dtype=dtype)
 
-    def step() -> object:
-        return attention_core(q, k, v, backend="sdpa", causal=True, q_offset=context - 1)
+    def steps() -> None:
+        for k, v in caches:
+            attention_core(q, k, v, backend="sdpa", causal=True, q_offset=context - 1)
 
-    samples = time_call(step, device=device, warmup=2, repeats=7)
-    return 2 * k.numel() * k.element_size() / samples.best
+    samples = time_call(steps, device=device, warmup=1, repeats=7)
+    return copies * per_layer / samples.best
+
+
+def decode_heads_of(spec: ModelSpec) -> tuple[int, int]:
+    """(H, KVH) of the core a decode step runs: the spec's heads, MLA's expanded per-head
+    keys and values as MHA (``tfcli.bench.decode.decode_executed_kv_bytes``)."""
+    if spec.is_mla:
+        return spec.num_heads, spec.num_heads
+    return spec.num_heads, spec.kv_heads
 
 
 def measure_first_touch(device: torch.device, *, megabytes: int = 256) -> float:
@@ -254,7 +352,7 @@ def measure_probe(device: torch.device) -> tuple[float, float]:
 
 
 STRING_FIELDS = ("device", "dtype")
-INT_FIELDS = ("threads", "head_dim")
+INT_FIELDS = ("threads", "head_dim", "decode_heads", "decode_kv_heads")
 RATE_FIELDS = (
     "matmul_flops_per_s",
     "read_bytes_per_s",
@@ -262,7 +360,6 @@ RATE_FIELDS = (
     "sdpa_masked_efficiency",
     "first_touch_bytes_per_s",
     "softmax_elements_per_s",
-    "gemv_bytes_per_s",
     "decode_kv_bytes_per_s",
     "probe_flops_per_s",
     "op_overhead_seconds",
@@ -318,6 +415,16 @@ def validate_entry(entry: object) -> tuple[Calibration | None, str | None]:
         value = entry[name]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             return None, f"{name} = {value!r} is not a positive integer"
+    curve = entry["gemv_bytes_per_s"]
+    if not isinstance(curve, (list, tuple)) or len(curve) != len(GEMV_INNER_DIMS):
+        return None, f"gemv_bytes_per_s is not a list of {len(GEMV_INNER_DIMS)} rates"
+    for value in curve:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None, f"gemv_bytes_per_s holds {value!r}, not a number"
+        if not math.isfinite(value):
+            return None, f"gemv_bytes_per_s holds {value!r}, which is not finite"
+        if value <= 0:
+            return None, f"gemv_bytes_per_s holds {value!r}, which is not positive"
     for name in (*RATE_FIELDS, *NONNEGATIVE_FIELDS, "load_average"):
         value = entry[name]
         if name == "load_average" and value is None:
@@ -330,7 +437,7 @@ def validate_entry(entry: object) -> tuple[Calibration | None, str | None]:
             return None, f"{name} = {value!r} is not positive"
         if value < 0:
             return None, f"{name} = {value!r} is negative"
-    return Calibration(**entry), None
+    return Calibration(**{**entry, "gemv_bytes_per_s": tuple(curve)}), None
 
 
 def _from_cache(entry: object) -> Calibration | None:
@@ -344,10 +451,19 @@ def _from_cache(entry: object) -> Calibration | None:
     return None if found is None or found.noisy else found
 
 
-def calibration_key(device: torch.device, dtype: torch.dtype, head_dim: int) -> str:
-    """Cache key: device (and threads), dtype, head dim, probe-set version."""
+def calibration_key(
+    device: torch.device,
+    dtype: torch.dtype,
+    head_dim: int,
+    decode_heads: tuple[int, int] = (CALIBRATION_HEADS, CALIBRATION_HEADS),
+) -> str:
+    """Cache key: device (and threads), dtype, head dim, decode head layout, probe-set
+    version."""
     dtype_name = str(dtype).removeprefix("torch.")
-    return f"v{CALIBRATION_VERSION}|{device_key(device)}|{dtype_name}|d{head_dim}"
+    heads, kv_heads = decode_heads
+    return (
+        f"v{CALIBRATION_VERSION}|{device_key(device)}|{dtype_name}|d{head_dim}|h{heads}kv{kv_heads}"
+    )
 
 
 def calibrate(
@@ -355,17 +471,19 @@ def calibrate(
     dtype: torch.dtype,
     head_dim: int,
     *,
+    decode_heads: tuple[int, int] = (CALIBRATION_HEADS, CALIBRATION_HEADS),
     recalibrate: bool = False,
     warn: Callable[[str], None] | None = None,
 ) -> tuple[Calibration, bool]:
-    """(calibration, from_cache) for this device, dtype and head dim; measures if needed
+    """(calibration, from_cache) for this device, dtype, head dim and decode head layout
+    (``decode_heads_of``); measures if needed
     (a few seconds) and stores the result in the cache file, unless it was measured on a busy
     machine (``Calibration.noisy``), which the next run measures again. A cache file or entry
     that fails validation is reported through ``warn`` and measured again."""
     from tfcli.loaders import warn as loaders_warn
 
     report = warn or loaders_warn
-    key = calibration_key(device, dtype, head_dim)
+    key = calibration_key(device, dtype, head_dim, decode_heads)
     if not recalibrate:
         entries, problem = read_cache()
         if problem is not None:
@@ -376,13 +494,18 @@ def calibrate(
                 return found, True
             if bad is not None:
                 report(f"calibration cache entry {key} is invalid ({bad}); measuring again")
-    result = measure(device, dtype, head_dim)
+    result = measure(device, dtype, head_dim, decode_heads)
     if not result.noisy:  # a busy machine's figures are not kept: the next run measures again
         store(key, result)
     return result, False
 
 
-def measure(device: torch.device, dtype: torch.dtype, head_dim: int) -> Calibration:
+def measure(
+    device: torch.device,
+    dtype: torch.dtype,
+    head_dim: int,
+    decode_heads: tuple[int, int] = (CALIBRATION_HEADS, CALIBRATION_HEADS),
+) -> Calibration:
     """Run every probe once (see the module docstring); a few seconds."""
     synchronize(device)
     load = load_average()
@@ -401,9 +524,11 @@ def measure(device: torch.device, dtype: torch.dtype, head_dim: int) -> Calibrat
         ),
         first_touch_bytes_per_s=measure_first_touch(device),
         softmax_elements_per_s=measure_softmax(device, dtype),
-        gemv_bytes_per_s=measure_gemv(device, dtype),
-        decode_kv_bytes_per_s=measure_decode_attention(device, dtype, head_dim),
+        gemv_bytes_per_s=measure_gemv_curve(device, dtype),
+        decode_kv_bytes_per_s=measure_decode_attention(device, dtype, head_dim, *decode_heads),
         probe_flops_per_s=probe,
+        decode_heads=decode_heads[0],
+        decode_kv_heads=decode_heads[1],
         op_overhead_seconds=measure_op_overhead(device, dtype),
         matmul_spread=spread,
         probe_spread=probe_spread,

@@ -10,12 +10,22 @@ concatenated or copied.
 
 Prediction (calibration only, ``predict_decode_seconds``):
 
-    t = weight bytes / GEMV bandwidth + KV bytes read / decode-attention bandwidth
+    t = sum over weight matrices of bytes / GEMV bandwidth at its contracted dim K
+        + KV bytes read / decode-attention bandwidth
         + MLA expansion FLOPs / matmul peak + operators x per-operator overhead
 
 or the step's FLOPs / matmul peak when that is longer (large batches). The operators are
 counted once on the step (``tfcli.bench.opcount``: a count, not a timing); their overhead is
-calibrated on a tiny generic layer. On CUDA kernel launches overlap the GPU's work, so there
+calibrated on a tiny generic layer. The weight matrices and their K are recorded in the same
+count (``tfcli.bench.opcount.count_step``: the parameter operands of every matrix product the
+step dispatches, so a MoE step counts the experts its router picked, MLA its absorbed or
+expanded projections). A GEMV's bandwidth depends on K (a narrow K streams well below a wide
+one, and not smoothly: on this CPU K = 1,024 ran at 16-20 GB/s between runs, 896 at 16.7), so
+each K the step uses is probed once per run (``calibrate.measure_gemv_rates``: synthetic 8 MiB
+matrices of that K cycled over 256 MiB, none of the model's weights, no attention, norms or
+cache). Before the step is counted, and for a point that does not fit, the planned weight
+bytes are priced at K = hidden size on the calibration's generic curve.
+On CUDA kernel launches overlap the GPU's work, so there
 the overhead term is a floor (max) instead of a sum. Weight bytes are the
 active parameters of the built layers (MoE: the experts one token uses), plus the LM head
 matrix (the tied embedding matrix when tied) for a whole token. KV bytes read are what the
@@ -33,9 +43,9 @@ import torch
 from torch import Tensor
 
 from tfcli.bench.cache import KVCache, LayerCache
-from tfcli.bench.calibrate import Calibration
+from tfcli.bench.calibrate import Calibration, measure_gemv_rates
 from tfcli.bench.model import Transformer
-from tfcli.bench.opcount import count_ops
+from tfcli.bench.opcount import count_step
 from tfcli.bench.settings import BenchSettings, fit_problem
 from tfcli.bench.timing import Probe, Samples, time_call
 from tfcli.bench.work import layer_reach
@@ -74,6 +84,13 @@ class DecodeResult:
     """MLA: the kv_b expansion of the cached latents, a real matmul over every cached row."""
     operators: int = 0
     """Aten operators one step dispatches (0 until counted on the built model)."""
+    weight_reads: dict[int, int] | None = None
+    """Parameter bytes the step's matrix products read, by contracted dimension (None until
+    counted on the built model)."""
+    hidden_size: int = 0
+    """K at which the planned weight bytes are priced before the step is counted."""
+    gemv_rates: dict[int, float] | None = None
+    """Bytes/s of a GEMV at each K of ``weight_reads``, probed (module docstring)."""
     predicted_seconds: float = 0.0
     skipped: str | None = None
 
@@ -187,6 +204,7 @@ def plan_decode(settings: BenchSettings, cal: Calibration, context: int) -> Deco
     result.kv_bytes = kv
     result.executed_kv_bytes = decode_executed_kv_bytes(spec, kv)
     result.weight_bytes = weights * bits // 8
+    result.hidden_size = spec.hidden_size
     result.flops = flops
     result.expansion_flops = expansion
     result.predicted_seconds = predict_decode_seconds(result, cal)
@@ -199,11 +217,18 @@ def plan_decode(settings: BenchSettings, cal: Calibration, context: int) -> Deco
 def predict_decode_seconds(
     result: DecodeResult, cal: Calibration, *, device_type: str = "cpu"
 ) -> float:
-    """The module docstring's formula: bytes over the calibrated GEMV and decode-attention
-    bandwidths, MLA's expansion at the matmul peak, the operators' fixed cost; or FLOPs at
-    the peak if longer."""
+    """The module docstring's formula: bytes over the calibrated GEMV (at each matrix's
+    contracted dimension, once counted) and decode-attention bandwidths, MLA's expansion at
+    the matmul peak, the operators' fixed cost; or FLOPs at the peak if longer."""
+    if result.weight_reads is None:
+        weight_seconds = result.weight_bytes / cal.gemv_rate(result.hidden_size)
+    else:
+        rates = result.gemv_rates or {}
+        weight_seconds = sum(
+            b / rates.get(k, cal.gemv_rate(k)) for k, b in result.weight_reads.items()
+        )
     memory_bound = (
-        result.weight_bytes / cal.gemv_bytes_per_s
+        weight_seconds
         + result.executed_kv_bytes / cal.decode_kv_bytes_per_s
         + result.expansion_flops / cal.matmul_flops_per_s
     )
@@ -288,9 +313,16 @@ def build_static_cache(model: Transformer, settings: BenchSettings, context: int
 
 
 def measure_decode(
-    model: Transformer, settings: BenchSettings, cal: Calibration, context: int, probe: Probe
+    model: Transformer,
+    settings: BenchSettings,
+    cal: Calibration,
+    context: int,
+    probe: Probe,
+    gemv_rates: dict[int, float] | None = None,
 ) -> DecodeResult:
-    """Plan the step, then (if it fits) time it over a static cache (module docstring)."""
+    """Plan the step, then (if it fits) time it over a static cache (module docstring).
+    ``gemv_rates`` (K -> bytes/s) holds the GEMV probes of earlier contexts of the run; the
+    Ks this step adds are probed and added to it."""
     result = plan_decode(settings, cal, context)
     if result.skipped is not None:
         return result
@@ -313,7 +345,14 @@ def measure_decode(
         return model.logits(x)
 
     model.set_backend("sdpa" if "sdpa" in settings.backends else settings.backends[0])
-    result.operators = count_ops(step)
+    counted = count_step(step, model.parameters())
+    result.operators = counted.operators
+    result.weight_reads = dict(counted.weight_reads)
+    known = {} if gemv_rates is None else gemv_rates
+    new = sorted(set(result.weight_reads) - set(known))
+    if new:
+        known.update(zip(new, measure_gemv_rates(device, settings.dtype, new), strict=True))
+    result.gemv_rates = {k: known[k] for k in result.weight_reads}
     result.predicted_seconds = predict_decode_seconds(result, cal, device_type=device.type)
     with torch.no_grad():
         result.step = time_call(

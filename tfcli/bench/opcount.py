@@ -11,12 +11,21 @@ after composite ones such as ``linear`` are decomposed); ``measure_op_overhead``
 generic pre-norm layer written as nn.Modules (width 64, none of the model's shapes or code)
 and divides by its own operator count, counted the same way: 3.5 us per operator against
 4.1 us for the built-in model's own decode step at width 64 (2 threads, load ~2).
+
+``count_step`` counts the same way and also records the weights the call reads through
+matrix products: every ``mm``/``addmm``/``bmm``/``baddbmm``/``mv``/``addmv`` operand that
+lives in one of the given parameters' storage, by its contracted dimension (bytes of the
+operand, a view's own elements: one expert's slice of a stacked expert tensor counts as that
+slice). A decode step's GEMVs run at a bandwidth that depends on that dimension
+(``tfcli.bench.calibrate.measure_gemv_curve``), so the prediction needs the split.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -31,10 +40,40 @@ OVERHEAD_WIDTH = 64
 OVERHEAD_CALLS = 200
 
 
+MATRIX_PRODUCTS: dict[str, tuple[int, int]] = {
+    "mm": (0, 1),
+    "addmm": (1, 2),
+    "bmm": (0, 1),
+    "baddbmm": (1, 2),
+    "mv": (0, 1),
+    "addmv": (1, 2),
+}
+"""aten matrix products by name: the argument positions of (left, right) operands. The
+contracted dimension is the left operand's last one (``mv``/``addmv``: the matrix's last)."""
+
+
+@dataclass
+class StepCount:
+    """What one call dispatched: its aten operators, and the parameter bytes its matrix
+    products read, keyed by contracted dimension."""
+
+    operators: int = 0
+    weight_reads: Counter[int] = field(default_factory=Counter)
+
+    @property
+    def weight_read_bytes(self) -> int:
+        return sum(self.weight_reads.values())
+
+
+def _storage_key(tensor: torch.Tensor) -> int:
+    return tensor.untyped_storage().data_ptr()
+
+
 class _Counter(TorchDispatchMode):
-    def __init__(self) -> None:
+    def __init__(self, parameter_storages: set[int]) -> None:
         super().__init__()
-        self.count = 0
+        self.result = StepCount()
+        self.parameter_storages = parameter_storages
 
     def __torch_dispatch__(
         self,
@@ -43,16 +82,31 @@ class _Counter(TorchDispatchMode):
         args: tuple[Any, ...] = (),
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
-        self.count += 1
+        self.result.operators += 1
+        positions = MATRIX_PRODUCTS.get(func.overloadpacket.__name__)
+        if positions is not None and self.parameter_storages:
+            self._record(args[positions[0]], args[positions[1]])
         return func(*args, **(kwargs or {}))
+
+    def _record(self, left: torch.Tensor, right: torch.Tensor) -> None:
+        contracted = int(left.shape[-1])
+        for operand in (left, right):
+            if _storage_key(operand) in self.parameter_storages:
+                self.result.weight_reads[contracted] += operand.numel() * operand.element_size()
+
+
+def count_step(fn: Callable[[], object], parameters: Iterable[torch.Tensor] = ()) -> StepCount:
+    """Operators dispatched by one call of ``fn`` (which runs once, slower) and the bytes of
+    ``parameters`` its matrix products read (module docstring)."""
+    counter = _Counter({_storage_key(p) for p in parameters})
+    with counter, torch.no_grad():
+        fn()
+    return counter.result
 
 
 def count_ops(fn: Callable[[], object]) -> int:
     """Aten operators dispatched by one call of ``fn`` (which runs once, slower)."""
-    counter = _Counter()
-    with counter, torch.no_grad():
-        fn()
-    return counter.count
+    return count_step(fn).operators
 
 
 class _TinyLayer(nn.Module):

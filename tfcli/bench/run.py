@@ -31,7 +31,7 @@ from typing import cast
 import torch
 
 from tfcli.bench.allocations import peak_bytes
-from tfcli.bench.calibrate import Calibration, calibrate, load_average
+from tfcli.bench.calibrate import Calibration, calibrate, decode_heads_of, load_average
 from tfcli.bench.decode import (
     DecodeResult,
     decode_executed_kv_bytes,
@@ -144,6 +144,8 @@ class BenchResult:
     notes: list[str] = field(default_factory=list)
     """What happened during the run that the reader must know (a re-probe of the device)."""
     reprobed: bool = False
+    gemv_rates: dict[int, float] = field(default_factory=dict)
+    """GEMV bytes/s by contracted dimension, probed once per run for the decode steps."""
 
     def probe_rates(self) -> list[float]:
         """Every probe rate (FLOP/s) taken during the run."""
@@ -385,7 +387,7 @@ def _reprobe_if_beaten(
 
 def _decode_bandwidth(cal: Calibration) -> float:
     """The fastest bandwidth a decode prediction assumes (GEMV or decode attention)."""
-    return max(cal.gemv_bytes_per_s, cal.decode_kv_bytes_per_s)
+    return max(cal.fastest_gemv, cal.decode_kv_bytes_per_s)
 
 
 def _matmul_peak(cal: Calibration) -> float:
@@ -423,7 +425,11 @@ def _reprobe(
     settings, old = result.settings, result.calibration
     notify("re-probing the device")
     new, _cached = calibrate(
-        settings.device, settings.dtype, settings.spec.qk_head_dim, recalibrate=True
+        settings.device,
+        settings.dtype,
+        settings.spec.qk_head_dim,
+        decode_heads=decode_heads_of(settings.spec),
+        recalibrate=True,
     )
     note = (
         f"{what} ran at {100 * achieved / figure(old):.0f}% of the calibrated {name} "
@@ -500,7 +506,9 @@ def _decode_point(
 ) -> DecodeResult:
     """One decode measurement; an allocation failure becomes its ``skipped`` reason."""
     try:
-        return measure_decode(model, settings, result.calibration, context, probe)
+        return measure_decode(
+            model, settings, result.calibration, context, probe, result.gemv_rates
+        )
     except ALLOCATION_ERRORS as err:
         _release(settings.device)
         return DecodeResult(

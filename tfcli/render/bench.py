@@ -156,13 +156,18 @@ def _print_header(result: BenchResult, summary: Summary | None) -> None:
         else "measured now"
     )
     load = _fmt(cal.load_average, "{:.1f}")
+    gemv = (
+        f"GEMV {cal.gemv_bytes_per_s[0] / 1e9:.1f} GB/s at K={cal.gemv_inner_dims[0]:,} to "
+        f"{cal.gemv_bytes_per_s[-1] / 1e9:.1f} at K={cal.gemv_inner_dims[-1]:,}"
+    )
     out.print(
         f"calibration ({origin}, load {load}): matmul "
         f"{format_flops_per_second(cal.matmul_flops_per_s)} (spread {_pct(cal.matmul_spread)}), "
-        f"read {cal.read_bytes_per_s / 1e9:.1f} GB/s, GEMV {cal.gemv_bytes_per_s / 1e9:.1f} GB/s, "
+        f"read {cal.read_bytes_per_s / 1e9:.1f} GB/s, {gemv}, "
         f"SDPA {format_percent(cal.sdpa_efficiency)} of matmul peak unmasked, "
         f"{format_percent(cal.sdpa_masked_efficiency)} with a mask (S=1536, H=8), "
-        f"decode attention {cal.decode_kv_bytes_per_s / 1e9:.1f} GB/s, first-touch "
+        f"decode attention {cal.decode_kv_bytes_per_s / 1e9:.1f} GB/s ({cal.decode_heads} "
+        f"query heads over {cal.decode_kv_heads} KV heads), first-touch "
         f"{cal.first_touch_bytes_per_s / 1e9:.1f} GB/s, softmax "
         f"{cal.softmax_elements_per_s / 1e6:.0f} M elements/s, "
         f"{cal.op_overhead_seconds * 1e6:.1f} us per operator",
@@ -205,15 +210,16 @@ def print_bench(result: BenchResult, summary: Summary) -> None:
         print_interrupted("interrupted: the figures above are what was measured before Ctrl-C")
     if s.mode == "decode":
         print_note(
-            "step = one token through the built layers (projections, attention over the "
-            "cached keys, MLP; with --layers all also the embedding, final norm and LM head) "
-            "over a preallocated cache written in place. Predicted = weights (the experts a "
-            "token uses) / calibrated GEMV bandwidth + KV bytes the kernel streams / calibrated "
-            "decode-attention bandwidth (on the CPU a one-query step runs a grouped matmul that "
-            "reads each KV head once; 'KV read' adds MLA's expanded keys and values) + the "
-            "operators one step dispatches x the calibrated per-operator overhead; medians "
-            "over repeats; error = (predicted - measured) / measured; probe = noise probe rate "
-            "vs calibration."
+            "step = one token through the built layers (projections, attention over the cached "
+            "keys, MLP; with --layers all also the embedding, final norm and LM head) over a "
+            "preallocated cache written in place. Predicted = each weight matrix the step reads "
+            "(the experts a token uses) / the GEMV bandwidth probed at its contracted dimension "
+            "(synthetic matrices, once per run) + KV bytes the kernel streams / calibrated "
+            "decode-attention bandwidth at the model's head layout (on the CPU a one-query step "
+            "runs a grouped matmul that reads each KV head once; 'KV read' adds MLA's expanded "
+            "keys and values) + the operators one step dispatches x the calibrated per-operator "
+            "overhead; medians over repeats; error = (predicted - measured) / measured; probe = "
+            "noise probe rate vs calibration."
         )
         return
     print_note(
@@ -473,7 +479,11 @@ def bench_document(result: BenchResult, summary: Summary) -> dict[str, Any]:
         "interrupted": result.interrupted,
         "load_average_start": result.load_average_start,
         "load_average_end": result.load_average_end,
-        "calibration": {**cal.to_dict(), "cached": result.calibration_cached},
+        "calibration": {
+            **cal.to_dict(),
+            "gemv_inner_dims": list(cal.gemv_inner_dims),
+            "cached": result.calibration_cached,
+        },
         "points": points,
         "decode": [
             {
@@ -484,6 +494,12 @@ def bench_document(result: BenchResult, summary: Summary) -> dict[str, Any]:
                 "kv_bytes": d.kv_bytes,
                 "executed_kv_bytes": d.executed_kv_bytes,
                 "weight_bytes": d.weight_bytes,
+                "gemv_weight_bytes_by_inner_dim": None
+                if d.weight_reads is None
+                else {str(k): v for k, v in sorted(d.weight_reads.items())},
+                "gemv_bytes_per_s_by_inner_dim": None
+                if d.gemv_rates is None
+                else {str(k): v for k, v in sorted(d.gemv_rates.items())},
                 "flops": d.flops,
                 "operators": d.operators,
                 "predicted_seconds": d.predicted_seconds,
