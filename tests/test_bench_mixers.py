@@ -31,7 +31,7 @@ from tfcli.errors import UsageError  # noqa: E402
 from tfcli.loaders import load_model  # noqa: E402
 
 ATTENTION_KINDS = ("full", "sliding", "chunked")
-KINDS = (*ATTENTION_KINDS, "linear", "mamba2")
+KINDS = (*ATTENTION_KINDS, "linear", "mamba2", "lightning", "rwkv")
 TINY = ["--set", "hidden_size=64", "--set", "num_heads=4", "--set", "num_kv_heads=2"]
 
 
@@ -91,7 +91,7 @@ def seed_calibration(cache: Path, head_dim: int) -> None:
 
 @pytest.fixture(scope="module")
 def doc(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Five kinds at width 64 over 2 tiny lengths, 1 repeat, no warm-up, one thread (a
+    """Seven kinds at width 64 over 2 tiny lengths, 1 repeat, no warm-up, one thread (a
     shared machine delays 2-thread calls far more)."""
     cache = tmp_path_factory.mktemp("cache")
     seed_calibration(cache, head_dim=16)
@@ -100,7 +100,7 @@ def doc(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "llama-3.2-1b",
         *TINY,
         "--mixers",
-        "full,sliding:64,chunked:32,linear,mamba2",
+        "full,sliding:64,chunked:32,linear,mamba2,lightning,rwkv",
         "--seq",
         "64,128",
         "--threads",
@@ -132,6 +132,8 @@ def test_json_has_every_kind_and_finite_numbers(doc: dict[str, Any]) -> None:
         assert point["measured_peak_bytes"] is None or point["measured_peak_bytes"] > 0
         if point["kind"] in ATTENTION_KINDS:
             assert point["core_seconds_median"] > 0 and point["executed_core_flops"] > 0
+        elif point["kind"] == "rwkv":  # WKV is elementwise: no matmul FLOPs in its scan
+            assert "core_seconds_median" not in point and point["estimated_scan_flops"] == 0
         else:  # the whole mixer is the scaling series; its scan is in the estimate
             assert "core_seconds_median" not in point and point["estimated_scan_flops"] > 0
     assert any("has no gated_deltanet layers" in note for note in doc["notes"])

@@ -3,14 +3,18 @@
 torch is not imported here: the command parses ``--mixers`` and derives each kind's spec
 before torch loads, so a bad value fails at once.
 
-Kinds (``--mixers full,sliding:4096,chunked:8192,linear,mamba2,mamba1``):
+Kinds (``--mixers full,sliding:4096,chunked:8192,linear,mamba2,mamba1,lightning,rwkv``):
 
 * ``full``: causal softmax attention over every earlier key;
 * ``sliding:W``: causal attention over the last W keys (Mistral, Gemma local layers);
 * ``chunked:C``: causal attention inside chunks of C tokens (Llama 4 local layers);
 * ``linear``: Gated DeltaNet (Qwen3-Next's linear attention, transformers'
   ``Qwen3NextGatedDeltaNet``);
-* ``mamba2``: the Mamba-2 mixer (transformers' ``Mamba2Mixer``); ``mamba1``: Mamba-1.
+* ``mamba2``: the Mamba-2 mixer (transformers' ``Mamba2Mixer``); ``mamba1``: Mamba-1;
+* ``lightning``: MiniMax's lightning attention (transformers' ``MiniMaxLightningAttention``:
+  linear attention with a per-head decay, blocks of 256 tokens), at the model's heads;
+* ``rwkv``: RWKV-4 time mixing (transformers' ``RwkvSelfAttention``: the WKV recurrence,
+  token by token as the reference's CPU path runs it).
 
 Every kind is one layer at the model's width: ``kind_spec`` replaces the layer plan of the
 user's spec with one layer of that kind (``ModelSpec.replace``); a state mixer the model does
@@ -24,11 +28,11 @@ import math
 from dataclasses import dataclass
 
 from tfcli.errors import UsageError, shorten
-from tfcli.flops import forward_flops
+from tfcli.flops import GATED_DELTANET_CHUNK, LIGHTNING_BLOCK, forward_flops
 from tfcli.spec import MAX_POSITIONS, ModelSpec
 
 ATTENTION_MIXERS = ("full", "sliding", "chunked")
-STATE_MIXERS = ("linear", "mamba2", "mamba1")
+STATE_MIXERS = ("linear", "mamba2", "mamba1", "lightning", "rwkv")
 MIXER_NAMES = ATTENTION_MIXERS + STATE_MIXERS
 WINDOWED = ("sliding", "chunked")
 SPEC_KIND = {
@@ -38,9 +42,11 @@ SPEC_KIND = {
     "linear": "gated_deltanet",
     "mamba2": "mamba2",
     "mamba1": "mamba",
+    "lightning": "lightning",
+    "rwkv": "rwkv",
 }
 """The ``layer_types`` entry (``tfcli.spec.LAYER_KINDS``) of each ``--mixers`` kind."""
-MIXERS_USAGE = "full, sliding:W, chunked:C, linear, mamba2, mamba1"
+MIXERS_USAGE = "full, sliding:W, chunked:C, linear, mamba2, mamba1, lightning, rwkv"
 
 LINEAR_HEAD_DIM = 128
 """Gated DeltaNet key/value head width when the model has none: Qwen3-Next's 128
@@ -144,6 +150,7 @@ def linear_defaults(spec: ModelSpec) -> dict[str, int]:
         "linear_key_head_dim": d,
         "linear_value_head_dim": d,
         "conv_kernel": CONV_KERNEL,
+        "linear_chunk_size": GATED_DELTANET_CHUNK,
     }
 
 
@@ -172,7 +179,25 @@ def mamba1_defaults(spec: ModelSpec) -> dict[str, int]:
     }
 
 
-_DEFAULTS = {"linear": linear_defaults, "mamba2": mamba2_defaults, "mamba1": mamba1_defaults}
+def lightning_defaults(spec: ModelSpec) -> dict[str, int]:
+    """Lightning attention runs at the model's own heads (H x d, as MiniMax's lightning and
+    softmax layers share num_attention_heads and head_dim) in blocks of LIGHTNING_BLOCK
+    tokens (MiniMaxConfig.block_size; not a Gated DeltaNet model's chunk length)."""
+    return {"linear_chunk_size": LIGHTNING_BLOCK}
+
+
+def rwkv_defaults(spec: ModelSpec) -> dict[str, int]:
+    """RWKV-4's attention width is the hidden size (RwkvConfig.attention_hidden_size)."""
+    return {"rwkv_attention_size": int(spec.rwkv_attention_size or spec.hidden_size)}
+
+
+_DEFAULTS = {
+    "linear": linear_defaults,
+    "mamba2": mamba2_defaults,
+    "mamba1": mamba1_defaults,
+    "lightning": lightning_defaults,
+    "rwkv": rwkv_defaults,
+}
 
 
 def _has_kind(spec: ModelSpec, layer_type: str) -> bool:

@@ -49,6 +49,7 @@ from tfcli.bench.allocations import peak_bytes
 from tfcli.bench.calibrate import Calibration, load_average
 from tfcli.bench.local_attention import local_attention
 from tfcli.bench.mixer_specs import (
+    SPEC_KIND,
     MixerFlops,
     MixerKind,
     chunk_lengths,
@@ -70,9 +71,6 @@ ALLOCATION_ERRORS = (RuntimeError, MemoryError)
 FIT_FROM = 1024
 """Exponents are fitted over lengths >= this (windowed kinds: >= 2 x window), when two
 lengths qualify; otherwise over every length."""
-STATE_CLASSES = {"linear": "GatedDeltaNet", "mamba2": "Mamba2Mixer", "mamba1": "Mamba1Mixer"}
-"""The ``tfcli.bench.state_mixers`` class of each state kind: ``Cls(spec)``, forward
-(B, S, h) -> (B, S, h)."""
 NOISE_NOTE = (
     "timings on a shared machine are noisy: other processes take cores and scheduler slices "
     "(~8 ms), which inflates single samples; the noise probe after each sample shows how "
@@ -144,22 +142,15 @@ class AttentionMixer(nn.Module):
 
 
 def state_class(kind: MixerKind) -> type[nn.Module]:
-    """The state mixer class of ``kind`` from ``tfcli.bench.state_mixers``; a one-line
-    BenchError while that module (another branch's work) does not have it."""
-    import importlib
+    """The state mixer class of ``kind``: ``tfcli.bench.state_mixers.STATE_MIXER_CLASSES``
+    of its layer type (``SPEC_KIND``), built as ``Cls(spec)``, forward (B, S, h) -> (B, S, h);
+    a one-line BenchError for a kind that has no built layer."""
+    from tfcli.bench.state_mixers import STATE_MIXER_CLASSES
 
-    name = STATE_CLASSES[kind.name]
-    try:
-        state_mixers: object = importlib.import_module("tfcli.bench.state_mixers")
-    except ImportError:
-        state_mixers = None
-    found = getattr(state_mixers, name, None)
+    found = STATE_MIXER_CLASSES.get(SPEC_KIND[kind.name])
     if found is None:
-        raise BenchError(
-            f"--mixers {kind.name}: this build has no {name} layer yet "
-            f"(tfcli.bench.state_mixers.{name}); time full, sliding:W and chunked:C for now"
-        )
-    return found  # type: ignore[no-any-return]
+        raise BenchError(f"--mixers {kind.name}: the bench builds no {kind.name} layer yet")
+    return found
 
 
 def check_kind(spec: ModelSpec, kind: MixerKind, layer_spec: ModelSpec) -> None:
