@@ -24,6 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from tests.cli_helpers import assert_error_stdout
 from tfcli.cli import main
 
 CASE_SECONDS = 5.0
@@ -149,7 +150,7 @@ def check_contract(
         lines = [line for line in outcome.stderr.splitlines() if line.strip()]
         assert len(lines) == 1, f"{context}: {len(lines)} stderr lines\n{outcome.stderr[:2000]}"
         assert lines[0].startswith("error:"), f"{context}: {lines[0][:300]}"
-        assert outcome.stdout == "", f"{context}: stdout on error: {outcome.stdout[:300]}"
+        assert_error_stdout(outcome.argv, outcome.stdout, lines[0])
         return
     if not json_output:
         return

@@ -428,10 +428,11 @@ def calibration_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _good_entry() -> dict[str, object]:
     from dataclasses import fields
 
-    from tfcli.bench.calibrate import Calibration
+    from tfcli.bench.calibrate import GEMV_INNER_DIMS, Calibration
 
     entry: dict[str, object] = {f.name: 1.0 for f in fields(Calibration)}
     entry.update(device="cpu", dtype="float32", threads=2, head_dim=64, probe_flops_per_s=0.9)
+    entry.update(decode_heads=8, decode_kv_heads=8, gemv_bytes_per_s=[1.0] * len(GEMV_INNER_DIMS))
     entry.update(matmul_spread=0.0, probe_spread=0.0, load_average=None)
     return entry
 

@@ -2,13 +2,16 @@
 
 Each command lives in ``tfcli.commands.<name>`` and registers itself on ``app``. Domain code
 raises ``TfcliError``; ``main`` turns it (and click's usage errors) into one red line on
-stderr and exit code 2, without a traceback unless ``--debug`` or ``TFCLI_DEBUG=1``.
+stderr and exit code 2, without a traceback unless ``--debug`` or ``TFCLI_DEBUG=1``. With
+``--json`` stdout stays strict JSON then too: one object ``{"error": {"message", "hint",
+"exit_code"}}``, so ``tfcli train rwkv-4-169m --json | jq`` reads a refusal, not nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import sys
 from typing import Annotated
@@ -139,9 +142,27 @@ def _output_failed(err: OutputError) -> None:
     sys.exit(err.exit_code)
 
 
+def _json_requested(argv: list[str] | None) -> bool:
+    """True when the command line asks for ``--json`` (before a ``--`` separator)."""
+    args = sys.argv[1:] if argv is None else argv
+    return "--json" in args[: args.index("--")] if "--" in args else "--json" in args
+
+
+def _refuse(message: str, hint: str | None, exit_code: int, as_json: bool) -> None:
+    """The one error line on stderr; under ``--json`` also the error object on stdout."""
+    print_error(message, hint=hint)
+    if as_json:
+        document = {"error": {"message": message, "hint": hint, "exit_code": exit_code}}
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.write(json.dumps(document, allow_nan=False) + "\n")
+            sys.stdout.flush()
+    sys.exit(exit_code)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; the single place where errors become exit codes."""
     _ascii_fallback()
+    as_json = _json_requested(argv)
     try:
         result = app(args=argv, standalone_mode=False, prog_name="tfcli")
         _flush_stdout()
@@ -150,8 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     except TfcliError as err:
         if _DEBUG["on"]:
             raise
-        print_error(err.message, hint=err.hint)
-        sys.exit(err.exit_code)
+        _refuse(err.message, err.hint, err.exit_code, as_json)
     except _usage_error_types() as err:
         if _DEBUG["on"]:
             raise
@@ -159,8 +179,8 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(0)  # a bare `tfcli` (or command) printed its help: nothing went wrong
         ctx = getattr(err, "ctx", None)
         command = ctx.command_path if ctx is not None else "tfcli"
-        print_error(one_line(err.format_message()), hint=f"see `{command} --help`")  # type: ignore[attr-defined]
-        sys.exit(EXIT_BAD_INPUT)
+        message = one_line(err.format_message())  # type: ignore[attr-defined]
+        _refuse(message, f"see `{command} --help`", EXIT_BAD_INPUT, as_json)
     except _abort_types():
         print_error("interrupted")
         sys.exit(EXIT_INTERRUPTED)
