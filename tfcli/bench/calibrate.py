@@ -398,6 +398,20 @@ def _load_all() -> dict[str, object]:
     return entries
 
 
+def _number_problem(value: object, *, positive: bool) -> str | None:
+    """Why ``value`` cannot be a calibrated figure (None when it can): not a number, not
+    finite, not positive (``positive``: a prediction divides by it) or negative."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "is not a number"
+    if not math.isfinite(value):
+        return "is not finite"
+    if positive and value <= 0:
+        return "is not positive"
+    if value < 0:
+        return "is negative"
+    return None
+
+
 def validate_entry(entry: object) -> tuple[Calibration | None, str | None]:
     """(calibration, None) for a valid cache entry of this version; (None, reason) for one
     whose fields are missing, extra, of the wrong type, non-finite, or zero / negative where
@@ -418,25 +432,15 @@ def validate_entry(entry: object) -> tuple[Calibration | None, str | None]:
     curve = entry["gemv_bytes_per_s"]
     if not isinstance(curve, (list, tuple)) or len(curve) != len(GEMV_INNER_DIMS):
         return None, f"gemv_bytes_per_s is not a list of {len(GEMV_INNER_DIMS)} rates"
-    for value in curve:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return None, f"gemv_bytes_per_s holds {value!r}, not a number"
-        if not math.isfinite(value):
-            return None, f"gemv_bytes_per_s holds {value!r}, which is not finite"
-        if value <= 0:
-            return None, f"gemv_bytes_per_s holds {value!r}, which is not positive"
-    for name in (*RATE_FIELDS, *NONNEGATIVE_FIELDS, "load_average"):
-        value = entry[name]
-        if name == "load_average" and value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return None, f"{name} = {value!r} is not a number"
-        if not math.isfinite(value):
-            return None, f"{name} = {value!r} is not finite"
-        if name in RATE_FIELDS and value <= 0:
-            return None, f"{name} = {value!r} is not positive"
-        if value < 0:
-            return None, f"{name} = {value!r} is negative"
+    checks = [("gemv_bytes_per_s", value, True) for value in curve]
+    checks += [(name, entry[name], name in RATE_FIELDS) for name in RATE_FIELDS]
+    checks += [(name, entry[name], False) for name in NONNEGATIVE_FIELDS]
+    if entry["load_average"] is not None:
+        checks.append(("load_average", entry["load_average"], False))
+    for name, value, positive in checks:
+        problem = _number_problem(value, positive=positive)
+        if problem is not None:
+            return None, f"{name} = {value!r} {problem}"
     return Calibration(**{**entry, "gemv_bytes_per_s": tuple(curve)}), None
 
 
