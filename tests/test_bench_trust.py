@@ -198,7 +198,7 @@ def test_a_point_above_the_calibrated_peak_triggers_one_reprobe(
         calls.append(kwargs.get("recalibrate", False))
         return fast, False
 
-    monkeypatch.setattr(run_module, "calibrate", recalibrate)
+    monkeypatch.setattr(run_module, "calibrate_for", recalibrate)
     result = run_bench(tiny_settings(), slow, True)
     assert calls == [True]
     assert result.calibration is fast and not result.calibration_cached
@@ -213,7 +213,7 @@ def test_a_decode_step_above_the_calibrated_bandwidth_triggers_one_reprobe(
 ) -> None:
     slow = replace(fake_calibration(), gemv_bytes_per_s=(1e3,) * 13, decode_kv_bytes_per_s=1e3)
     fast = fake_calibration()
-    monkeypatch.setattr(run_module, "calibrate", lambda *_a, **_k: (fast, False))
+    monkeypatch.setattr(run_module, "calibrate_for", lambda *_a, **_k: (fast, False))
     settings = tiny_settings(mode="decode", contexts=[16, 32])
     result = run_bench(settings, slow, True)
     assert result.calibration is fast and len(result.notes) == 1

@@ -504,6 +504,26 @@ def calibrate(
     return result, False
 
 
+def calibrate_for(
+    spec: ModelSpec,
+    device: torch.device,
+    dtype: torch.dtype,
+    *,
+    recalibrate: bool = False,
+    warn: Callable[[str], None] | None = None,
+) -> tuple[Calibration, bool]:
+    """``calibrate`` at ``spec``'s query/key head dim and decode head layout
+    (``decode_heads_of``): what every bench of a model uses."""
+    return calibrate(
+        device,
+        dtype,
+        spec.qk_head_dim,
+        decode_heads=decode_heads_of(spec),
+        recalibrate=recalibrate,
+        warn=warn,
+    )
+
+
 def measure(
     device: torch.device,
     dtype: torch.dtype,

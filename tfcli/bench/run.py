@@ -31,7 +31,7 @@ from typing import cast
 import torch
 
 from tfcli.bench.allocations import peak_bytes
-from tfcli.bench.calibrate import Calibration, calibrate, decode_heads_of, load_average
+from tfcli.bench.calibrate import Calibration, calibrate_for, load_average
 from tfcli.bench.decode import (
     DecodeResult,
     decode_executed_kv_bytes,
@@ -424,13 +424,7 @@ def _reprobe(
     result.reprobed = True
     settings, old = result.settings, result.calibration
     notify("re-probing the device")
-    new, _cached = calibrate(
-        settings.device,
-        settings.dtype,
-        settings.spec.qk_head_dim,
-        decode_heads=decode_heads_of(settings.spec),
-        recalibrate=True,
-    )
+    new, _cached = calibrate_for(settings.spec, settings.device, settings.dtype, recalibrate=True)
     note = (
         f"{what} ran at {100 * achieved / figure(old):.0f}% of the calibrated {name} "
         f"({figure(old) / scale:.1f} {unit}): re-probed the device, now "

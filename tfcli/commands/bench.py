@@ -162,7 +162,7 @@ def bench(
         import torch
     except ImportError:
         raise BenchError("tfcli bench needs torch", hint="pip install 'tfcli[bench]'") from None
-    from tfcli.bench.calibrate import calibrate, decode_heads_of
+    from tfcli.bench.calibrate import calibrate_for
     from tfcli.bench.support import check_buildable
 
     if kinds is None:
@@ -218,13 +218,8 @@ def bench(
     steps = len(contexts) if mode == "decode" else len(seqs) * len(backends) + causal_step
     with bench_progress(steps + 1, quiet=json_output) as advance:
         advance("calibrating device")
-        calibration, cached = calibrate(
-            torch_device,
-            torch_dtype,
-            spec.qk_head_dim,
-            decode_heads=decode_heads_of(spec),
-            recalibrate=recalibrate,
-            warn=print_warning,
+        calibration, cached = calibrate_for(
+            spec, torch_device, torch_dtype, recalibrate=recalibrate, warn=print_warning
         )
         result = run_bench(settings, calibration, cached, on_step=advance)
     if result.calibration.noisy:
@@ -254,7 +249,7 @@ def _bench_mixers(
     json_output: bool,
 ) -> None:
     """``--mixers``: one layer of each kind over the lengths (``tfcli.bench.mixers``)."""
-    from tfcli.bench.calibrate import calibrate, decode_heads_of
+    from tfcli.bench.calibrate import calibrate_for
     from tfcli.bench.mixers import run_mixers, summarize_mixers
     from tfcli.render.bench import bench_progress
     from tfcli.render.bench_mixers import print_mixers, print_mixers_json, write_mixers_plot
@@ -263,11 +258,10 @@ def _bench_mixers(
     steps = len(settings.seqs) * len(kinds)
     with bench_progress(steps + 1, quiet=json_output) as advance:
         advance("calibrating device")
-        calibration, cached = calibrate(
+        calibration, cached = calibrate_for(
+            settings.spec,
             settings.device,
             settings.dtype,
-            settings.spec.qk_head_dim,
-            decode_heads=decode_heads_of(settings.spec),
             recalibrate=recalibrate,
             warn=print_warning,
         )
