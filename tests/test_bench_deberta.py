@@ -3,14 +3,15 @@
 Tiny DebertaV2Model configs (fp32, eval, eager attention) get random, perturbed norms and
 biases; their weights are copied into the built-in model of the spec tfcli's loader reads from
 the same config, and ``torch.testing.assert_close`` (default fp32 tolerances) compares the last
-hidden state at two lengths, on both backends. The built model's parameter count must equal
-``tfcli params`` and transformers' own count.
+hidden state at three lengths (up to 40, beyond every span here), on both backends. The built
+model's parameter count must equal ``tfcli params`` and transformers' own count.
 
 Covered: c2p + p2c with shared key projections over log buckets (256, and 6 so that lengths
 beyond 3 reach the log buckets), separate pos_key_proj / pos_query_proj, c2p only, p2c only,
-max_relative_positions without buckets (up to |i - j| = k / 2 only: the spec does not
-record which scheme set k, a strict xfail shows the gap), position_biased_input true and
-false, norm_rel_ebd layer_norm and none; the ConvLayer is refused.
+max_relative_positions without buckets (distances only clamped), buckets whose log scale
+runs to max_relative_positions rather than max_position_embeddings, the content scale that
+pos_att_type sets without relative attention, position_biased_input true and false,
+norm_rel_ebd layer_norm and none; the ConvLayer is refused.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from tfcli.errors import BenchError  # noqa: E402
 from tfcli.loaders import spec_from_hf_config  # noqa: E402
 from tfcli.params import count_params  # noqa: E402
 
-LENGTHS = (5, 13)
+LENGTHS = (5, 13, 40)
 
 
 def _config(**changes: Any) -> Any:
@@ -63,12 +64,18 @@ CONFIGS = {
     "no_relative_with_rel_norm": lambda: _config(
         relative_attention=False, position_biased_input=True, pos_att_type=[]
     ),
+    "no_relative_scaled_by_terms": lambda: _config(
+        relative_attention=False, position_biased_input=True, pos_att_type=["p2c", "c2p"]
+    ),
     "max_relative_no_norm": lambda: _config(
         position_buckets=-1,
         max_relative_positions=16,
         norm_rel_ebd="none",
         share_att_key=False,
         position_biased_input=True,
+    ),
+    "buckets_8_log_to_max_relative_24": lambda: _config(
+        position_buckets=8, max_relative_positions=24, share_att_key=False
     ),
 }
 
@@ -98,7 +105,7 @@ def pair(case: str) -> tuple[Any, Transformer]:
 
 
 @pytest.mark.parametrize("backend", ["naive", "sdpa"])
-@pytest.mark.parametrize("case", [case for case in CONFIGS if case != "max_relative_no_norm"])
+@pytest.mark.parametrize("case", list(CONFIGS))
 def test_same_hidden_state_as_transformers(case: str, backend: str) -> None:
     hf, ours = pair(case)
     ours.set_backend(backend)
@@ -109,34 +116,6 @@ def test_same_hidden_state_as_transformers(case: str, backend: str) -> None:
             expected = hf(input_ids=ids).last_hidden_state
             got = ours(ids)
         torch.testing.assert_close(got, expected, msg=lambda m, n=length: f"length {n}: {m}")
-
-
-UNBUCKETED_LENGTHS = (5, 9)
-"""max_relative_positions 16 without buckets: up to |i - j| = 8 = k / 2, where the bench's log
-buckets (tfcli.bench.disentangled: the spec does not say which scheme) equal i - j."""
-
-
-def test_max_relative_positions_within_half_the_span() -> None:
-    hf, ours = pair("max_relative_no_norm")
-    torch.manual_seed(1)
-    for length in UNBUCKETED_LENGTHS:
-        ids = torch.randint(3, 300, (2, length))
-        with torch.no_grad():
-            expected = hf(input_ids=ids).last_hidden_state
-            got = ours(ids)
-        torch.testing.assert_close(got, expected, msg=lambda m, n=length: f"length {n}: {m}")
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="the spec does not record position_buckets vs max_relative_positions: the bench "
-    "log-buckets |i - j| > k / 2, transformers only clamps without buckets",
-)
-def test_max_relative_positions_beyond_half_the_span() -> None:
-    hf, ours = pair("max_relative_no_norm")
-    ids = torch.randint(3, 300, (2, 13))
-    with torch.no_grad():
-        torch.testing.assert_close(ours(ids), hf(input_ids=ids).last_hidden_state)
 
 
 @pytest.mark.parametrize("case", list(CONFIGS))
@@ -170,3 +149,23 @@ def test_bench_times_a_deberta_encoder_end_to_end() -> None:
     for point in result.points:
         assert point.block is not None and point.block.median > 0
         assert point.sublayer is not None and point.sublayer.median > 0
+
+
+@pytest.mark.parametrize("case", list(CONFIGS))
+def test_the_exported_config_reads_back_the_same_position_scheme(case: str) -> None:
+    """--verify exports a spec to DebertaV2Config: the bucketing, its log range and the
+    content scale without relative attention must survive the round trip."""
+    from tfcli.hf_export import hf_config_dict_from_spec
+
+    spec = spec_from_hf_config(CONFIGS[case]().to_dict(), name=case).spec
+    exported = hf_config_dict_from_spec(spec)
+    again = spec_from_hf_config(exported, name=case).spec
+    fields = (
+        "position_type",
+        "relative_position_span",
+        "relative_position_bucketed",
+        "relative_bucket_max_position",
+        "attention_scale",
+        "disentangled_terms",
+    )
+    assert [getattr(again, f) for f in fields] == [getattr(spec, f) for f in fields]

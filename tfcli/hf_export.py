@@ -358,15 +358,35 @@ def _deberta_v2(spec: ModelSpec) -> HFDict:
         "conv_kernel_size": spec.encoder_conv_kernel or 0,
     }
     if relative:
+        bucketed = spec.relative_position_bucketed
         out.update(
             {
-                "position_buckets": spec.relative_position_span,
-                "max_relative_positions": -1,
+                "position_buckets": spec.relative_position_span if bucketed else -1,
+                "max_relative_positions": (
+                    spec.relative_bucket_max_position or -1
+                    if bucketed
+                    else spec.relative_position_span
+                ),
                 "pos_att_type": list(spec.disentangled_terms or ()),
                 "share_att_key": spec.share_attention_key,
             }
         )
+    elif spec.attention_scale is not None:
+        out["pos_att_type"] = _unused_position_terms(spec)
     return out
+
+
+def _unused_position_terms(spec: ModelSpec) -> list[str]:
+    """``pos_att_type`` that gives a DeBERTa without relative attention the content scale
+    ``attention_scale`` = 1 / sqrt(D (1 + n)): n = 1 / (scale^2 D) - 1 terms (0, 1 or 2)."""
+    assert spec.attention_scale is not None
+    terms = round(1.0 / (spec.attention_scale**2 * spec.resolved_head_dim)) - 1
+    if terms not in (0, 1, 2):
+        raise TfcliError(
+            f"attention_scale {spec.attention_scale} is not 1 / sqrt(head_dim x 1, 2 or 3): "
+            "DebertaV2Config cannot express it"
+        )
+    return ["c2p", "p2c"][:terms]
 
 
 def _modernbert(spec: ModelSpec) -> HFDict:

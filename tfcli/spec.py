@@ -207,6 +207,13 @@ class ModelSpec:
     relative_position_span: int | None = None
     """DeBERTa's span k: 2k relative-position embedding rows (position_buckets or
     max_relative_positions)."""
+    relative_position_bucketed: bool = True
+    """DeBERTa: distances beyond k / 2 are log-bucketed (k from position_buckets > 0,
+    ``make_log_bucket_position``); false: k from max_relative_positions, distances only
+    clamped to the 2k rows (``build_relative_position`` with bucket_size -1)."""
+    relative_bucket_max_position: int | None = None
+    """``make_log_bucket_position``'s max_position: DeBERTa's max_relative_positions when it
+    is >= 1, else (None) max_position_embeddings (DisentangledSelfAttention.__init__)."""
     disentangled_terms: tuple[str, ...] | None = None
     """Which position terms attention adds (DeBERTa pos_att_type: c2p, p2c)."""
     share_attention_key: bool = True
@@ -697,6 +704,7 @@ _INT_RANGES: dict[str, tuple[int, int]] = {
     "ssm_chunk_size": (1, MAX_POSITIONS),
     "rwkv_attention_size": (1, MAX_WIDTH),
     "relative_position_span": (1, MAX_POSITIONS),
+    "relative_bucket_max_position": (1, MAX_POSITIONS),
     "encoder_conv_kernel": (1, MAX_COUNT),
     # counts with a default
     "num_shared_experts": (0, MAX_COUNT),

@@ -16,10 +16,11 @@ len(terms)`` every term is divided by sqrt(D x factor), the content scores too:
 The sum is an additive (B, H, S, S) bias of the attention core (both backends take one).
 
 Relative positions (``build_relative_position`` / ``make_log_bucket_position``): i - j,
-log-bucketed beyond k / 2 with ``max_position`` = max_position_embeddings. The spec does not
-say whether k came from ``position_buckets`` (bucketed) or ``max_relative_positions``
-(unbucketed, clamped only): the two agree while |i - j| <= k / 2; the bench buckets (the
-published DeBERTa-v3 / v2-xlarge configs set position_buckets 256, max_relative_positions -1).
+log-bucketed beyond k / 2 when k came from ``position_buckets``
+(``relative_position_bucketed``; the published DeBERTa-v3 / v2-xlarge configs set
+position_buckets 256), towards ``max_position`` = max_relative_positions if >= 1, else
+max_position_embeddings (``relative_bucket_max_position``); when k came from
+``max_relative_positions`` alone, i - j is only clamped by the gather index above.
 
 Shapes: B batch, S sequence, h hidden, H heads, D head dim, 2k relative rows."""
 
@@ -76,7 +77,9 @@ class RelativeEmbeddings(nn.Module):
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
         self.span = int(spec.relative_position_span or 0)
-        self.max_position = int(spec.max_position_embeddings or 0)
+        self.buckets = self.span if spec.relative_position_bucketed else 0
+        max_position = spec.relative_bucket_max_position or spec.max_position_embeddings
+        self.max_position = int(max_position or 0)
         disentangled = spec.position_type == "disentangled"
         self.table = nn.Embedding(2 * self.span, spec.hidden_size) if disentangled else None
         self.norm = make_norm(spec) if spec.relative_embedding_norm else None
@@ -89,7 +92,7 @@ class RelativeEmbeddings(nn.Module):
 
     def positions(self, seq: int, device: torch.device) -> Tensor:
         """(S, S) relative position ids of a self-attention over ``seq`` tokens."""
-        return relative_positions(seq, self.span, self.max_position, device)
+        return relative_positions(seq, self.buckets, self.max_position, device)
 
 
 class DisentangledBias(nn.Module):

@@ -104,7 +104,8 @@ def bench(
         typer.Option(
             "--mixers",
             help="Time one layer's mixer of each kind over the lengths instead: "
-            "full,sliding:W,chunked:C,linear (Gated DeltaNet),mamba2,mamba1.",
+            "full,sliding:W,chunked:C,linear (Gated DeltaNet),mamba2,mamba1,lightning "
+            "(MiniMax),rwkv.",
         ),
     ] = None,
     set_: SetOpt = None,

@@ -83,12 +83,17 @@ def deberta_structure(r: Reader) -> None:
 
     ``relative_attention``: DisentangledSelfAttention adds the c2p / p2c terms of
     ``pos_att_type`` over ``rel_embeddings`` of ``2k`` rows, k = ``position_buckets`` if > 0,
-    else ``max_relative_positions`` if >= 1, else ``max_position_embeddings``;
+    else ``max_relative_positions`` if >= 1, else ``max_position_embeddings``; distances
+    beyond k / 2 are log-bucketed only with ``position_buckets`` > 0, towards max_position =
+    ``max_relative_positions`` if >= 1, else ``max_position_embeddings``;
     ``share_att_key`` (getattr default False) projects them with the content query/key
     projections, else ``pos_key_proj`` (c2p) and ``pos_query_proj`` (p2c) are separate.
     ``norm_rel_ebd`` containing ``layer_norm`` adds a LayerNorm (built even without relative
     attention). ``position_biased_input`` keeps the absolute position table.
     ``conv_kernel_size`` > 0 adds ConvLayer after the first layer (DeBERTa-v2 xlarge).
+    Without relative attention the content scores are still divided by sqrt(D x (1 + the
+    c2p / p2c entries of ``pos_att_type``)) (``DisentangledSelfAttention.forward``): recorded
+    as ``attention_scale``.
     """
     _heads_divide_hidden(r)
     hidden, heads = r.fields["hidden_size"], r.fields["num_heads"]
@@ -120,10 +125,16 @@ def deberta_structure(r: Reader) -> None:
             raise r.fail("max_position_embeddings", span, "relative attention needs a span")
         r.put("position_type", "disentangled", "relative_attention")
         r.put("relative_position_span", span, *names)
+        r.put("relative_position_bucketed", buckets > 0, "position_buckets")
+        if buckets > 0 and max_relative >= 1:
+            r.put("relative_bucket_max_position", max_relative, "max_relative_positions")
         r.put("disentangled_terms", _pos_att_type(r), "pos_att_type")
         r.put("share_attention_key", r.get("share_att_key", False, "bool"), "share_att_key")
     else:
         r.put("position_type", "learned" if biased else "none", "relative_attention")
+        terms = _pos_att_type(r)
+        if terms:  # the content scores keep the 1 / sqrt(D (1 + |terms|)) of the terms
+            r.put("attention_scale", (head_size * (1 + len(terms))) ** -0.5, "pos_att_type")
     kernel = r.get("conv_kernel_size", 0, "natural")
     if kernel:
         groups = r.get("conv_groups", 1, "count")
