@@ -11,7 +11,7 @@ beyond 3 reach the log buckets), separate pos_key_proj / pos_query_proj, c2p onl
 max_relative_positions without buckets (distances only clamped), buckets whose log scale
 runs to max_relative_positions rather than max_position_embeddings, the content scale that
 pos_att_type sets without relative attention, position_biased_input true and false,
-norm_rel_ebd layer_norm and none; the ConvLayer is refused.
+norm_rel_ebd layer_norm and none, the ConvLayer (kernels 3 and 5, tanh and gelu).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ transformers = pytest.importorskip("transformers")
 
 from tfcli.bench.hf_weights import load_hf_weights  # noqa: E402
 from tfcli.bench.model import Transformer, build_model  # noqa: E402
-from tfcli.errors import BenchError  # noqa: E402
+from tfcli.errors import TfcliError  # noqa: E402
 from tfcli.loaders import spec_from_hf_config  # noqa: E402
 from tfcli.params import count_params  # noqa: E402
 
@@ -76,6 +76,11 @@ CONFIGS = {
     ),
     "buckets_8_log_to_max_relative_24": lambda: _config(
         position_buckets=8, max_relative_positions=24, share_att_key=False
+    ),
+    # DeBERTa-v2 xlarge's ConvLayer after layer 0 (tanh by default), and a wider one
+    "conv_3_tanh": lambda: _config(conv_kernel_size=3, num_hidden_layers=3),
+    "conv_5_gelu_absolute": lambda: _config(
+        conv_kernel_size=5, conv_act="gelu", position_biased_input=True, position_buckets=8
     ),
 }
 
@@ -127,10 +132,9 @@ def test_parameters_equal_tfcli_params_and_transformers(case: str) -> None:
     assert built == sum(p.numel() for p in hf.parameters())
 
 
-def test_the_conv_layer_is_refused() -> None:
-    spec = spec_from_hf_config(_config(conv_kernel_size=3).to_dict(), name="conv").spec
-    with pytest.raises(BenchError, match="ConvLayer"):
-        build_model(spec, device="meta")
+def test_a_conv_layer_with_an_unknown_activation_is_refused() -> None:
+    with pytest.raises(TfcliError, match="conv_act"):
+        spec_from_hf_config(_config(conv_kernel_size=3, conv_act="mish").to_dict(), name="c")
 
 
 def test_bench_times_a_deberta_encoder_end_to_end() -> None:
@@ -167,5 +171,7 @@ def test_the_exported_config_reads_back_the_same_position_scheme(case: str) -> N
         "relative_bucket_max_position",
         "attention_scale",
         "disentangled_terms",
+        "encoder_conv_kernel",
+        "encoder_conv_activation",
     )
     assert [getattr(again, f) for f in fields] == [getattr(spec, f) for f in fields]

@@ -90,12 +90,19 @@ def _dense_band_extra(spec: ModelSpec) -> int:
     return extra
 
 
-UNSUPPORTED = [name for name, _ in shipped_specs() if missing_features(load_model(name).spec)]
+def test_every_shipped_spec_is_buildable() -> None:
+    assert [name for name, _ in shipped_specs() if missing_features(load_model(name).spec)] == []
 
 
-@pytest.mark.parametrize("name", UNSUPPORTED)
-def test_an_unsupported_feature_is_refused_by_name(name: str) -> None:
-    missing = missing_features(load_model(name).spec)
-    with pytest.raises(BenchError, match=r"the built-in model does not build .* yet"):
-        build_model(load_model(name).spec, device="meta")
-    assert missing
+def test_a_mixer_the_model_does_not_build_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The guard for a mixer kind the estimates learn before the bench does: every kind is
+    built today, so one is taken out of the built list."""
+    import tfcli.bench.support as support
+
+    monkeypatch.setattr(support, "BUILT_MIXERS", ("attention", "mla"))
+    spec = load_model("qwen3-next-80b-a3b").spec
+    assert support.missing_features(spec) == ["gated_deltanet layers"]
+    with pytest.raises(BenchError, match=r"does not build gated_deltanet layers yet"):
+        build_model(spec, device="meta")

@@ -356,6 +356,9 @@ def _deberta_v2(spec: ModelSpec) -> HFDict:
         "relative_attention": relative,
         "norm_rel_ebd": "layer_norm" if spec.relative_embedding_norm else "none",
         "conv_kernel_size": spec.encoder_conv_kernel or 0,
+        "conv_act": "gelu_new"
+        if spec.encoder_conv_activation == "gelu_tanh"
+        else (spec.encoder_conv_activation),
     }
     if relative:
         bucketed = spec.relative_position_bucketed

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 ARCHITECTURES = ("decoder", "encoder", "encoder-decoder")
 ACTIVATIONS = ("relu", "gelu", "gelu_tanh", "silu")
+CONV_ACTIVATIONS = ("tanh", *ACTIVATIONS)
 NORM_TYPES = ("layernorm", "rmsnorm")
 NORM_POSITIONS = ("pre", "post", "sandwich", "output")
 POSITION_TYPES = ("learned", "sinusoidal", "rope", "alibi", "relative", "disentangled", "none")
@@ -224,6 +225,8 @@ class ModelSpec:
     """Absolute learned positions are added to the input (DeBERTa-v3: false)."""
     encoder_conv_kernel: int | None = None
     """DeBERTa-v2's ConvLayer after the first layer (conv_kernel_size)."""
+    encoder_conv_activation: str = "tanh"
+    """The ConvLayer's activation (DeBERTa conv_act, ``CONV_ACTIVATIONS``)."""
 
     # MLP
     activation: str = "gelu"
@@ -738,6 +741,7 @@ _TEXT_FIELDS = ("name", "family", "source", "uncounted")
 _CHOICES = {
     "architecture": ARCHITECTURES,
     "activation": ACTIVATIONS,
+    "encoder_conv_activation": CONV_ACTIVATIONS,
     "norm_type": NORM_TYPES,
     "norm_position": NORM_POSITIONS,
     "position_type": POSITION_TYPES,

@@ -31,7 +31,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from tfcli.bench.layers import make_norm
+from tfcli.bench.layers import activation, make_norm
 from tfcli.spec import ModelSpec
 
 
@@ -146,3 +146,24 @@ class DisentangledBias(nn.Module):
             index = torch.clamp(-relative + self.span, 0, last).expand(b, heads, -1, -1)
             bias = bias + torch.gather(p2c, -1, index).transpose(-1, -2) * self.scale
         return bias
+
+
+class ConvLayer(nn.Module):
+    """DeBERTa-v2's ConvLayer (``conv_kernel_size`` > 0; transformers ``ConvLayer``, called by
+    ``DebertaV2Encoder.forward`` after layer 0): a K-wide Conv1d over the encoder's *input*
+    (the embeddings), the activation ``conv_act``, then LayerNorm(layer 0's output + that),
+    which layer 1 reads. Padding (K - 1) / 2 keeps S outputs (odd K); every token is valid
+    here, so transformers' input-mask multiplications are the identity.
+
+    Shapes: embedded (B, S, h) -> conv over S with h -> h channels -> (B, S, h)."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        h, k = spec.hidden_size, int(spec.encoder_conv_kernel or 1)
+        self.conv = nn.Conv1d(h, h, k, padding=(k - 1) // 2)
+        self.norm = make_norm(spec)
+        self.act = spec.encoder_conv_activation
+
+    def forward(self, embedded: Tensor, layer_out: Tensor) -> Tensor:
+        conv = self.conv(embedded.transpose(1, 2)).transpose(1, 2)  # (B, S, h)
+        return self.norm(layer_out + activation(self.act, conv))

@@ -342,7 +342,8 @@ def map_deberta_v2(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
     """DeBERTa-v2/v3: BERT's post-LN block with query_proj / key_proj / value_proj; learned
     absolute positions unless position_biased_input is false; with relative attention the
     encoder's rel_embeddings (+ its LayerNorm, norm_rel_ebd) and, without share_att_key, each
-    layer's pos_key_proj (c2p) / pos_query_proj (p2c); no token types (type_vocab_size 0)."""
+    layer's pos_key_proj (c2p) / pos_query_proj (p2c); no token types (type_vocab_size 0);
+    the ConvLayer's conv and LayerNorm (encoder.conv)."""
     out: StateDict = {"embed.weight": sd["embeddings.word_embeddings.weight"]}
     if "embeddings.position_embeddings.weight" in sd:
         out["positions.0.weight"] = sd["embeddings.position_embeddings.weight"]
@@ -353,6 +354,9 @@ def map_deberta_v2(spec: ModelSpec, sd: StateDict, layers: int) -> StateDict:
         out["relative_embeddings.table.weight"] = sd["encoder.rel_embeddings.weight"]
     if spec.relative_embedding_norm:
         _norm(out, "relative_embeddings.norm", sd, "encoder.LayerNorm")
+    if spec.encoder_conv_kernel:
+        _linear(out, "encoder_conv.conv", sd, "encoder.conv.conv")
+        _norm(out, "encoder_conv.norm", sd, "encoder.conv.LayerNorm")
     for i in range(layers):
         p, q = f"layers.{i}", f"encoder.layer.{i}"
         for ours in "qkv":

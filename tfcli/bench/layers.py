@@ -93,9 +93,12 @@ _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
 def activation(name: str, x: Tensor) -> Tensor:
-    """relu, gelu (erf), gelu_tanh (GPT-2's gelu_new, Gemma's gelu_pytorch_tanh), silu."""
+    """relu, gelu (erf), gelu_tanh (GPT-2's gelu_new, Gemma's gelu_pytorch_tanh), silu;
+    tanh (DeBERTa's ConvLayer default)."""
     if name == "relu":
         return F.relu(x)
+    if name == "tanh":
+        return torch.tanh(x)
     if name == "gelu":
         return F.gelu(x)
     if name == "gelu_tanh":

@@ -37,7 +37,12 @@ from torch import Tensor, nn
 
 from tfcli.bench.attention import attention_core
 from tfcli.bench.cache import KVCache, LayerCache
-from tfcli.bench.disentangled import DisentangledBias, RelativeEmbeddings, disentangled_factor
+from tfcli.bench.disentangled import (
+    ConvLayer,
+    DisentangledBias,
+    RelativeEmbeddings,
+    disentangled_factor,
+)
 from tfcli.bench.indexer import Indexer
 from tfcli.bench.layers import MLP, MoE, ParameterFreeNorm, make_norm, make_qk_norm
 from tfcli.bench.positions import (
@@ -619,6 +624,7 @@ class Transformer(nn.Module):
             if spec.position_type == "disentangled" or spec.relative_embedding_norm
             else None
         )
+        self.encoder_conv = ConvLayer(spec) if spec.encoder_conv_kernel else None
         self.rope = self._rope(spec)
         self.local_rope = self._rope(spec, local=True) if spec.rope_local_theta else None
         self.relative = nn.ModuleList()
@@ -755,8 +761,11 @@ class Transformer(nn.Module):
             x, bias = bigbird_inputs(self.spec, x)
         positions = torch.arange(x.shape[1], device=ids.device)
         relative = self.relative_inputs(x.shape[1], ids.device)
-        for block in layers:
+        embedded = x
+        for i, block in enumerate(layers):
             x = block(x, positions, bias=bias, relative=relative)
+            if i == 0 and self.encoder_conv is not None:  # DeBERTa-v2's ConvLayer
+                x = self.encoder_conv(embedded, x)
         x = x[:, :seq]  # LongformerModel and BigBirdModel cut their padding
         return self.final_norms[0](x) if self.final_norms else x
 

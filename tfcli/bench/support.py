@@ -22,10 +22,6 @@ def missing_features(spec: ModelSpec) -> list[str]:
     missing: list[str] = []
     kinds = {run.plan.mixer for run in spec.layer_runs}
     missing += sorted(f"{k} layers" for k in kinds - set(BUILT_MIXERS))
-    checks = {
-        "DeBERTa-v2's ConvLayer": bool(spec.encoder_conv_kernel),
-    }
-    missing += [name for name, present in checks.items() if present]
     return missing
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from tfcli.hf.reader import Reader, check
 from tfcli.hf.records import (
+    ACTIVATIONS,
     Record,
     act,
     dtype_hook,
@@ -90,7 +91,8 @@ def deberta_structure(r: Reader) -> None:
     projections, else ``pos_key_proj`` (c2p) and ``pos_query_proj`` (p2c) are separate.
     ``norm_rel_ebd`` containing ``layer_norm`` adds a LayerNorm (built even without relative
     attention). ``position_biased_input`` keeps the absolute position table.
-    ``conv_kernel_size`` > 0 adds ConvLayer after the first layer (DeBERTa-v2 xlarge).
+    ``conv_kernel_size`` > 0 adds ConvLayer after the first layer (DeBERTa-v2 xlarge), with
+    ``conv_act`` (default tanh).
     Without relative attention the content scores are still divided by sqrt(D x (1 + the
     c2p / p2c entries of ``pos_att_type``)) (``DisentangledSelfAttention.forward``): recorded
     as ``attention_scale``.
@@ -143,6 +145,11 @@ def deberta_structure(r: Reader) -> None:
         if kernel % 2 == 0:
             raise r.fail("conv_kernel_size", kernel, "an even kernel is not supported")
         r.put("encoder_conv_kernel", kernel, "conv_kernel_size")
+        conv_act = r.get("conv_act", "tanh", "str")
+        if conv_act != "tanh" and conv_act not in ACTIVATIONS:
+            known = ", ".join(sorted({"tanh", *ACTIVATIONS}))
+            raise r.fail("conv_act", conv_act, f"activation not supported ({known})")
+        r.put("encoder_conv_activation", ACTIVATIONS.get(conv_act, conv_act), "conv_act")
 
 
 def _pos_att_type(r: Reader) -> tuple[str, ...]:
