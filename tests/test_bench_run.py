@@ -433,6 +433,46 @@ def test_measured_core_memory_matches_the_estimate(seq: int, dtype: str) -> None
     assert ratio == pytest.approx(estimated["naive"] / estimated["sdpa"], rel=0.25)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(
+    ("batch", "seq", "kv_heads", "head_dim", "dtype"),
+    [
+        (1, 1024, 2, 64, "fp32"),
+        (1, 1024, 2, 64, "bf16"),
+        (2, 512, 4, 128, "bf16"),
+        (3, 100, 2, 32, "bf16"),
+        (1, 48, 2, 64, "bf16"),  # below the packing threshold
+        (1, 256, 8, 64, "fp16"),
+    ],
+)
+def test_the_cpu_flash_peak_is_every_buffer_the_estimate_names(
+    batch: int, seq: int, kv_heads: int, head_dim: int, dtype: str, threads: int
+) -> None:
+    """The SDPA core's allocator peak equals the estimate to the byte: output, row
+    statistics, per-thread tiles and (bf16 on an AMX CPU) the packed K and V."""
+    from tfcli.bench.attention import attention_core
+    from tfcli.bench.run import estimate_peak_bytes
+
+    spec = load_model("llama-3-8b").spec.replace(
+        hidden_size=8 * head_dim, num_heads=8, num_kv_heads=kv_heads, head_dim=head_dim
+    )
+    torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+    q = torch.randn(batch, 8, seq, head_dim, dtype=torch_dtype)
+    k = torch.randn(batch, kv_heads, seq, head_dim, dtype=torch_dtype)
+    v = torch.randn(batch, kv_heads, seq, head_dim, dtype=torch_dtype)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        measured = peak_bytes(
+            lambda: attention_core(q, k, v, backend="sdpa", causal=True), torch.device("cpu")
+        )
+    finally:
+        torch.set_num_threads(before)
+    if measured is None:
+        pytest.skip("the profiler cannot record memory here")
+    assert measured == estimate_peak_bytes(spec, batch, seq, "sdpa", dtype, cpu_threads=threads)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_peak_memory_uses_the_allocator() -> None:
     device = torch.device("cuda")

@@ -175,20 +175,47 @@ def mask_bytes(
     return 0
 
 
-def cpu_flash_scratch_bytes(spec: ModelSpec, seq: int, dtype: str, threads: int) -> int:
-    """Per-thread tiles torch's CPU flash kernel allocates for one call (torch 2.13,
-    aten/src/ATen/native/cpu/FlashAttentionKernel.cpp): in fp32 (the accumulation type)
+CPU_FLASH_PACK_MIN_SEQ = 64
+"""Shortest sequence whose K and V the CPU flash kernel packs for oneDNN's brgemm (bf16 on
+an AMX CPU; allocator events, torch 2.13: no packed copies at S = 63, packed at 64)."""
+
+
+def cpu_flash_packs(dtype: str, seq: int) -> bool:
+    """Whether torch's CPU flash kernel packs K and V for oneDNN's brgemm ukernel: bf16
+    weights need packing (oneDNN ``brgemm_pack_B_t::need_pack``: not f32, not f16), and the
+    ukernel runs only where the CPU has AMX tiles (``torch.cpu._is_amx_tile_supported``)."""
+    if dtype != "bf16" or seq < CPU_FLASH_PACK_MIN_SEQ:
+        return False
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(amx()) if amx is not None else False
+
+
+def cpu_flash_scratch_bytes(
+    spec: ModelSpec, seq: int, dtype: str, threads: int, *, batch: int = 1
+) -> int:
+    """Buffers torch's CPU flash kernel allocates for one call (torch 2.13,
+    aten/src/ATen/native/cpu/FlashAttentionKernel.cpp): per thread, in fp32 (the
+    accumulation type)
 
         threads x (qb x kb  +  2 qb  +  qb x d_v) x 4 bytes
 
     (scores tile, row max, row sum, output accumulator) with qb = ``cpu_flash_query_block``
     and kb = min(512, S), plus threads x qb x kb x bytes(dtype) for bf16 / fp16 inputs. A
-    constant (1.25 MiB on 2 threads at d_v = 128): it matters only at short lengths."""
+    constant (1.25 MiB on 2 threads at d_v = 128): it matters only at short lengths. Where
+    the kernel packs for brgemm (``cpu_flash_packs``) it also holds packed copies of the
+    whole K and V, B x KVH x S x (d_qk + d_v) x 2 bytes, and per thread one kb x d_qk block,
+    threads x kb x d_qk x 2 bytes (allocator events at S 64-4096, B 1-3, d 8-256, 1 and 2
+    threads: each of these sizes, exactly)."""
     qb = min(cpu_flash_query_block(seq), seq)
     kb = min(CPU_FLASH_KEY_BLOCK, seq)
     fp32 = threads * (qb * kb + 2 * qb + qb * spec.value_head_dim) * 4
     reduced = threads * qb * kb * DTYPE_BYTES[dtype] if dtype != "fp32" else 0
-    return fp32 + reduced
+    packed = 0
+    if cpu_flash_packs(dtype, seq):
+        width = DTYPE_BYTES[dtype]
+        packed = batch * spec.kv_heads * seq * (spec.qk_head_dim + spec.value_head_dim) * width
+        packed += threads * kb * spec.qk_head_dim * width
+    return fp32 + reduced + packed
 
 
 def estimate_peak_bytes(
@@ -216,7 +243,9 @@ def estimate_peak_bytes(
     mask = mask_bytes(spec, batch, seq, dtype, kernel=kernel, window=window)
     if kernel in ("naive", "math"):
         return naive_peak_score_bytes(spec, batch, seq, dtype) + output + mask
-    scratch = 0 if cpu_threads is None else cpu_flash_scratch_bytes(spec, seq, dtype, cpu_threads)
+    scratch = 0
+    if cpu_threads is not None:
+        scratch = cpu_flash_scratch_bytes(spec, seq, dtype, cpu_threads, batch=batch)
     return output + mask + scratch + sink_copy_bytes(spec, batch, seq, dtype)
 
 
