@@ -12,6 +12,7 @@ Prediction (calibration only, ``predict_decode_seconds``):
 
     t = sum over weight matrices of bytes / GEMV bandwidth at its contracted dim K
         + KV bytes read / decode-attention bandwidth
+        + state-mixer elementwise bytes / read bandwidth
         + MLA expansion FLOPs / matmul peak + operators x per-operator overhead
 
 or the step's FLOPs / matmul peak when that is longer (large batches). The operators are
@@ -25,6 +26,11 @@ each K the step uses is probed once per run (``calibrate.measure_gemv_rates``: s
 matrices of that K cycled over 256 MiB, none of the model's weights, no attention, norms or
 cache). Before the step is counted, and for a point that does not fit, the planned weight
 bytes are priced at K = hidden size on the calibration's generic curve.
+A state mixer (Mamba, Gated DeltaNet, RWKV, lightning; Falcon-H1's parallel Mamba-2) keeps
+no KV cache: its recurrent step streams its fixed state through elementwise passes, whose
+bytes (inputs read, outputs written) are counted in the same count (``count_step``'s
+``traffic_modules``) and priced at the read bandwidth; the state's size does not depend on
+the context, so neither does that term.
 On CUDA kernel launches overlap the GPU's work, so there
 the overhead term is a floor (max) instead of a sum. Weight bytes are the
 active parameters of the built layers (MoE: the experts one token uses), plus the LM head
@@ -44,7 +50,7 @@ from torch import Tensor
 
 from tfcli.bench.cache import KVCache, LayerCache
 from tfcli.bench.calibrate import Calibration, measure_gemv_rates
-from tfcli.bench.model import Transformer
+from tfcli.bench.model import Transformer, main_plan
 from tfcli.bench.opcount import count_step
 from tfcli.bench.settings import BenchSettings, fit_problem
 from tfcli.bench.timing import Probe, Samples, time_call
@@ -53,11 +59,14 @@ from tfcli.flops import (
     attention_core_flops,
     attention_projection_flops,
     cross_attention_flops,
+    forward_flops,
     indexer_score_flops,
     mlp_flops,
     moe_flops,
 )
+from tfcli.memory import state_bytes_per_layer
 from tfcli.params import count_params
+from tfcli.plan import STATE_MIXERS
 from tfcli.spec import ModelSpec
 
 DECODE_ENCODER_SEQ = 512
@@ -78,6 +87,12 @@ class DecodeResult:
     """Bytes of the cache the step attends (``context + 1`` tokens, windowed), all layers."""
     executed_kv_bytes: int = 0
     """KV bytes the kernel streams (MLA: + the expanded per-head keys and values)."""
+    state_bytes: int = 0
+    """Fixed per-sequence state of the built state-mixer layers (conv and recurrent states:
+    ``tfcli.memory.state_bytes_per_layer``, transformers' convention), all layers."""
+    state_traffic_bytes: int | None = None
+    """Bytes the state mixers' elementwise operators move in one step (``count_step``; None
+    until counted: 2 x ``state_bytes`` then, one read and one write)."""
     weight_bytes: int = 0
     flops: int = 0
     expansion_flops: int = 0
@@ -169,6 +184,22 @@ def layer_step_flops(spec: ModelSpec, index: int, batch: int, held: int) -> int:
     return flops + mlp_flops(spec, batch, spec.intermediate_size)
 
 
+def state_layer_step_flops(spec: ModelSpec, context: int, batch: int) -> dict[int, int]:
+    """Matmul FLOPs of one token through each state-mixer layer of the main stack, by layer
+    index: projections, one recurrent step of the scan and the MLP (``tfcli.flops``'s
+    one-token forward after ``context`` tokens, the estimate ``tfcli flops --mode decode``
+    prints)."""
+    if not any(kind in STATE_MIXERS for kind in spec.layer_kinds):
+        return {}
+    count = forward_flops(spec, 1, batch=batch, logits="last", context=context)
+    main = spec.main_stack_runs()[0].stack
+    return {
+        layer.index: layer.total
+        for layer in count.layers
+        if layer.stack == main and layer.kind in STATE_MIXERS
+    }
+
+
 def head_params(spec: ModelSpec) -> int:
     """The LM head matrix a whole token reads: V x h (the tied embedding matrix if tied)."""
     return spec.vocab_size * spec.hidden_size if spec.lm_head else 0
@@ -186,7 +217,17 @@ def plan_decode(settings: BenchSettings, cal: Calibration, context: int) -> Deco
     weights = sum(p.active for p in decoder)
     flops = expansion = 0
     kv = 0
+    step_flops = state_layer_step_flops(spec, context, batch)
     for i in range(layers):
+        plan = main_plan(spec, i)
+        result.state_bytes += sum(
+            state_bytes_per_layer(
+                spec, plan, rule="transformers", dtype=settings.dtype_name
+            ).values()
+        )
+        if plan.mixer in STATE_MIXERS:  # a recurrent step: no cache grows, no keys attended
+            flops += step_flops[i]
+            continue
         held = cached_tokens(spec, i, context)
         kv += sum(math.prod(shape) for shape in cache_shapes(spec, batch, held)) * bits // 8
         if spec.index_num_heads:  # DeepSeek-V3.2: the indexer keys, scored against the query
@@ -227,9 +268,13 @@ def predict_decode_seconds(
         weight_seconds = sum(
             b / rates.get(k, cal.gemv_rate(k)) for k, b in result.weight_reads.items()
         )
+    state_traffic = result.state_traffic_bytes
+    if state_traffic is None:
+        state_traffic = 2 * result.state_bytes
     memory_bound = (
         weight_seconds
         + result.executed_kv_bytes / cal.decode_kv_bytes_per_s
+        + state_traffic / cal.read_bytes_per_s
         + result.expansion_flops / cal.matmul_flops_per_s
     )
     overhead = result.operators * cal.op_overhead_seconds
@@ -276,14 +321,31 @@ class StaticLayerCache(LayerCache):
         """Nothing to drop: the window is a view (``append``)."""
 
 
+def state_mixer_modules(model: Transformer) -> list[torch.nn.Module]:
+    """The built layers' state mixers (and Falcon-H1's parallel Mamba-2): the modules whose
+    elementwise traffic a decode step's prediction counts."""
+    blocks = [model.block(i) for i in range(len(model.layers))]
+    return [m for b in blocks for m in (b.mixer, b.ssm) if m is not None]
+
+
 def build_static_cache(model: Transformer, settings: BenchSettings, context: int) -> KVCache:
-    """Random K/V (or MLA latents) for ``context`` tokens plus one slot in every built layer,
-    encoder K/V of DECODE_ENCODER_SEQ tokens for cross-attention layers, and the conv and
-    recurrent state of a parallel Mamba-2 (Falcon-H1), so every step is a recurrent step."""
+    """Random K/V (or MLA latents) for ``context`` tokens plus one slot in every built
+    attention layer, encoder K/V of DECODE_ENCODER_SEQ tokens for cross-attention layers, and
+    the conv and recurrent states of the state mixers (Mamba, Gated DeltaNet, RWKV, lightning
+    layers; Falcon-H1's parallel Mamba-2) left by one random token, so every step is a
+    recurrent step (a state's size does not depend on the context)."""
     spec, batch = settings.spec, settings.batch
     device, dtype = settings.device, settings.dtype
     cache = KVCache(length=context)
     for i in range(len(model.layers)):
+        if model.block(i).mixer is not None:  # a state mixer: one token leaves its states
+            with torch.no_grad():
+                model.block(i)(
+                    torch.randn(batch, 1, spec.hidden_size, device=device, dtype=dtype),
+                    torch.tensor([0], device=device),
+                    cache=cache,
+                )
+            continue
         window = layer_reach(spec, i)
         first, second = (
             torch.randn(*shape, device=device, dtype=dtype)
@@ -345,8 +407,9 @@ def measure_decode(
         return model.logits(x)
 
     model.set_backend("sdpa" if "sdpa" in settings.backends else settings.backends[0])
-    counted = count_step(step, model.parameters())
+    counted = count_step(step, model.parameters(), state_mixer_modules(model))
     result.operators = counted.operators
+    result.state_traffic_bytes = counted.elementwise_bytes
     result.weight_reads = dict(counted.weight_reads)
     known = {} if gemv_rates is None else gemv_rates
     new = sorted(set(result.weight_reads) - set(known))

@@ -18,6 +18,13 @@ lives in one of the given parameters' storage, by its contracted dimension (byte
 operand, a view's own elements: one expert's slice of a stacked expert tensor counts as that
 slice). A decode step's GEMVs run at a bandwidth that depends on that dimension
 (``tfcli.bench.calibrate.measure_gemv_curve``), so the prediction needs the split.
+
+Inside the modules given as ``traffic_modules`` (the state mixers of a decode step) it also
+adds up the bytes every other operator moves: its tensor inputs read and its output written
+(a view moves nothing; an in-place operator writes what it read). A recurrent step streams
+its state through several such elementwise passes (the gated delta rule's decay, S^T k,
+the rank-1 update and S^T q each read or write the whole state), which no matmul count
+sees.
 """
 
 from __future__ import annotations
@@ -59,6 +66,8 @@ class StepCount:
 
     operators: int = 0
     weight_reads: Counter[int] = field(default_factory=Counter)
+    elementwise_bytes: int = 0
+    """Bytes the non-matmul operators inside ``traffic_modules`` read and wrote."""
 
     @property
     def weight_read_bytes(self) -> int:
@@ -74,6 +83,8 @@ class _Counter(TorchDispatchMode):
         super().__init__()
         self.result = StepCount()
         self.parameter_storages = parameter_storages
+        self.traffic_depth = 0
+        """> 0 while a traffic module's forward runs."""
 
     def __torch_dispatch__(
         self,
@@ -86,7 +97,10 @@ class _Counter(TorchDispatchMode):
         positions = MATRIX_PRODUCTS.get(func.overloadpacket.__name__)
         if positions is not None and self.parameter_storages:
             self._record(args[positions[0]], args[positions[1]])
-        return func(*args, **(kwargs or {}))
+        out = func(*args, **(kwargs or {}))
+        if self.traffic_depth and positions is None and not func.is_view:
+            self.result.elementwise_bytes += _moved_bytes(func, args, kwargs, out)
+        return out
 
     def _record(self, left: torch.Tensor, right: torch.Tensor) -> None:
         contracted = int(left.shape[-1])
@@ -95,12 +109,55 @@ class _Counter(TorchDispatchMode):
                 self.result.weight_reads[contracted] += operand.numel() * operand.element_size()
 
 
-def count_step(fn: Callable[[], object], parameters: Iterable[torch.Tensor] = ()) -> StepCount:
-    """Operators dispatched by one call of ``fn`` (which runs once, slower) and the bytes of
-    ``parameters`` its matrix products read (module docstring)."""
+def _tensors(value: object) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for item in value for t in _tensors(item)]
+    return []
+
+
+def _moved_bytes(
+    func: Any, args: tuple[Any, ...], kwargs: dict[str, Any] | None, out: object
+) -> int:
+    """Bytes one operator reads (its tensor arguments) and writes (its outputs); 0 for an
+    operator that only changes an input's metadata (``squeeze_``) or returns an alias of an
+    input without writing it (``_unsafe_view``, which the schema does not mark as a view)."""
+    if torch.Tag.inplace_view in func.tags:  # squeeze_, transpose_: metadata only
+        return 0
+    inputs = _tensors(list(args)) + _tensors(list((kwargs or {}).values()))
+    outputs = _tensors(out)
+    storages = {_storage_key(t) for t in inputs}
+    if not func._schema.is_mutable and all(_storage_key(t) in storages for t in outputs):
+        return 0
+    return sum(t.numel() * t.element_size() for t in inputs + outputs)
+
+
+def count_step(
+    fn: Callable[[], object],
+    parameters: Iterable[torch.Tensor] = (),
+    traffic_modules: Iterable[nn.Module] = (),
+) -> StepCount:
+    """Operators dispatched by one call of ``fn`` (which runs once, slower), the bytes of
+    ``parameters`` its matrix products read, and the elementwise bytes moved inside
+    ``traffic_modules`` (module docstring)."""
     counter = _Counter({_storage_key(p) for p in parameters})
-    with counter, torch.no_grad():
-        fn()
+
+    def enter(*_: object) -> None:
+        counter.traffic_depth += 1
+
+    def leave(*_: object) -> None:
+        counter.traffic_depth -= 1
+
+    hooks = []
+    for module in traffic_modules:
+        hooks += [module.register_forward_pre_hook(enter), module.register_forward_hook(leave)]
+    try:
+        with counter, torch.no_grad():
+            fn()
+    finally:
+        for hook in hooks:
+            hook.remove()
     return counter.result
 
 

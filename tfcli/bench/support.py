@@ -37,12 +37,13 @@ def check_buildable(spec: ModelSpec) -> None:
         )
 
 
-def check_timeable(spec: ModelSpec, layers: int) -> None:
-    """Raise ``BenchError`` when one of the first ``layers`` layers has no attention: the
-    attention timing of ``tfcli bench`` (and ``--dist``) times attention cores and blocks
-    with attention; the built-in model builds the state mixers, the timing does not yet."""
+def check_timeable(spec: ModelSpec, layers: int, mode: str = "prefill") -> None:
+    """Raise ``BenchError`` when a prefill timing would meet a layer without attention in
+    the first ``layers``: the prefill timing of ``tfcli bench`` (and ``--dist``) times
+    attention cores and blocks with attention. Decode (``mode`` decode) steps every built
+    layer, state mixers included (``tfcli.bench.decode``)."""
     kinds = sorted({k for k in spec.layer_kinds[:layers] if k in STATE_MIXERS})
-    if kinds:
+    if kinds and mode != "decode":
         raise BenchError(
             f"tfcli bench times attention layers; the first {layers} layer(s) of {spec.name} "
             f"include {', '.join(kinds)} layers",
@@ -57,7 +58,8 @@ def _mixers_hint(name: str, kinds: list[str]) -> str:
     timed = [names[k] for k in kinds if k in names]
     if timed:
         return (
-            f"time those layers with tfcli bench {name} --mixers full,{','.join(timed)}; "
-            "tfcli flops / kvcache estimate them"
+            f"time those layers with tfcli bench {name} --mixers full,{','.join(timed)} "
+            f"(prefill) or tfcli bench {name} --mode decode; tfcli flops / kvcache estimate "
+            "them"
         )
-    return "tfcli flops / kvcache estimate them; the built-in model builds them"
+    return f"tfcli bench {name} --mode decode times them; tfcli flops / kvcache estimate them"

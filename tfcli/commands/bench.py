@@ -153,7 +153,7 @@ def bench(
     from tfcli.bench.support import check_timeable
 
     if kinds is None:  # --mixers builds its own one-layer mixers of each kind
-        check_timeable(spec, depth)
+        check_timeable(spec, depth, "prefill" if dist is not None else mode)
     if dist is not None:
         _bench_dist(spec, dist, seqs, batch, depth, dtype, threads, json_output)
         return

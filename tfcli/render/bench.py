@@ -211,14 +211,18 @@ def print_bench(result: BenchResult, summary: Summary) -> None:
     if s.mode == "decode":
         print_note(
             "step = one token through the built layers (projections, attention over the cached "
-            "keys, MLP; with --layers all also the embedding, final norm and LM head) over a "
-            "preallocated cache written in place. Predicted = each weight matrix the step reads "
-            "(the experts a token uses) / the GEMV bandwidth probed at its contracted dimension "
-            "(synthetic matrices, once per run) + KV bytes the kernel streams / calibrated "
-            "decode-attention bandwidth at the model's head layout (on the CPU a one-query step "
-            "runs a grouped matmul that reads each KV head once; 'KV read' adds MLA's expanded "
-            "keys and values) + the operators one step dispatches x the calibrated per-operator "
-            "overhead; medians over repeats; error = (predicted - measured) / measured; probe = "
+            "keys or one recurrent step of a state mixer, MLP; with --layers all also the "
+            "embedding, final norm and LM head) over a preallocated cache written in place. "
+            "Predicted = each weight matrix the step reads (the experts a token uses) / the "
+            "GEMV bandwidth probed at its contracted dimension (synthetic matrices, once per "
+            "run) + KV bytes the kernel streams / calibrated decode-attention bandwidth at the "
+            "model's head layout (on the CPU a one-query step runs a grouped matmul that reads "
+            "each KV head once; 'KV read' adds MLA's expanded keys and values) + the bytes a "
+            "state mixer's elementwise operators move through its states ('state': conv and "
+            "recurrent states of Mamba, Gated DeltaNet, RWKV and lightning layers; counted on "
+            "the step) / read bandwidth + the operators one step dispatches x the calibrated "
+            "per-operator overhead; medians over repeats; error = (predicted - measured) / "
+            "measured; probe = "
             "noise probe rate vs calibration."
         )
         return
@@ -383,7 +387,11 @@ def _print_decode(result: BenchResult) -> None:
     columns = ["context", "step", "spread", "predicted", "error", "probe"]
     if whole:
         columns += ["tokens/s", "predicted"]
-    columns += ["KV cache", "KV read", "weights"]
+    columns += ["KV cache", "KV read"]
+    states = any(d.state_bytes for d in result.decode)
+    if states:
+        columns += ["state"]
+    columns += ["weights"]
     title = f"Decode: one token after a cached context, {_layers_text(result)}"
     table = _table(title, columns, left=1)
     calibrated = result.calibration.probe_flops_per_s
@@ -403,7 +411,9 @@ def _print_decode(result: BenchResult) -> None:
         ]
         if whole:
             row += [_fmt(d.tokens_per_s, "{:.1f}"), _fmt(d.predicted_tokens_per_s, "{:.1f}")]
-        row += [_bytes(d.kv_bytes), _bytes(d.executed_kv_bytes), _bytes(d.weight_bytes)]
+        row += [_bytes(d.kv_bytes), _bytes(d.executed_kv_bytes)]
+        row += [_bytes(d.state_bytes)] if states else []
+        row += [_bytes(d.weight_bytes)]
         table.add_row(*row)
     print_table(table)
     for line in skipped:
@@ -493,6 +503,8 @@ def bench_document(result: BenchResult, summary: Summary) -> dict[str, Any]:
                 "skipped": d.skipped,
                 "kv_bytes": d.kv_bytes,
                 "executed_kv_bytes": d.executed_kv_bytes,
+                "state_bytes": d.state_bytes,
+                "state_traffic_bytes": d.state_traffic_bytes,
                 "weight_bytes": d.weight_bytes,
                 "gemv_weight_bytes_by_inner_dim": None
                 if d.weight_reads is None
