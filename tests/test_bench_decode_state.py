@@ -28,11 +28,24 @@ from tfcli.loaders import load_model, spec_from_hf_config  # noqa: E402
 from tfcli.plan import STATE_MIXERS  # noqa: E402
 
 CPU = torch.device("cpu")
-CASES = ["qwen3_next-hybrid", "mamba-b", "mamba2-a", "jamba-a", "falcon_h1-a"]
+CASES = ["qwen3_next-hybrid", "mamba-b", "mamba2-a", "jamba-a", "falcon_h1-a", "minimax", "rwkv"]
 
 
 def _spec(case: str) -> Any:
-    return spec_from_hf_config(CONFIGS[case]().to_dict(), name=case).spec
+    if case == "minimax":  # lightning layers and a full-attention layer
+        from tests.test_bench_minimax import CASES as MINIMAX
+        from tests.test_bench_minimax import _config as minimax_config
+
+        config = minimax_config(*MINIMAX["lin-full-lin"])
+    elif case == "rwkv":
+        import transformers
+
+        config = transformers.RwkvConfig(
+            vocab_size=97, hidden_size=32, num_hidden_layers=2, intermediate_size=64
+        )
+    else:
+        config = CONFIGS[case]()
+    return spec_from_hf_config(config.to_dict(), name=case).spec
 
 
 class _Scaled(torch.nn.Module):
