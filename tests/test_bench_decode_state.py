@@ -8,6 +8,7 @@ arithmetic; the state bytes equal the bench cache's own state tensors after the 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -78,7 +79,7 @@ def test_a_state_step_runs_and_prices_its_state_traffic(
     spec = _spec(case)
     torch.manual_seed(0)
     model = build_model(spec, layers=spec.num_layers).eval()
-    settings = decode_settings(spec)
+    settings = replace(decode_settings(spec), batch=2)
     cal = fake_calibration()
     step = decode_module.measure_decode(model, settings, cal, 16, Probe(CPU))
     assert step.step is not None and step.skipped is None
@@ -87,6 +88,9 @@ def test_a_state_step_runs_and_prices_its_state_traffic(
     assert state_layers or parallel
     cache = decode_module.build_static_cache(model, settings, 16)
     assert step.state_bytes == cache.state_nbytes()  # the bench's own state tensors
+    bf16 = replace(settings, dtype=torch.bfloat16)
+    bf16_cache = decode_module.build_static_cache(model.to(torch.bfloat16), bf16, 16)
+    assert decode_module.plan_decode(bf16, cal, 16).state_bytes == bf16_cache.state_nbytes()
     assert step.state_traffic_bytes is not None
     assert step.state_traffic_bytes >= 2 * step.state_bytes  # each state read and written
     attention_layers = spec.num_layers - len(state_layers)

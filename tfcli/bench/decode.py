@@ -220,11 +220,10 @@ def plan_decode(settings: BenchSettings, cal: Calibration, context: int) -> Deco
     step_flops = state_layer_step_flops(spec, context, batch)
     for i in range(layers):
         plan = main_plan(spec, i)
-        result.state_bytes += sum(
-            state_bytes_per_layer(
-                spec, plan, rule="transformers", dtype=settings.dtype_name
-            ).values()
+        per_sequence = state_bytes_per_layer(
+            spec, plan, rule="transformers", dtype=settings.dtype_name
         )
+        result.state_bytes += batch * sum(per_sequence.values())
         if plan.mixer in STATE_MIXERS:  # a recurrent step: no cache grows, no keys attended
             flops += step_flops[i]
             continue
