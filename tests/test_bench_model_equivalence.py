@@ -42,11 +42,6 @@ AUTO = {
 }
 BACKENDS = ["naive", "sdpa"]
 
-# Where the loader's spec differs from what transformers runs, the fix applied here (and
-# pinned by test_loader_gaps_are_still_open, which fails once the loader is fixed).
-# DeepSeek-V2's modelling rotates adjacent pairs (view_as_complex) like V3's rope_interleave.
-SPEC_FIXES: dict[str, dict[str, Any]] = {}
-
 
 def config_json(config: Any) -> dict[str, Any]:
     """The config.json a hub checkout would hold for ``config``.
@@ -80,7 +75,7 @@ def pair(case: str) -> tuple[Any, Transformer, str]:
         for name, param in hf.named_parameters():
             if name.endswith("bias") or "norm" in name.lower():
                 param.add_(0.1 * torch.randn_like(param))
-    spec = loaded_spec(case).replace(**SPEC_FIXES.get(case, {}))
+    spec = loaded_spec(case)  # as the loader reads it: no fix-ups
     ours = build_model(spec).eval()
     load_hf_weights(ours, hf)
     return hf, ours, kind
@@ -146,13 +141,6 @@ def test_cached_decoding_matches_the_full_forward(case: str, backend: str) -> No
         incremental = torch.cat(steps, dim=1)
         torch.testing.assert_close(incremental, full)
         torch.testing.assert_close(incremental, expected)
-
-
-@pytest.mark.parametrize("case", list(SPEC_FIXES))
-@pytest.mark.xfail(strict=True, reason="loader gap reported to the loaders owner; see SPEC_FIXES")
-def test_loader_gaps_are_still_open(case: str) -> None:
-    spec = loaded_spec(case)
-    assert spec == spec.replace(**SPEC_FIXES[case])
 
 
 @pytest.mark.parametrize(
