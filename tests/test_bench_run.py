@@ -205,6 +205,45 @@ def test_decode_mode(cache_dir: Path) -> None:
         assert d["layers"] == 1 and not d["whole_model"]
 
 
+def test_decode_mode_steps_a_recurrent_model(cache_dir: Path) -> None:
+    """RWKV-4 (two layers kept by --set): no KV cache, one state per layer whose size does
+    not depend on the context; --layers beyond the depth says that every layer is built."""
+    from tfcli.loaders import load_model
+    from tfcli.memory import state_bytes_per_layer
+
+    run = run_cli(
+        "bench",
+        "rwkv-4-169m",
+        "--set",
+        "num_layers=2",
+        "--layers",
+        "99",
+        "--mode",
+        "decode",
+        "--context",
+        "8,64",
+        "--repeats",
+        "1",
+        "--json",
+        env={"XDG_CACHE_HOME": str(cache_dir)},
+    )
+    assert run.code == 0, run.stderr
+    assert "--layers 99: rwkv-4-169m has 2 layers" in run.stderr
+    steps = json.loads(run.stdout)["decode"]
+    spec = load_model("rwkv-4-169m").spec
+    # transformers' RWKV state: 2 shifted tokens (h, the dtype) + num, den, max (3 h, fp32)
+    per_layer = 2 * spec.hidden_size * 4 + 3 * spec.hidden_size * 4
+    plan = spec.layer_runs[0].plan
+    assert sum(state_bytes_per_layer(spec, plan, rule="transformers", dtype="fp32").values()) == (
+        per_layer
+    )
+    for d in steps:
+        assert d["kv_bytes"] == 0 and d["whole_model"] and d["layers"] == 2
+        assert d["state_bytes"] == 2 * per_layer
+        assert d["state_traffic_bytes"] >= 2 * d["state_bytes"]
+        assert d["step_seconds_median"] > 0 and d["predicted_seconds"] > 0
+
+
 def test_chunked_nope_and_sink_models_bench() -> None:
     """gpt-oss (sinks: one extra key through SDPA) and Llama 4 (chunked RoPE layers,
     NoPE full layers, MoE) time end to end (in process, round calibration figures); a decode

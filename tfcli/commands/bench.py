@@ -150,6 +150,7 @@ def bench(
         model, specs_dirs=tuple(specs_dir or ()), overrides=tuple(set_ or ()), as_type=as_type
     ).spec
     depth = parse_layers(layers, spec.num_layers)
+    capped = layers.strip().lower() != "all" and int(layers) > depth
     from tfcli.bench.support import check_timeable
 
     if kinds is None:  # --mixers builds its own one-layer mixers of each kind
@@ -195,6 +196,11 @@ def bench(
             "kernel; on the CPU SDPA runs its flash kernel (or its math fallback for MLA)"
         )
         sdpa_kernel = None
+    if capped:
+        print_warning(
+            f"--layers {int(layers)}: {spec.name} has {depth} layers; all {depth} are built "
+            "(as with --layers all)"
+        )
     settings = BenchSettings(
         spec=spec,
         device=torch_device,
