@@ -512,6 +512,43 @@ def test_the_cpu_flash_peak_is_every_buffer_the_estimate_names(
     assert measured == estimate_peak_bytes(spec, batch, seq, "sdpa", dtype, cpu_threads=threads)
 
 
+@pytest.mark.parametrize(
+    ("causal", "window", "chunk", "dtype"),
+    [
+        (True, 256, None, "fp32"),  # Gemma / Mistral sliding layers
+        (False, 128, None, "fp32"),  # ModernBERT's local layers: |i - j| <= w / 2
+        (True, None, 256, "fp32"),  # Llama 4's chunked layers
+        (True, 256, None, "bf16"),
+    ],
+)
+def test_a_masked_cpu_flash_peak_adds_the_mask_and_its_additive_copy(
+    causal: bool, window: int | None, chunk: int | None, dtype: str
+) -> None:
+    """With a window or chunk the core hands SDPA a bool (S, S) mask, which SDPA turns into
+    an additive mask of the query dtype: both held while the kernel runs, to the byte."""
+    from tfcli.bench.attention import attention_core
+    from tfcli.bench.run import estimate_peak_bytes
+
+    seq = 1536
+    spec = load_model("llama-3-8b").spec.replace(
+        hidden_size=512, num_heads=8, num_kv_heads=2, head_dim=64
+    )
+    torch_dtype = torch.float32 if dtype == "fp32" else torch.bfloat16
+    q = torch.randn(1, 8, seq, 64, dtype=torch_dtype)
+    k, v = (torch.randn(1, 2, seq, 64, dtype=torch_dtype) for _ in range(2))
+    measured = peak_bytes(
+        lambda: attention_core(q, k, v, backend="sdpa", causal=causal, window=window, chunk=chunk),
+        torch.device("cpu"),
+    )
+    if measured is None:
+        pytest.skip("the profiler cannot record memory here")
+    threads = torch.get_num_threads()
+    expected = estimate_peak_bytes(
+        spec, 1, seq, "sdpa", dtype, cpu_threads=threads, window=window or chunk
+    )
+    assert measured == expected
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_peak_memory_uses_the_allocator() -> None:
     device = torch.device("cuda")

@@ -269,6 +269,34 @@ def test_layers_n_times_n_layers_each_with_its_own_kind(monkeypatch: pytest.Monk
 
 
 @pytest.mark.parametrize(
+    ("name", "seq"),
+    [
+        ("longformer-base-4096", 1000),  # band + globals, padded to 1,024 rows
+        ("bigbird-roberta-base", 2048),  # block-sparse
+        ("modernbert-base", 1500),  # layer 0 global, layer 1 local (|i - j| <= 64)
+        ("gemma-2-9b", 8192),
+        ("llama-4-scout-17b-16e", 9000),  # chunked layers, then a NoPE full one
+    ],
+)
+def test_the_core_flops_column_is_tfcli_flops_per_layer_attention(name: str, seq: int) -> None:
+    """'FLOPs' of a point is what ``tfcli flops`` counts for the built layers' attention
+    (its pattern for an encoder), and Longformer's and BigBird's cores execute the dense
+    padded P x P their masked softmax multiplies."""
+    from tfcli.flops import executed_length, forward_flops
+
+    spec = load_model(name).spec
+    layers = 4 if name.startswith("llama-4") else 2
+    point = plan_point(tiny_settings(spec=spec, layers=layers), fake_calibration(), seq, "sdpa")
+    count = forward_flops(spec, seq)
+    expected = sum(layer.attention for layer in count.layers[:layers])
+    assert point.estimated_core_flops == expected
+    if spec.sparse_attention != "none":
+        rows = executed_length(spec, seq, "full")
+        width = spec.num_heads * (spec.qk_head_dim + spec.value_head_dim)
+        assert point.executed_core_flops == layers * 2 * rows * rows * width
+
+
+@pytest.mark.parametrize(
     ("value", "fragment"), [("0", "--layers"), ("two", "--layers"), ("-1", "--layers")]
 )
 def test_bad_layers_values(value: str, fragment: str) -> None:

@@ -21,7 +21,7 @@ cache), key ``j`` at position ``key_offset + j`` (a sliding cache that dropped o
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -60,17 +60,28 @@ def attention_mask(
         return None
     rows = torch.arange(s_q, device=device).unsqueeze(1) + q_offset  # (S_q, 1)
     cols = torch.arange(s_k, device=device).unsqueeze(0) + key_offset  # (1, S_k)
-    allowed = torch.ones(s_q, s_k, dtype=torch.bool, device=device)
+    # each condition compares a key index (1, S_k) with a per-query bound (S_q, 1), built
+    # one at a time: a bool (S_q, S_k) each, never an int64 (S_q, S_k) difference (8 bytes a
+    # pair: 17 bytes a pair at the peak of a bidirectional window before)
+    conditions: list[Callable[[], Tensor]] = []
     if causal:
-        allowed &= cols <= rows
+        conditions.append(lambda: cols <= rows)  # j <= i
     if window is not None and causal:
-        allowed &= rows - cols < window
+        conditions.append(lambda: cols > rows - window)  # i - j < w
     elif window is not None:
-        allowed &= (rows - cols).abs() <= window // 2
+        radius = window // 2  # |i - j| <= w / 2
+        conditions += [lambda: cols >= rows - radius, lambda: cols <= rows + radius]
     if chunk is not None:
-        allowed &= torch.div(rows, chunk, rounding_mode="floor") == torch.div(
-            cols, chunk, rounding_mode="floor"
+        conditions.append(
+            lambda: (
+                torch.div(rows, chunk, rounding_mode="floor")
+                == torch.div(cols, chunk, rounding_mode="floor")
+            )
         )
+    allowed: Tensor | None = None
+    for condition in conditions:
+        allowed = condition() if allowed is None else allowed.logical_and_(condition())
+    assert allowed is not None
     return allowed
 
 

@@ -38,7 +38,7 @@ from tfcli.bench.decode import (
     measure_decode,
     predict_decode_seconds,
 )
-from tfcli.bench.model import Block, SelfAttention, Transformer, build_model
+from tfcli.bench.model import Block, SelfAttention, Transformer, build_model, main_plan
 from tfcli.bench.settings import DTYPE_NAMES, BenchSettings, available_memory_bytes, fit_problem
 from tfcli.bench.timing import Probe, Samples, time_call
 from tfcli.bench.work import (
@@ -49,15 +49,15 @@ from tfcli.bench.work import (
     executed_kernel,
     executed_pairs,
     explicit_mask,
-    layer_chunk,
     layer_reach,
     model_bytes,
     point_footprint_bytes,
     predict_core_seconds,
     projection_flops,
+    sparse_pattern_masks,
 )
 from tfcli.errors import BenchError
-from tfcli.flops import attended_pairs
+from tfcli.flops import executed_length, layer_pairs
 from tfcli.spec import ModelSpec
 
 __all__ = [  # the names tests and scripts import from here
@@ -179,6 +179,20 @@ def _inputs(
     )
 
 
+def core_bias(
+    model: Transformer, settings: BenchSettings, seq: int
+) -> tuple[int, torch.Tensor | None]:
+    """(rows, bias) the attention cores of ``seq`` tokens run with: a Longformer or BigBird
+    encoder pads to its window or blocks and masks with its pattern (``sparse_pattern``, as
+    the layers do); otherwise ``seq`` rows and the (H, S, S) ALiBi / relative bias, or None."""
+    spec, device = settings.spec, settings.device
+    if spec.sparse_attention != "none":
+        from tfcli.bench.sparse_attention import sparse_pattern
+
+        return sparse_pattern(spec, seq, device=device, dtype=settings.dtype)
+    return seq, model.position_bias(0, seq, seq, 0, device)
+
+
 def built_layers(settings: BenchSettings) -> int:
     """Layers of the main stack the run builds and times."""
     return min(settings.layers, settings.spec.num_layers)
@@ -195,26 +209,31 @@ def plan_point(settings: BenchSettings, cal: Calibration, seq: int, backend: str
     result = PointResult(seq=seq, backend=backend, causal=causal, kernel=kernel, layers=layers)
     threads = torch.get_num_threads() if settings.device.type == "cpu" else None
     tokens = batch * seq
+    rows = executed_length(spec, seq, "full")  # Longformer / BigBird pad (sparse_pattern)
+    pattern = sparse_pattern_masks(spec, seq)
+    # the convention tfcli flops counts: the causal flag for a decoder, the pattern (band,
+    # globals, blocks) for an encoder
+    convention = "causal" if causal or not spec.is_causal else "full"
     for index in range(layers):
-        chunk = layer_chunk(spec, index)
         window = layer_reach(spec, index)  # a chunk's mask costs what a window's does
         peak = estimate_peak_bytes(
-            spec, batch, seq, backend, dtype, kernel=kernel, cpu_threads=threads, window=window
+            spec, batch, rows, backend, dtype, kernel=kernel, cpu_threads=threads, window=window
         )
         result.estimated_peak_bytes = max(result.estimated_peak_bytes, peak)
         footprint = point_footprint_bytes(
-            spec, batch, seq, backend, dtype, blocks=settings.time_blocks, window=window
+            spec, batch, rows, backend, dtype, blocks=settings.time_blocks, window=window
         )
         result.footprint_bytes = max(result.footprint_bytes, footprint)
-        sliding = None if chunk is not None else window
-        pairs_convention = attended_pairs(seq, causal=causal, window=sliding, chunk=chunk)
-        masked = explicit_mask(spec, window)
+        pairs_convention = layer_pairs(main_plan(spec, index), spec, seq, 0, convention)
+        masked = explicit_mask(spec, window) or pattern
         pairs = executed_pairs(
-            seq, kernel=kernel, causal=causal, masked=masked, device=settings.device
+            rows, kernel=kernel, causal=causal, masked=masked, device=settings.device
         )
         result.estimated_core_flops += core_flops(spec, batch, pairs_convention)
         result.executed_core_flops += core_flops(spec, batch, pairs)
-        predicted = predict_core_seconds(spec, batch, seq, kernel, pairs, cal, dtype, window)
+        predicted = predict_core_seconds(
+            spec, batch, rows, kernel, pairs, cal, dtype, window, masked=masked
+        )
         projections = projection_flops(spec, tokens) / cal.matmul_flops_per_s
         mlp = block_mlp_flops(spec, tokens, index) / cal.matmul_flops_per_s
         result.predicted_core_seconds += predicted
@@ -281,9 +300,9 @@ def _time_point(
     result: PointResult,
     probe: Probe,
 ) -> None:
-    spec, device, batch, seq = settings.spec, settings.device, settings.batch, result.seq
+    spec, device, batch = settings.spec, settings.device, settings.batch
+    seq, bias = core_bias(model, settings, result.seq)
     q, k, v = _inputs(spec, batch, seq, settings)
-    bias = model.position_bias(0, seq, seq, 0, device)  # (H, S, S) ALiBi / relative, or None
     for block in blocks:
         block.attention.causal = result.causal
 
@@ -337,8 +356,8 @@ def measure_unmasked_core(
     spec = settings.spec
     model.set_backend("sdpa", settings.sdpa_kernel)
     blocks = [model.block(i) for i in range(built_layers(settings))]
+    seq, bias = core_bias(model, settings, seq)
     q, k, v = _inputs(spec, settings.batch, seq, settings)
-    bias = model.position_bias(0, seq, seq, 0, settings.device)
 
     def cores() -> object:
         for block in blocks:

@@ -40,8 +40,9 @@ from tfcli.spec import ModelSpec
 def padded_length(spec: ModelSpec, seq: int) -> int:
     """LongformerModel's padded length: ``seq`` rounded up to a multiple of w
     (``_pad_to_window_size``: ``padding_len = (w - seq % w) % w``)."""
-    w = int(spec.sliding_window or 1)
-    return -(-seq // w) * w
+    from tfcli.flops import executed_length
+
+    return executed_length(spec, seq, "full")
 
 
 def longformer_bias(
@@ -65,10 +66,27 @@ def longformer_bias(
 def pad_to_window(spec: ModelSpec, x: Tensor) -> tuple[Tensor, Tensor]:
     """Hidden states (B, S, h) padded with zero rows to (B, P, h), and the (P, P) bias."""
     seq = x.shape[1]
-    padded = padded_length(spec, seq)
+    padded, bias = sparse_pattern(spec, seq, device=x.device, dtype=x.dtype)
     if padded > seq:
         x = torch.cat((x, x.new_zeros(x.shape[0], padded - seq, x.shape[2])), dim=1)
-    return x, longformer_bias(spec, seq, padded, device=x.device, dtype=x.dtype)
+    assert bias is not None
+    return x, bias
+
+
+def sparse_pattern(
+    spec: ModelSpec, seq: int, *, device: torch.device, dtype: torch.dtype
+) -> tuple[int, Tensor | None]:
+    """(rows P, additive (P, P) bias) of a Longformer or BigBird encoder over ``seq`` tokens:
+    what every layer's core runs on (``pad_to_window``, ``bigbird_inputs``); BigBird's
+    fall-back to full attention is (seq, None)."""
+    from tfcli.flops import bigbird_falls_back, executed_length
+
+    padded = executed_length(spec, seq, "full")
+    if spec.sparse_attention == "longformer":
+        return padded, longformer_bias(spec, seq, padded, device=device, dtype=dtype)
+    if spec.sparse_attention != "bigbird" or bigbird_falls_back(spec, seq):
+        return seq, None
+    return padded, bigbird_bias(spec, seq, padded, device=device, dtype=dtype)
 
 
 def bigbird_inputs(spec: ModelSpec, x: Tensor) -> tuple[Tensor, Tensor | None]:
@@ -89,15 +107,20 @@ def bigbird_inputs(spec: ModelSpec, x: Tensor) -> tuple[Tensor, Tensor | None]:
     log(c) to its logit (exp(s + log c) = c exp(s)), which is what the duplicated columns do
     to both the softmax and the weighted sum of values. transformers masks padding with a
     -10000 penalty (exp underflows to 0 in fp32 and wider), here -inf."""
-    from tfcli.flops import bigbird_falls_back
-
     seq = x.shape[1]
-    if bigbird_falls_back(spec, seq):
-        return x, None
-    b, r = int(spec.sparse_block_size or 1), int(spec.sparse_random_blocks or 0)
-    padded = -(-seq // b) * b
+    padded, bias = sparse_pattern(spec, seq, device=x.device, dtype=x.dtype)
     if padded > seq:
         x = torch.cat((x, x.new_zeros(x.shape[0], padded - seq, x.shape[2])), dim=1)
+    return x, bias
+
+
+def bigbird_bias(
+    spec: ModelSpec, seq: int, padded: int, *, device: torch.device, dtype: torch.dtype
+) -> Tensor:
+    """BigBird's eval pattern over ``padded`` rows as an additive (P, P) bias: log of the
+    copies of each key block in a query block's softmax (``bigbird_inputs``), -inf where a
+    block is absent or a key is padding."""
+    b, r = int(spec.sparse_block_size or 1), int(spec.sparse_random_blocks or 0)
     n = padded // b
     counts = torch.zeros(n, n)  # (N, N): copies of key block j in query block l's softmax
     counts[0] = counts[n - 1] = 1.0
@@ -110,8 +133,7 @@ def bigbird_inputs(spec: ModelSpec, x: Tensor) -> tuple[Tensor, Tensor | None]:
     keys = torch.arange(padded).unsqueeze(0)  # (1, P)
     rows = torch.arange(padded).unsqueeze(1)  # (P, 1)
     dense = dense * ((keys < seq) | (rows >= seq))  # padded keys masked for real rows
-    bias = dense.log().to(device=x.device, dtype=x.dtype)  # log 0 = -inf
-    return x, bias
+    return dense.log().to(device=device, dtype=dtype)  # log 0 = -inf
 
 
 class LongformerSelfAttention(SelfAttention):

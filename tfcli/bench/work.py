@@ -26,6 +26,7 @@ from tfcli.flops import (
     attended_pairs,
     attention_core_flops,
     attention_projection_flops,
+    bigbird_falls_back,
     mlp_flops,
     moe_flops,
 )
@@ -111,9 +112,8 @@ def executed_kernel(spec: ModelSpec, backend: str, device: torch.device) -> str:
 
 def layer_window(spec: ModelSpec, index: int) -> int | None:
     """The sliding window of main-stack layer ``index`` (None: full attention), by the rule
-    the built-in ``Block`` applies (encoder layers never slide)."""
-    if spec.architecture == "encoder":
-        return None
+    the built-in ``Block`` applies: a sliding layer's window, causal in a decoder,
+    ``|i - j| <= w / 2`` in an encoder (ModernBERT's local layers)."""
     return spec.sliding_window if spec.layer_kinds[index] == "sliding" else None
 
 
@@ -131,6 +131,15 @@ def layer_reach(spec: ModelSpec, index: int) -> int | None:
     skipping), and the built-in cache keeps that many tokens of the layer."""
     window = layer_window(spec, index)
     return window if window is not None else layer_chunk(spec, index)
+
+
+def sparse_pattern_masks(spec: ModelSpec, seq: int) -> bool:
+    """True when a Longformer or BigBird encoder's cores over ``seq`` tokens run with its
+    (P, P) pattern as an additive mask (``tfcli.bench.sparse_attention.sparse_pattern``):
+    every Longformer length, BigBird unless it falls back to full attention."""
+    if spec.sparse_attention == "bigbird":
+        return not bigbird_falls_back(spec, seq)
+    return spec.sparse_attention == "longformer"
 
 
 def explicit_mask(spec: ModelSpec, window: int | None) -> bool:
@@ -164,14 +173,19 @@ def mask_bytes(
     spec: ModelSpec, batch: int, seq: int, dtype: str, *, kernel: str, window: int | None = None
 ) -> int:
     """The explicit mask the built-in core hands SDPA when it cannot use ``is_causal``:
-    a per-head additive bias (ALiBi, relative) H x S^2 x bytes(dtype), or a boolean sliding
-    window mask S^2 x 1 byte. The naive path adds a bias in place: nothing extra."""
+    a per-head additive bias (ALiBi, relative) H x S^2 x bytes(dtype), or a boolean window
+    or chunk mask S^2 x 1 byte, which SDPA converts to an additive mask of the query's
+    dtype before any kernel runs (``convert_boolean_attn_mask``: 0 / -inf, S^2 x
+    bytes(dtype) more; allocator events: 93.3 MiB at S = 4,096 for ModernBERT's local layer,
+    16 MiB bool + 64 MiB fp32 + the kernel's buffers). The mask is built two bool (S, S) at a
+    time (``attention_mask``), less than it then holds. The naive path adds a bias in place:
+    nothing extra."""
     if kernel == "naive":
         return 0
     if spec.position_type in ("alibi", "relative"):
         return DTYPE_BYTES[dtype] * spec.num_heads * seq * seq
     if window is not None:
-        return seq * seq
+        return seq * seq * (1 + DTYPE_BYTES[dtype])
     return 0
 
 
@@ -320,9 +334,12 @@ def predict_core_seconds(
     cal: Calibration,
     dtype: str,
     window: int | None = None,
+    *,
+    masked: bool = False,
 ) -> float:
     """Core time of one layer (sliding ``window`` or full) from the executed work and the
-    calibration only.
+    calibration only; ``masked``: the core gets an explicit mask built outside it
+    (Longformer's and BigBird's pattern, ``sparse_pattern_masks``).
 
     flash:        t = executed FLOPs / (matmul peak x SDPA efficiency, the masked one when
                       the core passes an explicit mask) + mask bytes / first-touch bandwidth
@@ -334,7 +351,7 @@ def predict_core_seconds(
     flops = core_flops(spec, batch, pairs)
     mask = mask_bytes(spec, batch, seq, dtype, kernel=kernel, window=window)
     if kernel == "flash":
-        efficiency = cal.sdpa_masked_efficiency if mask else cal.sdpa_efficiency
+        efficiency = cal.sdpa_masked_efficiency if mask or masked else cal.sdpa_efficiency
         return flops / (cal.matmul_flops_per_s * efficiency) + mask / cal.first_touch_bytes_per_s
     scores = naive_attention_score_bytes(spec, seq, batch=batch, dtype=dtype)
     elements = batch * spec.num_heads * seq * seq
