@@ -549,6 +549,43 @@ def test_a_masked_cpu_flash_peak_adds_the_mask_and_its_additive_copy(
     assert measured == expected
 
 
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("name", ["bloom-176b", "t5-base"])
+def test_a_position_bias_runs_the_flash_kernel_and_its_peak_is_estimated(
+    name: str, causal: bool
+) -> None:
+    """ALiBi (BLOOM) and T5's relative bias through SDPA: the flash kernel, not the math
+    fallback (a 3-D, strided or grad-requiring mask sent it there: 100 ms against 26 ms),
+    and the allocator peak equals the estimate to the byte (under a causal mask: the bool
+    mask and the bias copy with -inf filled in)."""
+    from torch.profiler import profile
+
+    from tfcli.bench.model import build_model
+    from tfcli.bench.run import BenchSettings, core_bias, estimate_peak_bytes
+
+    spec = load_model(name).spec.replace(hidden_size=256, num_heads=4, head_dim=64)
+    seq = 768
+    model = build_model(spec, layers=1).eval()
+    settings = BenchSettings(spec=spec, device=torch.device("cpu"), dtype=torch.float32, seqs=[])
+    rows, bias = core_bias(model, settings, seq)
+    assert rows == seq and bias is not None
+    attention = model.block(0).attention
+    attention.causal = causal
+    q, k, v = (torch.randn(1, 4, seq, 64) for _ in range(3))
+    with torch.no_grad(), profile() as prof:
+        attention.core(q, k, v, bias=bias)
+    names = {event.key for event in prof.key_averages()}
+    assert "aten::_scaled_dot_product_flash_attention_for_cpu" in names
+    assert "aten::_scaled_dot_product_attention_math" not in names
+    with torch.no_grad():
+        measured = peak_bytes(lambda: attention.core(q, k, v, bias=bias), torch.device("cpu"))
+    if measured is None:
+        pytest.skip("the profiler cannot record memory here")
+    threads = torch.get_num_threads()
+    expected = estimate_peak_bytes(spec, 1, seq, "sdpa", "fp32", cpu_threads=threads, causal=causal)
+    assert measured == expected
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_peak_memory_uses_the_allocator() -> None:
     device = torch.device("cuda")

@@ -167,12 +167,20 @@ def sdpa_attention(
 ) -> Tensor:
     """``F.scaled_dot_product_attention``. ``causal=True`` (a square causal mask starting at
     position 0) goes in as ``is_causal`` so the kernel can skip masked blocks; any other mask
-    goes in as a boolean ``attn_mask`` (True = attend), a bias as an additive float mask."""
+    goes in as a boolean ``attn_mask`` (True = attend), a bias as an additive float mask.
+
+    torch 2.13's CPU flash kernel takes a contiguous 2-D or 4-D mask that needs no gradient;
+    a 3-D (H, S_q, S_k) bias, a strided view or one that requires grad runs SDPA's math
+    fallback (profiled: 100 ms against 26 ms at H 16, S 1,024, the S x S scores
+    materialised). The model's own forward passes its (H, S, S) bias as built, whose
+    rounding the equivalence tests hold to transformers; the bench's timed cores get it as
+    the flash kernel takes it (``tfcli.bench.run.core_bias``)."""
     attn_mask: Tensor | None = None
     if bias is not None:
         attn_mask = bias.to(q.dtype)  # (H, S_q, S_k) or broadcastable
         if mask is not None:
             attn_mask = attn_mask.masked_fill(~mask, float("-inf"))
+
     elif mask is not None and not causal:
         attn_mask = mask  # (S_q, S_k) bool
     with sdpa_kernel_context(kernel, q.device):

@@ -393,7 +393,8 @@ def measure_decode(
     positions = torch.tensor([context], device=device)
     tokens = torch.randint(0, spec.vocab_size, (batch, 1), device=device)
     hidden = torch.randn(batch, 1, spec.hidden_size, device=device, dtype=settings.dtype)
-    bias = model.position_bias(stack, 1, context + 1, context, device)
+    with torch.no_grad():  # the bias of a timed step needs no autograd graph
+        bias = model.position_bias(stack, 1, context + 1, context, device)
 
     def step() -> Tensor:
         x = model.embed_tokens(tokens, context, stack) if result.whole_model else hidden

@@ -184,13 +184,19 @@ def core_bias(
 ) -> tuple[int, torch.Tensor | None]:
     """(rows, bias) the attention cores of ``seq`` tokens run with: a Longformer or BigBird
     encoder pads to its window or blocks and masks with its pattern (``sparse_pattern``, as
-    the layers do); otherwise ``seq`` rows and the (H, S, S) ALiBi / relative bias, or None."""
+    the layers do); otherwise ``seq`` rows and the (1, H, S, S) ALiBi / relative bias, or
+    None."""
     spec, device = settings.spec, settings.device
     if spec.sparse_attention != "none":
         from tfcli.bench.sparse_attention import sparse_pattern
 
         return sparse_pattern(spec, seq, device=device, dtype=settings.dtype)
-    return seq, model.position_bias(0, seq, seq, 0, device)
+    # a bias that is 3-D, a strided view (T5's permuted embedding) or requires grad sends the
+    # CPU SDPA to its math fallback (``attention.sdpa_attention``): the timed cores get it
+    # as the flash kernel takes it, (1, H, S, S), contiguous, without a graph
+    with torch.no_grad():
+        bias = model.position_bias(0, seq, seq, 0, device)
+    return seq, None if bias is None else bias.contiguous().unsqueeze(0)
 
 
 def built_layers(settings: BenchSettings) -> int:
@@ -217,7 +223,15 @@ def plan_point(settings: BenchSettings, cal: Calibration, seq: int, backend: str
     for index in range(layers):
         window = layer_reach(spec, index)  # a chunk's mask costs what a window's does
         peak = estimate_peak_bytes(
-            spec, batch, rows, backend, dtype, kernel=kernel, cpu_threads=threads, window=window
+            spec,
+            batch,
+            rows,
+            backend,
+            dtype,
+            kernel=kernel,
+            cpu_threads=threads,
+            window=window,
+            causal=causal,
         )
         result.estimated_peak_bytes = max(result.estimated_peak_bytes, peak)
         footprint = point_footprint_bytes(
@@ -232,7 +246,7 @@ def plan_point(settings: BenchSettings, cal: Calibration, seq: int, backend: str
         result.estimated_core_flops += core_flops(spec, batch, pairs_convention)
         result.executed_core_flops += core_flops(spec, batch, pairs)
         predicted = predict_core_seconds(
-            spec, batch, rows, kernel, pairs, cal, dtype, window, masked=masked
+            spec, batch, rows, kernel, pairs, cal, dtype, window, masked=masked, causal=causal
         )
         projections = projection_flops(spec, tokens) / cal.matmul_flops_per_s
         mlp = block_mlp_flops(spec, tokens, index) / cal.matmul_flops_per_s

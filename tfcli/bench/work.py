@@ -170,7 +170,14 @@ def core_flops(spec: ModelSpec, batch: int, pairs: int) -> int:
 
 
 def mask_bytes(
-    spec: ModelSpec, batch: int, seq: int, dtype: str, *, kernel: str, window: int | None = None
+    spec: ModelSpec,
+    batch: int,
+    seq: int,
+    dtype: str,
+    *,
+    kernel: str,
+    window: int | None = None,
+    causal: bool = True,
 ) -> int:
     """The explicit mask the built-in core hands SDPA when it cannot use ``is_causal``:
     a per-head additive bias (ALiBi, relative) H x S^2 x bytes(dtype), or a boolean window
@@ -178,15 +185,30 @@ def mask_bytes(
     dtype before any kernel runs (``convert_boolean_attn_mask``: 0 / -inf, S^2 x
     bytes(dtype) more; allocator events: 93.3 MiB at S = 4,096 for ModernBERT's local layer,
     16 MiB bool + 64 MiB fp32 + the kernel's buffers). The mask is built two bool (S, S) at a
-    time (``attention_mask``), less than it then holds. The naive path adds a bias in place:
-    nothing extra."""
+    time (``attention_mask``), less than it then holds. A position bias (ALiBi, T5's
+    relative bias: built outside the core) is passed as it is when nothing is masked; under
+    a causal or window mask the core holds that bool mask (S^2) and the bias with -inf filled
+    in, a copy (H S^2 x bytes(dtype)); an fp32 ALiBi bias is also cast to a narrower dtype
+    first. The naive path adds a bias in place: nothing extra."""
     if kernel == "naive":
         return 0
+    width = DTYPE_BYTES[dtype]
+    masked = causal or window is not None
     if spec.position_type in ("alibi", "relative"):
-        return DTYPE_BYTES[dtype] * spec.num_heads * seq * seq
+        copy = spec.num_heads * seq * seq * width
+        if masked:
+            return seq * seq + copy
+        return copy if spec.position_type == "alibi" and dtype != "fp32" else 0
     if window is not None:
-        return seq * seq * (1 + DTYPE_BYTES[dtype])
+        return seq * seq * (1 + width)
     return 0
+
+
+def mask_transient_bytes(spec: ModelSpec, seq: int, *, window: int | None, causal: bool) -> int:
+    """What the core holds only while it fills a position bias with -inf: the inverted bool
+    mask, S^2 bytes (``sdpa_attention``'s ``~mask``); 0 without a bias or a mask."""
+    biased = spec.position_type in ("alibi", "relative")
+    return seq * seq if biased and (causal or window is not None) else 0
 
 
 CPU_FLASH_PACK_MIN_SEQ = 64
@@ -242,6 +264,7 @@ def estimate_peak_bytes(
     kernel: str | None = None,
     cpu_threads: int | None = None,
     window: int | None = None,
+    causal: bool = True,
 ) -> int:
     """Core memory beyond q, k, v, as the allocator sees it.
 
@@ -254,13 +277,15 @@ def estimate_peak_bytes(
     """
     kernel = kernel or ("naive" if backend == "naive" else "flash")
     output = flash_attention_working_bytes(spec, seq, batch=batch, dtype=dtype)
-    mask = mask_bytes(spec, batch, seq, dtype, kernel=kernel, window=window)
+    mask = mask_bytes(spec, batch, seq, dtype, kernel=kernel, window=window, causal=causal)
     if kernel in ("naive", "math"):
         return naive_peak_score_bytes(spec, batch, seq, dtype) + output + mask
     scratch = 0
     if cpu_threads is not None:
         scratch = cpu_flash_scratch_bytes(spec, seq, dtype, cpu_threads, batch=batch)
-    return output + mask + scratch + sink_copy_bytes(spec, batch, seq, dtype)
+    kernel_buffers = output + scratch + sink_copy_bytes(spec, batch, seq, dtype)
+    transient = mask_transient_bytes(spec, seq, window=window, causal=causal)
+    return mask + max(transient, kernel_buffers)
 
 
 def sink_copy_bytes(spec: ModelSpec, batch: int, seq: int, dtype: str) -> int:
@@ -336,6 +361,7 @@ def predict_core_seconds(
     window: int | None = None,
     *,
     masked: bool = False,
+    causal: bool = True,
 ) -> float:
     """Core time of one layer (sliding ``window`` or full) from the executed work and the
     calibration only; ``masked``: the core gets an explicit mask built outside it
@@ -349,7 +375,7 @@ def predict_core_seconds(
     scale, mask and cap passes; the softmax rate includes its fresh output.
     """
     flops = core_flops(spec, batch, pairs)
-    mask = mask_bytes(spec, batch, seq, dtype, kernel=kernel, window=window)
+    mask = mask_bytes(spec, batch, seq, dtype, kernel=kernel, window=window, causal=causal)
     if kernel == "flash":
         efficiency = cal.sdpa_masked_efficiency if mask or masked else cal.sdpa_efficiency
         return flops / (cal.matmul_flops_per_s * efficiency) + mask / cal.first_touch_bytes_per_s
