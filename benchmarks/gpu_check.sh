@@ -9,8 +9,8 @@
 #   1. prefill: llama-3-8b, one layer, bf16, naive and SDPA at 1K-32K (naive points that do
 #      not fit in free memory are skipped by the bench itself);
 #   2. each CUDA SDPA kernel (flash, efficient, math, cudnn) at 4K: the kernel is selectable;
-#   3. decode: llama-3-8b one layer at contexts 1K-32K, and whole tokens (--layers all) of
-#      llama-3.2-1b and qwen2.5-0.5b at 1K-4K;
+#   3. decode: llama-3-8b one layer at contexts 1K-32K, whole tokens (--layers all) of
+#      llama-3.2-1b and qwen2.5-0.5b at 1K-4K, and four Mamba layers (state, no cache);
 #   4. mixers (full, sliding, linear) once `tfcli bench --mixers` exists;
 #   5. the CUDA tests of the suite (skipped without a GPU everywhere else).
 # Pass criteria (the CPU targets of issue 10): SDPA peak memory within 25% of its estimate at
@@ -61,6 +61,8 @@ step whole_llama 40 "${BENCH[@]}" llama-3.2-1b --mode decode --layers all \
     --context 1024,2048,4096 --repeats 10 --warmup 3
 step whole_qwen 30 "${BENCH[@]}" qwen2.5-0.5b --mode decode --layers all \
     --context 1024,2048,4096 --repeats 10 --warmup 3
+step decode_state 30 "${BENCH[@]}" mamba-2.8b --mode decode --layers 4 \
+    --context 1024,16384 --repeats 10 --warmup 3
 if python -m tfcli bench --help 2>/dev/null | grep -q -- "--mixers"; then
     step mixers 60 "${BENCH[@]}" llama-3-8b --mixers full,sliding:4096,linear \
         --seq 4096,8192,16384,32768 --repeats 3
