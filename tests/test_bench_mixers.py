@@ -132,10 +132,15 @@ def test_json_has_every_kind_and_finite_numbers(doc: dict[str, Any]) -> None:
         assert point["measured_peak_bytes"] is None or point["measured_peak_bytes"] > 0
         if point["kind"] in ATTENTION_KINDS:
             assert point["core_seconds_median"] > 0 and point["executed_core_flops"] > 0
-        elif point["kind"] == "rwkv":  # WKV is elementwise: no matmul FLOPs in its scan
-            assert "core_seconds_median" not in point and point["estimated_scan_flops"] == 0
+            assert point["elementwise_bytes"] == 0  # one SDPA core: priced by its FLOPs
+            continue
+        # a state mixer's elementwise passes read at least its (S, 64) fp32 input once
+        assert point["elementwise_bytes"] > point["seq"] * 64 * 4
+        assert "core_seconds_median" not in point
+        if point["kind"] == "rwkv":  # WKV is elementwise: no matmul FLOPs in its scan
+            assert point["estimated_scan_flops"] == 0
         else:  # the whole mixer is the scaling series; its scan is in the estimate
-            assert "core_seconds_median" not in point and point["estimated_scan_flops"] > 0
+            assert point["estimated_scan_flops"] > 0
     assert any("has no gated_deltanet layers" in note for note in doc["notes"])
     summary = doc["summary"]
     for key in (

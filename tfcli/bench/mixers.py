@@ -18,8 +18,12 @@ Predictions come from tfcli's own estimates and the device calibration only
   ``projections``) / matmul peak; a state mixer: (projections + scan FLOPs, the reference
   chunked scans of ``tfcli.flops``) / matmul peak;
 * both: + the aten operators one call dispatches (``opcount.count_ops``) x the calibrated
-  per-operator overhead. The elementwise work of the scans (gates, decays, the triangular
-  solve) is not in the FLOP count, so a state mixer's prediction is a lower bound.
+  per-operator overhead; a state mixer also + the bytes its elementwise operators move
+  (gates, decays, cumulative sums, pads and copies: inputs read, outputs written, counted on
+  the call by ``opcount.count_step``) / read bandwidth. The scans' small batched matmuls
+  (64-row chunks) and triangular solves run well below the matmul peak (profiled: ~13
+  GFLOP/s against 175 for Gated DeltaNet's at 512 tokens), so a state mixer's prediction
+  stays a lower bound.
 
 Timing: ``repeats`` samples after warm-up, each followed by the noise probe; a point whose
 samples were mostly contended (the probe below half its calibrated rate) takes up to
@@ -58,7 +62,7 @@ from tfcli.bench.mixer_specs import (
     sliding_executed_pairs,
 )
 from tfcli.bench.model import AttentionSettings, SelfAttention, Transformer
-from tfcli.bench.opcount import count_ops
+from tfcli.bench.opcount import count_ops, count_step
 from tfcli.bench.run import fit_exponent
 from tfcli.bench.settings import BenchSettings, fit_problem
 from tfcli.bench.support import missing_features
@@ -201,6 +205,9 @@ class MixerPoint:
     predicted_core_seconds: float | None = None
     operators: int = 0
     """Aten operators one mixer call dispatches."""
+    elementwise_bytes: int = 0
+    """Bytes a state mixer's non-matmul operators read and write in one call (0: attention
+    kinds, whose core is one SDPA call)."""
     mixer: Samples | None = None
     core: Samples | None = None
     measured_peak_bytes: int | None = None
@@ -281,14 +288,17 @@ def predict(
     cal: Calibration,
     device: torch.device,
     operators: int = 0,
+    elementwise_bytes: int = 0,
 ) -> tuple[MixerFlops, int, float, float | None]:
     """(estimated FLOPs, executed core FLOPs, predicted mixer seconds, predicted core
-    seconds or None) of one point, from the estimates and the calibration only."""
+    seconds or None) of one point, from the estimates, the call's counted operators and
+    elementwise bytes, and the calibration only."""
     flops = mixer_flops(layer_spec, seq, batch)
     overhead = operators * cal.op_overhead_seconds
     peak = cal.matmul_flops_per_s
     if not kind.is_attention:
-        return flops, 0, (flops.projections + flops.scan) / peak + overhead, None
+        streamed = elementwise_bytes / cal.read_bytes_per_s
+        return flops, 0, (flops.projections + flops.scan) / peak + streamed + overhead, None
     executed = core_flops(layer_spec, batch, executed_core_pairs(kind, seq, device))
     efficiency = cal.sdpa_masked_efficiency if kind.name == "sliding" else cal.sdpa_efficiency
     core = executed / (peak * efficiency)
@@ -324,9 +334,17 @@ def _measure(
 
     with torch.no_grad():
         point.measured_peak_bytes = peak_bytes(mixer, device)  # the first warm-up call
-        point.operators = count_ops(mixer)  # the second
+        counted = count_step(mixer, (), [] if kind.is_attention else [module])  # the second
+        point.operators, point.elementwise_bytes = counted.operators, counted.elementwise_bytes
         _, _, point.predicted_mixer_seconds, _ = predict(
-            kind, layer_spec, seq, settings.batch, cal, device, point.operators
+            kind,
+            layer_spec,
+            seq,
+            settings.batch,
+            cal,
+            device,
+            point.operators,
+            point.elementwise_bytes,
         )
         point.mixer = time_uncontended(
             mixer,

@@ -194,8 +194,10 @@ NOTE = (
     "(a window shows as 2 falling to 1). Predicted from tfcli's estimates and the "
     "calibration only: attention core = executed pairs x 2 H (d_qk + d_v) / (matmul peak x "
     "SDPA efficiency); mixer = + projection FLOPs (state mixers: + scan FLOPs) / matmul peak; "
-    "both + dispatched operators x per-operator overhead. A state mixer's elementwise work "
-    "(gates, decays, triangular solves) is not counted: its prediction is a lower bound. "
+    "both + dispatched operators x per-operator overhead; state mixers + the bytes their "
+    "elementwise operators move (counted on the call) / read bandwidth. Their chunked scans' "
+    "small batched matmuls and triangular solves run well below the matmul peak: a state "
+    "mixer's prediction is a lower bound. "
     "error = (predicted - measured) / measured; peak mem = the allocator's peak during one "
     "mixer call (profiler allocation events on CPU, max_memory_allocated on CUDA; IEC); "
     "'cheaper than full from' = where the mixer time falls below full attention's "
@@ -253,6 +255,7 @@ def _point(p: MixerPoint) -> dict[str, Any]:
         "estimated_mixer_flops": p.estimated.total,
         "executed_core_flops": p.executed_core_flops,
         "operators": p.operators,
+        "elementwise_bytes": p.elementwise_bytes,
         "predicted_mixer_seconds": p.predicted_mixer_seconds,
         "predicted_core_seconds": p.predicted_core_seconds,
         **_samples("mixer", p.mixer),
