@@ -350,6 +350,18 @@ NAIVE_SOFTCAP_PASSES = 6
 """Extra read and write passes of soft-capping the scores in place: divide, tanh, multiply."""
 
 
+def bias_read_bytes(
+    spec: ModelSpec, seq: int, dtype: str, *, window: int | None, causal: bool
+) -> int:
+    """Bytes of a per-head position bias (ALiBi, T5's relative bias: H S^2 x bytes) an SDPA
+    core reads: once by the kernel, once more by the -inf fill under a causal or window mask
+    (``attention.sdpa_attention``); 0 without such a bias."""
+    if spec.position_type not in ("alibi", "relative"):
+        return 0
+    once = spec.num_heads * seq * seq * DTYPE_BYTES[dtype]
+    return 2 * once if causal or window is not None else once
+
+
 def predict_core_seconds(
     spec: ModelSpec,
     batch: int,
@@ -369,16 +381,24 @@ def predict_core_seconds(
 
     flash:        t = executed FLOPs / (matmul peak x SDPA efficiency, the masked one when
                       the core passes an explicit mask) + mask bytes / first-touch bandwidth
+                      + per-head bias bytes read / read bandwidth
     naive / math: t = full FLOPs / matmul peak + fresh score bytes / first-touch bandwidth
                       + P x score bytes / read bandwidth + B H S^2 / softmax rate
     with P = NAIVE_IN_PLACE_PASSES (+ NAIVE_SOFTCAP_PASSES with soft-capping): the in-place
-    scale, mask and cap passes; the softmax rate includes its fresh output.
+    scale, mask and cap passes; the softmax rate includes its fresh output. A per-head
+    position bias (ALiBi, T5: H S^2 x bytes) is read by the kernel, and read once more when
+    the core fills it with -inf under a causal or window mask (``bias_read_bytes``).
     """
     flops = core_flops(spec, batch, pairs)
     mask = mask_bytes(spec, batch, seq, dtype, kernel=kernel, window=window, causal=causal)
     if kernel == "flash":
         efficiency = cal.sdpa_masked_efficiency if mask or masked else cal.sdpa_efficiency
-        return flops / (cal.matmul_flops_per_s * efficiency) + mask / cal.first_touch_bytes_per_s
+        reads = bias_read_bytes(spec, seq, dtype, window=window, causal=causal)
+        return (
+            flops / (cal.matmul_flops_per_s * efficiency)
+            + mask / cal.first_touch_bytes_per_s
+            + reads / cal.read_bytes_per_s
+        )
     scores = naive_attention_score_bytes(spec, seq, batch=batch, dtype=dtype)
     elements = batch * spec.num_heads * seq * seq
     passes = NAIVE_IN_PLACE_PASSES
