@@ -21,12 +21,13 @@ pytest.importorskip("torch")
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _torchrun(*args: str) -> dict[str, object]:
+def _run_torchrun(*args: str) -> subprocess.CompletedProcess[str]:
+    """``torchrun --nproc-per-node 2 -m tfcli bench ARGS`` (skipped without torchrun)."""
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
     if not Path(torchrun).exists():
         pytest.skip("torchrun is not installed")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
-    proc = subprocess.run(
+    return subprocess.run(
         [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "tfcli", "bench", *args],
         capture_output=True,
         text=True,
@@ -34,6 +35,10 @@ def _torchrun(*args: str) -> dict[str, object]:
         cwd=REPO,
         timeout=120,
     )
+
+
+def _torchrun(*args: str) -> dict[str, object]:
+    proc = _run_torchrun(*args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)
 
@@ -61,3 +66,13 @@ def test_dist_outside_torchrun_is_one_line() -> None:
     run = run_cli("bench", "qwen2.5-0.5b", "--dist", "tp=2", "--seq", "256", env=env)
     assert_one_line_error(run, "torchrun")
     assert_one_line_error(run_cli("bench", "--dist", "pp=2", "--seq", "256"), "--dist")
+
+
+def test_a_refusal_under_torchrun_writes_one_json_document() -> None:
+    """Every worker refuses a bad --dist run; only rank 0 writes the JSON error object, so
+    stdout (shared by the workers) stays one strict document."""
+    proc = _run_torchrun("gpt2", "--dist", "tp=2", "--seq", "64,128", "--json")
+    assert proc.returncode != 0
+    document = json.loads(proc.stdout)
+    assert document["error"]["exit_code"] == 2
+    assert "one sequence length" in document["error"]["message"]

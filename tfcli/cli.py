@@ -148,10 +148,17 @@ def _json_requested(argv: list[str] | None) -> bool:
     return "--json" in args[: args.index("--")] if "--" in args else "--json" in args
 
 
+def _is_secondary_rank() -> bool:
+    """True in a torchrun worker other than rank 0 (``tfcli bench --dist``): its stdout is the
+    same terminal or pipe as rank 0's, where only rank 0 writes the JSON document."""
+    return os.environ.get("RANK", "0") != "0"
+
+
 def _refuse(message: str, hint: str | None, exit_code: int, as_json: bool) -> None:
-    """The one error line on stderr; under ``--json`` also the error object on stdout."""
+    """The one error line on stderr; under ``--json`` also the error object on stdout (rank
+    0 only under torchrun: one document, not one per worker)."""
     print_error(message, hint=hint)
-    if as_json:
+    if as_json and not _is_secondary_rank():
         document = {"error": {"message": message, "hint": hint, "exit_code": exit_code}}
         with contextlib.suppress(OSError, ValueError):
             sys.stdout.write(json.dumps(document, allow_nan=False) + "\n")
