@@ -33,6 +33,12 @@ HFDict = dict[str, Any]
 _HF_ACTIVATION = {"relu": "relu", "gelu": "gelu", "gelu_tanh": "gelu_pytorch_tanh", "silu": "silu"}
 
 
+def _hf_activation(name: str) -> str:
+    """transformers' ACT2FN name of a spec activation: ``gelu_tanh`` is ``gelu_new``; relu,
+    gelu, silu and tanh are spelled alike."""
+    return "gelu_new" if name == "gelu_tanh" else name
+
+
 def _rope(spec: ModelSpec) -> HFDict:
     params: HFDict = {"rope_type": "default", "rope_theta": spec.rope_theta}
     if spec.rope_scaling:
@@ -192,7 +198,7 @@ def _gpt2(spec: ModelSpec) -> HFDict:
         "n_head": spec.num_heads,
         "n_inner": spec.intermediate_size,
         "n_positions": spec.max_position_embeddings,
-        "activation_function": "gelu_new" if spec.activation == "gelu_tanh" else spec.activation,
+        "activation_function": _hf_activation(spec.activation),
         "layer_norm_epsilon": spec.norm_eps,
         "tie_word_embeddings": spec.tie_word_embeddings,
     }
@@ -277,7 +283,7 @@ def _bert(spec: ModelSpec) -> HFDict:
         "intermediate_size": spec.intermediate_size,
         "max_position_embeddings": spec.max_position_embeddings,
         "type_vocab_size": spec.type_vocab_size,
-        "hidden_act": "gelu_new" if spec.activation == "gelu_tanh" else spec.activation,
+        "hidden_act": _hf_activation(spec.activation),
         "layer_norm_eps": spec.norm_eps,
     }
 
@@ -340,7 +346,7 @@ def _bert_sizes(spec: ModelSpec) -> HFDict:
         "num_attention_heads": spec.num_heads,
         "intermediate_size": spec.intermediate_size,
         "type_vocab_size": spec.type_vocab_size,
-        "hidden_act": "gelu_new" if spec.activation == "gelu_tanh" else spec.activation,
+        "hidden_act": _hf_activation(spec.activation),
         "layer_norm_eps": spec.norm_eps,
     }
 
@@ -356,9 +362,7 @@ def _deberta_v2(spec: ModelSpec) -> HFDict:
         "relative_attention": relative,
         "norm_rel_ebd": "layer_norm" if spec.relative_embedding_norm else "none",
         "conv_kernel_size": spec.encoder_conv_kernel or 0,
-        "conv_act": "gelu_new"
-        if spec.encoder_conv_activation == "gelu_tanh"
-        else (spec.encoder_conv_activation),
+        "conv_act": _hf_activation(spec.encoder_conv_activation),
     }
     if relative:
         bucketed = spec.relative_position_bucketed

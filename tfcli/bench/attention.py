@@ -180,7 +180,6 @@ def sdpa_attention(
         attn_mask = bias.to(q.dtype)  # (H, S_q, S_k) or broadcastable
         if mask is not None:
             attn_mask = attn_mask.masked_fill(~mask, float("-inf"))
-
     elif mask is not None and not causal:
         attn_mask = mask  # (S_q, S_k) bool
     with sdpa_kernel_context(kernel, q.device):

@@ -37,14 +37,6 @@ from tfcli.bench.positions import RotaryEmbedding
 from tfcli.spec import ModelSpec
 
 
-def padded_length(spec: ModelSpec, seq: int) -> int:
-    """LongformerModel's padded length: ``seq`` rounded up to a multiple of w
-    (``_pad_to_window_size``: ``padding_len = (w - seq % w) % w``)."""
-    from tfcli.flops import executed_length
-
-    return executed_length(spec, seq, "full")
-
-
 def longformer_bias(
     spec: ModelSpec, seq: int, padded: int, *, device: torch.device, dtype: torch.dtype
 ) -> Tensor:
@@ -79,13 +71,14 @@ def sparse_pattern(
     """(rows P, additive (P, P) bias) of a Longformer or BigBird encoder over ``seq`` tokens:
     what every layer's core runs on (``pad_to_window``, ``bigbird_inputs``); BigBird's
     fall-back to full attention is (seq, None)."""
-    from tfcli.flops import bigbird_falls_back, executed_length
+    from tfcli.bench.work import sparse_pattern_masks
+    from tfcli.flops import executed_length
 
-    padded = executed_length(spec, seq, "full")
+    if not sparse_pattern_masks(spec, seq):
+        return seq, None
+    padded = executed_length(spec, seq, "full")  # _pad_to_window_size / _pad_to_block_size
     if spec.sparse_attention == "longformer":
         return padded, longformer_bias(spec, seq, padded, device=device, dtype=dtype)
-    if spec.sparse_attention != "bigbird" or bigbird_falls_back(spec, seq):
-        return seq, None
     return padded, bigbird_bias(spec, seq, padded, device=device, dtype=dtype)
 
 

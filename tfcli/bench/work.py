@@ -142,10 +142,21 @@ def sparse_pattern_masks(spec: ModelSpec, seq: int) -> bool:
     return spec.sparse_attention == "longformer"
 
 
+def has_position_bias(spec: ModelSpec) -> bool:
+    """True when the core gets a per-head additive bias: ALiBi or T5's relative bias."""
+    return spec.position_type in ("alibi", "relative")
+
+
+def fills_position_bias(spec: ModelSpec, *, window: int | None, causal: bool) -> bool:
+    """True when the SDPA core copies its position bias to fill the masked pairs with -inf
+    (``attention.sdpa_attention``): a bias under a causal or window mask."""
+    return has_position_bias(spec) and (causal or window is not None)
+
+
 def explicit_mask(spec: ModelSpec, window: int | None) -> bool:
     """True when the core hands SDPA an explicit mask instead of ``is_causal``: a sliding
     window, or an ALiBi or relative-position bias."""
-    return window is not None or spec.position_type in ("alibi", "relative")
+    return window is not None or has_position_bias(spec)
 
 
 def executed_pairs(
@@ -193,10 +204,9 @@ def mask_bytes(
     if kernel == "naive":
         return 0
     width = DTYPE_BYTES[dtype]
-    masked = causal or window is not None
-    if spec.position_type in ("alibi", "relative"):
+    if has_position_bias(spec):
         copy = spec.num_heads * seq * seq * width
-        if masked:
+        if fills_position_bias(spec, window=window, causal=causal):
             return seq * seq + copy
         return copy if spec.position_type == "alibi" and dtype != "fp32" else 0
     if window is not None:
@@ -207,8 +217,7 @@ def mask_bytes(
 def mask_transient_bytes(spec: ModelSpec, seq: int, *, window: int | None, causal: bool) -> int:
     """What the core holds only while it fills a position bias with -inf: the inverted bool
     mask, S^2 bytes (``sdpa_attention``'s ``~mask``); 0 without a bias or a mask."""
-    biased = spec.position_type in ("alibi", "relative")
-    return seq * seq if biased and (causal or window is not None) else 0
+    return seq * seq if fills_position_bias(spec, window=window, causal=causal) else 0
 
 
 CPU_FLASH_PACK_MIN_SEQ = 64
@@ -356,10 +365,10 @@ def bias_read_bytes(
     """Bytes of a per-head position bias (ALiBi, T5's relative bias: H S^2 x bytes) an SDPA
     core reads: once by the kernel, once more by the -inf fill under a causal or window mask
     (``attention.sdpa_attention``); 0 without such a bias."""
-    if spec.position_type not in ("alibi", "relative"):
+    if not has_position_bias(spec):
         return 0
     once = spec.num_heads * seq * seq * DTYPE_BYTES[dtype]
-    return 2 * once if causal or window is not None else once
+    return 2 * once if fills_position_bias(spec, window=window, causal=causal) else once
 
 
 def predict_core_seconds(

@@ -145,11 +145,12 @@ def deberta_structure(r: Reader) -> None:
         if kernel % 2 == 0:
             raise r.fail("conv_kernel_size", kernel, "an even kernel is not supported")
         r.put("encoder_conv_kernel", kernel, "conv_kernel_size")
+        conv_acts = {"tanh": "tanh", **ACTIVATIONS}  # ConvLayer's ACT2FN, tanh by default
         conv_act = r.get("conv_act", "tanh", "str")
-        if conv_act != "tanh" and conv_act not in ACTIVATIONS:
-            known = ", ".join(sorted({"tanh", *ACTIVATIONS}))
+        if conv_act not in conv_acts:
+            known = ", ".join(sorted(conv_acts))
             raise r.fail("conv_act", conv_act, f"activation not supported ({known})")
-        r.put("encoder_conv_activation", ACTIVATIONS.get(conv_act, conv_act), "conv_act")
+        r.put("encoder_conv_activation", conv_acts[conv_act], "conv_act")
 
 
 def _pos_att_type(r: Reader) -> tuple[str, ...]:
